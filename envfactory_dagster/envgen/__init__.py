@@ -1,0 +1,1 @@
+"""EnvGen: normalized specs -> proposals -> environment specs -> code -> verified registry."""

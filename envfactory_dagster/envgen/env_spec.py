@@ -1,0 +1,97 @@
+"""The environment spec: state schema + tools + seed recipe, the input of code generation.
+
+Produced by `env_specs` (template inference from a normalized spec, or the LLM backend),
+consumed by code generation, seed data, verification and QueryGen. Stored as JSON in the
+`env_specs` rows (`spec_json`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FieldType = Literal["string", "integer", "number", "boolean", "array", "object"]
+ToolKind = Literal["read", "write"]
+ToolAction = Literal["get", "list", "search", "create", "update", "delete", "transition", "custom"]
+
+
+class FieldSpec(BaseModel):
+    """One column of an entity table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: FieldType
+    description: str = ""
+    required: bool = True
+    nullable: bool = False
+    format: str | None = None  # date, date-time, email, uri, ...
+    enum: list[Any] | None = None
+    ref_entity: str | None = None  # foreign key: name of the referenced entity
+    item_type: FieldType | None = None  # for arrays of scalars
+    minimum: float | None = None
+    maximum: float | None = None
+    pattern: str | None = None
+    max_length: int | None = None
+    seed_hint: str | None = None  # a Faker provider name or "words", "sentence", ...
+
+
+class EntitySpec(BaseModel):
+    """One table of the environment's state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # PascalCase singular, e.g. "Order"
+    collection: str  # state key, snake_case plural, e.g. "orders"
+    key_field: str = "id"
+    id_prefix: str = ""  # prefix of generated ids, e.g. "ord_"
+    description: str = ""
+    fields: list[FieldSpec]
+    status_field: str | None = None  # the enum field that state transitions move
+    role: Literal["primary", "context"] = "primary"  # context = referenced lookup, seeded, read by FK
+
+
+class StateTransition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    from_values: list[Any]  # allowed current values; empty = any
+    to_value: Any
+
+
+class ToolSpec(BaseModel):
+    """One tool: a method of the environment class."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # snake_case, unique within the environment
+    description: str
+    kind: ToolKind
+    action: ToolAction
+    entity: str | None = None  # EntitySpec.name the tool acts on
+    input_schema: dict[str, Any]  # JSON Schema, type object
+    output_schema: dict[str, Any]  # JSON Schema, type object with named properties
+    # input parameter -> entity field it binds to (key, filter, create/update value)
+    param_fields: dict[str, str] = Field(default_factory=dict)
+    preconditions: list[str] = Field(default_factory=list)  # human-readable, checked by code
+    effects: list[str] = Field(default_factory=list)  # human-readable, checked by verification
+    transition: StateTransition | None = None
+    source_operation_id: str | None = None
+
+
+class EnvSpec(BaseModel):
+    """A complete environment description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    class_name: str  # PascalCase, unique within the domain
+    title: str
+    description: str
+    domain: str
+    entities: list[EntitySpec]
+    tools: list[ToolSpec]
+    seed_rows: dict[str, int] = Field(default_factory=dict)  # collection -> rows to seed (5..50)
+    clock: str = "2026-01-15T09:00:00Z"  # the environment's "now", a state field, never the wall clock
+    resource_ids: list[str] = Field(default_factory=list)
+    proposal_id: str | None = None

@@ -1,0 +1,1 @@
+"""QueryGen: tool-dependency graph -> topology-aware chains -> executed multi-turn trajectories."""

@@ -1,0 +1,70 @@
+"""The trajectory: an executed, replayable multi-turn tool-use episode.
+
+Produced by `trajectories` (chain execution + template/LLM queries), rewritten by
+`refined_trajectories`, exported by `sft_dataset` / `rl_tasks`. Stored as JSON
+(`trajectory_json`) in the rows, with flat lineage columns beside it.
+
+Environments inside a trajectory are addressed by their registry id (`env_id`, the verified
+environment version); a chain may span up to 3 of them, each with its own state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ArgumentSource(BaseModel):
+    """Where the value of one gold argument comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["user", "output", "state"]
+    # kind="output": the earlier call (turn index, call index within the turn) and the JSON path
+    # into its output, e.g. "order.id" or "orders[0].id"
+    turn: int | None = None
+    call: int | None = None
+    path: str | None = None
+    # kind="state": the entity row the value was read from (collection, key, field)
+    collection: str | None = None
+    key: str | None = None
+    field: str | None = None
+
+
+class GoldCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    env_id: str
+    tool: str
+    arguments: dict[str, Any]
+    output: dict[str, Any]  # the tool's result, or {"error": {...}} (never kept in trajectories)
+    argument_sources: dict[str, ArgumentSource] = Field(default_factory=dict)
+    masked_arguments: list[str] = Field(default_factory=list)  # values that do not change the outcome
+    state_diff: dict[str, Any] = Field(default_factory=dict)  # collection -> {added, changed, removed}
+
+
+class Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    query: str  # first-person user message; never names a tool or parameter
+    calls: list[GoldCall]
+    answer: str = ""  # the assistant's closing message for the turn
+
+
+class Trajectory(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str  # content hash of (env ids, initial states, calls)
+    domain: str
+    chain_id: str
+    seed: int
+    env_ids: list[str]
+    initial_states: dict[str, dict[str, Any]]  # env_id -> state before turn 0
+    turns: list[Turn]
+    final_states: dict[str, dict[str, Any]]  # env_id -> state after the last turn
+    persona: str = ""
+    backend: Literal["template", "llm"] = "template"
+    model: str | None = None
+    prompt_version: str | None = None

@@ -1,0 +1,1 @@
+"""Runtime: the environment contract and the API to load and run verified environments."""
