@@ -1,0 +1,1 @@
+"""Dagster resources: thin wrappers around the core's settings, storage and gateways."""

@@ -1,0 +1,45 @@
+"""Great-expectations suites as Dagster asset checks, evaluated inside the asset's own step.
+
+Checks run in the step that materializes the partition (not as separate check steps), because
+checks on separate steps are per asset, not per partition, in Dagster; evaluating the suite on the
+frame just written keeps results per partition and lets blocking checks stop what follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import pandas as pd
+
+from envfactory_dagster.quality.expectations import Expectation, validate_frame
+
+SuiteFactory = Callable[[str], list[Expectation]]
+
+
+def check_specs(asset: str, suite: SuiteFactory, *, blocking: bool) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(name=e.check_name, asset=asset, description=e.description, blocking=blocking)
+        for e in suite("<domain>")
+    ]
+
+
+def check_results(
+    asset: str, suite: SuiteFactory, frame: pd.DataFrame, domain: str
+) -> Iterator[dg.AssetCheckResult]:
+    """Run the suite on `frame` and yield one result per check (errors reported as errors)."""
+    for outcome in validate_frame(frame, asset, suite(domain)):
+        metadata = {
+            key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+            for key, value in outcome.detail.items()
+            if value is not None
+        }
+        if outcome.errored:
+            metadata["error"] = "the expectation itself failed to evaluate"
+        yield dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=outcome.check_name,
+            passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata=metadata,
+        )

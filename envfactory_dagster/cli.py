@@ -1,0 +1,136 @@
+"""`envfactory`: materialize the pipeline in-process and tell where its data lives.
+
+    envfactory materialize [--domain D]... [--select ASSET_SELECTION] [--resources-dir DIR] [--workers N]
+    envfactory where
+
+A thin layer over Dagster: it builds the same definitions as the code location (the same
+resource config), runs each domain partition with `materialize()` against the Dagster instance
+in `$ENVFACTORY_HOME/dagster` (so runs also show in `dagster dev` pointed at it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from envfactory_dagster.settings import (
+    DEFAULT_HOME,
+    HOME_ENV_VAR,
+    catalog_path,
+    envfactory_home,
+    resources_dir,
+)
+
+DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+
+
+def dagster_home(home: str) -> Path:
+    """The Dagster instance directory beside the data (local even for an object-store home)."""
+    base = Path(home) if "://" not in home else Path(DEFAULT_HOME).expanduser()
+    path = base / "dagster"
+    path.mkdir(parents=True, exist_ok=True)
+    config = path / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return path
+
+
+def materialize_partition(
+    resources_directory: str, home: str, domain: str, select: str | None, log_level: str = "WARNING"
+) -> tuple[str, bool, float]:
+    """Run every selected asset (with its checks) for one domain partition; returns (domain, ok, seconds)."""
+    import dagster as dg
+
+    from envfactory_dagster.definitions import build_definitions
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home(home))
+    started = time.perf_counter()
+    defs = build_definitions(Path(resources_directory), home)
+    assets = list(defs.assets or [])
+    result = dg.materialize(
+        assets,
+        selection=select,
+        partition_key=domain,
+        instance=dg.DagsterInstance.get(),
+        resources=defs.resources,
+        raise_on_error=False,
+        tags={"envfactory/trigger": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+    )
+    return domain, result.success, time.perf_counter() - started
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    from envfactory_dagster.ingest.authentic_resources import list_domains
+
+    directory = Path(args.resources_dir).expanduser().resolve() if args.resources_dir else resources_dir()
+    if not directory.is_dir():
+        print(f"error: resource directory {directory} does not exist", file=sys.stderr)
+        return 2
+    available = list_domains(directory)
+    domains = args.domain or available
+    unknown = sorted(set(domains) - set(available))
+    if unknown:
+        print(
+            f"error: no domain folder {', '.join(unknown)} in {directory} (have: {', '.join(available)})",
+            file=sys.stderr,
+        )
+        return 2
+    home = envfactory_home()
+    print(f"materializing {len(domains)} domain(s) from {directory} into {home}", flush=True)
+    workers = max(1, min(args.workers, len(domains)))
+    jobs = [(str(directory), home, domain, args.select, args.log_level) for domain in domains]
+    if workers == 1:
+        outcomes = [materialize_partition(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            outcomes = list(pool.map(materialize_partition, *zip(*jobs, strict=True)))
+    failed = [domain for domain, ok, _ in outcomes if not ok]
+    for domain, ok, seconds in outcomes:
+        print(f"  {domain:<12} {'ok' if ok else 'FAILED'}  {seconds:6.1f} s")
+    print(f"DuckDB catalog: {catalog_path(home)}")
+    if failed:
+        print(
+            f"error: partitions failed: {', '.join(failed)} (see the run logs in `dagster dev`)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _where(_: argparse.Namespace) -> int:
+    home = envfactory_home()
+    print(f"data directory: {home}  (${HOME_ENV_VAR}, default {DEFAULT_HOME})")
+    print(f"DuckDB catalog: {catalog_path(home)}")
+    print(f"resource catalog: {resources_dir()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="envfactory", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("materialize", help="materialize assets for domain partitions, in-process")
+    run.add_argument("--domain", action="append", help="a domain partition (repeatable; default: all)")
+    run.add_argument(
+        "--select", help="a Dagster asset selection, e.g. 'authentic_resources' or 'tag:...' (default: all)"
+    )
+    run.add_argument("--resources-dir", help="resource catalog: one sub-folder per domain (default: bundled)")
+    run.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="partitions run in parallel processes"
+    )
+    run.add_argument(
+        "--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)"
+    )
+    run.set_defaults(handler=_materialize)
+    where = commands.add_parser("where", help="print the data directory and the DuckDB catalog path")
+    where.set_defaults(handler=_where)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The one assembly point of the code location: assets, checks, resources, jobs, schedule, sensor.
+
+`workspace.yaml` loads `defs` from here; the CLI calls `build_definitions` with its own options.
+Domain partitions are the sub-folders of the resource catalog when the code location loads
+(reload the code location in the UI after adding a domain folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from assets.automation import build_daily_schedule, build_resource_file_sensor
+from assets.ingest import build_ingest_assets
+from envfactory_dagster.ingest.authentic_resources import list_domains
+from envfactory_dagster.settings import catalog_path, envfactory_home, resources_dir
+from resources.settings import EnvFactorySettings
+from resources.storage import ParquetPartitionIOManager
+
+ALL_ASSETS_JOB = "envfactory_all"
+
+
+def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [*build_ingest_assets(partitions)]
+
+
+def build_definitions(resources_directory: Path | None = None, home: str | None = None) -> dg.Definitions:
+    resources_directory = resources_directory or resources_dir()
+    home = home or envfactory_home()
+    partitions = dg.StaticPartitionsDefinition(list_domains(resources_directory))
+    all_assets = build_assets(partitions)
+    job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions)
+    return dg.Definitions(
+        assets=all_assets,
+        jobs=[job],
+        schedules=[build_daily_schedule(job, partitions)],
+        sensors=[build_resource_file_sensor(job, resources_directory)],
+        resources={
+            "settings": EnvFactorySettings(home=home, resources_dir=str(resources_directory)),
+            "io_manager": ParquetPartitionIOManager(home=home, catalog_path=catalog_path(home)),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,407 @@
+"""Environment module source from an EnvSpec (template backend of `env_code`).
+
+`generate_module(spec)` writes readable Python in the shape of `tests/fakes/example_env.py`:
+Pydantic entity models (extra="forbid", Literal enums, Field constraints), a `State` model (one
+`dict[str, Entity]` per collection + counters/now/seed), row-schema constants, one
+`Environment` subclass with one `@tool` method per ToolSpec, and `ENVIRONMENT_CLASS`.
+
+Tool bodies follow the action (see spec_inference): dict lookups for get/update/delete/
+transition, one scan of the table for list/search/custom reads, `next_id` for new rows. Rows are
+never mutated in place (`self.put(coll, key, {**row, ...})`); refused calls raise `ToolError`
+(`not_found`, `conflict` for a duplicate key or a delete still referenced, `invalid_state` for a
+transition from a wrong status). Locals in tool bodies start with `_` so they never shadow a
+parameter. Same spec -> byte-identical source.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import random
+from typing import Any
+
+from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
+from envfactory_dagster.envgen.naming import snake_case
+from envfactory_dagster.envgen.seed_data import sample_pattern
+from envfactory_dagster.envgen.spec_inference import property_schema
+
+INDENT = "    "
+RESERVED_CLASS_NAMES = frozenset({"State", "Environment", "ToolError", "BaseModel", "ConfigDict", "Field", "Any", "Literal", "tool"})
+_PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}
+INITIAL_STATUSES = ("pending", "draft", "new", "open", "active", "created", "scheduled", "requested", "submitted", "todo", "needs_action", "needsaction")
+TIMESTAMP_NAMES = ("created_at", "created", "date_created", "creation_date", "created_on", "requested_at")
+UPDATED_NAMES = ("updated_at", "updated", "date_updated", "modified_at", "last_modified", "modified")
+
+
+class _Ref(str):
+    """A name emitted verbatim inside a literal (a row-schema constant)."""
+
+
+def py_literal(value: Any, indent: int = 0, width: int = 100) -> str:
+    """Python source for a JSON-able value, one item per line when it does not fit."""
+    if isinstance(value, _Ref):
+        return str(value)
+    flat = _flat_literal(value)
+    if len(flat) + indent * 4 <= width or not isinstance(value, dict | list) or not value:
+        return flat
+    pad, inner = INDENT * indent, INDENT * (indent + 1)
+    if isinstance(value, dict):
+        items = [f"{inner}{k!r}: {py_literal(v, indent + 1, width)}," for k, v in value.items()]
+        return "{\n" + "\n".join(items) + f"\n{pad}}}"
+    items = [f"{inner}{py_literal(v, indent + 1, width)}," for v in value]
+    return "[\n" + "\n".join(items) + f"\n{pad}]"
+
+
+def _flat_literal(value: Any) -> str:
+    if isinstance(value, _Ref):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_flat_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flat_literal(v) for v in value) + "]"
+    return repr(value)
+
+
+def _text(value: str) -> str:
+    return repr(" ".join(value.split()))
+
+
+def model_names(spec: EnvSpec) -> dict[str, str]:
+    """Entity name -> model class name, clear of the module's other names."""
+    taken = RESERVED_CLASS_NAMES | {spec.class_name}
+    return {e.name: f"{e.name}Record" if e.name in taken else e.name for e in spec.entities}
+
+
+def _annotation(f: FieldSpec) -> str:
+    if f.enum:
+        base = "Literal[" + ", ".join(repr(v) for v in f.enum) + "]"
+    elif f.type == "array":
+        base = f"list[{_PY_TYPES.get(f.item_type or '', 'Any') if f.item_type != 'object' else 'dict[str, Any]'}]"
+    else:
+        base = _PY_TYPES[f.type]
+    return f"{base} | None" if f.nullable else base
+
+
+def _field_line(f: FieldSpec) -> str:
+    constraints = []
+    if f.minimum is not None and not f.enum:
+        constraints.append(f"ge={f.minimum!r}")
+    if f.maximum is not None and not f.enum:
+        constraints.append(f"le={f.maximum!r}")
+    if f.max_length is not None:
+        constraints.append(f"max_length={f.max_length!r}")
+    if f.pattern is not None:
+        constraints.append(f"pattern={f.pattern!r}")
+    annotation = _annotation(f)
+    if constraints:
+        default = "default=None, " if f.nullable else ""
+        return f"{f.name}: {annotation} = Field({default}{', '.join(constraints)})"
+    return f"{f.name}: {annotation} = None" if f.nullable else f"{f.name}: {annotation}"
+
+
+def _schema_constant(entity: EntitySpec) -> str:
+    return f"{snake_case(entity.name).upper()}_SCHEMA"
+
+
+def _render_models(spec: EnvSpec, names: dict[str, str]) -> list[str]:
+    lines: list[str] = []
+    for e in spec.entities:
+        lines += ["", "", f"class {names[e.name]}(BaseModel):"]
+        if e.description:
+            lines.append(f'{INDENT}"""{_docstring(e.description)}"""')
+            lines.append("")
+        lines.append(f'{INDENT}model_config = ConfigDict(extra="forbid")')
+        lines += [f"{INDENT}{_field_line(f)}" for f in e.fields]
+    lines += ["", "", "class State(BaseModel):", f'{INDENT}model_config = ConfigDict(extra="forbid")']
+    for e in spec.entities:
+        lines.append(f"{INDENT}{e.collection}: dict[str, {names[e.name]}] = Field(default_factory=dict)")
+    lines += [
+        f"{INDENT}counters: dict[str, int] = Field(default_factory=dict)",
+        f"{INDENT}now: str = {spec.clock!r}",
+        f"{INDENT}seed: int = 0",
+    ]
+    for e in spec.entities:
+        schema = {
+            "type": "object",
+            "properties": {f.name: property_schema(f) for f in e.fields},
+            "required": [f.name for f in e.fields],
+            "additionalProperties": False,
+        }
+        lines += ["", f"{_schema_constant(e)} = {py_literal(schema)}"]
+    return lines
+
+
+def _docstring(text: str) -> str:
+    """Text safe inside a triple-quoted docstring: one line, no quotes or backslashes."""
+    return " ".join(text.replace("\\", "/").replace('"', "'").split())
+
+
+def _output_literal(tool: ToolSpec, entity: EntitySpec | None) -> str:
+    schema = dict(tool.output_schema)
+    if entity is not None:
+        ref = _Ref(_schema_constant(entity))
+        props = {}
+        for key, sub in schema.get("properties", {}).items():
+            if sub.get("type") == "array" and sub.get("items", {}).get("properties") is not None:
+                props[key] = {**sub, "items": ref}
+            elif sub.get("properties") is not None:
+                props[key] = ref
+            else:
+                props[key] = sub
+        schema["properties"] = props
+    return py_literal(schema, 2)
+
+
+def _param_annotation(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "array":
+        return "list[Any]"
+    return _PY_TYPES.get(kind or "", "Any")
+
+
+def _signature(tool: ToolSpec) -> str:
+    props = tool.input_schema.get("properties", {})
+    required = set(tool.input_schema.get("required", []))
+    parts = ["self"]
+    parts += [f"{p}: {_param_annotation(props[p])}" for p in props if p in required]
+    parts += [f"{p}: {_param_annotation(props[p])} | None = None" for p in props if p not in required]
+    return ", ".join(parts)
+
+
+class _Body:
+    """Lines of one tool method body."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str, depth: int = 0) -> None:
+        self.lines.append(f"{INDENT * (2 + depth)}{line}")
+
+
+def _value_expr(param: str, f: FieldSpec) -> str:
+    """The stored value of a bound parameter (numbers as float; containers copied)."""
+    if f.type == "number":
+        return f"float({param})"
+    if f.type == "array":
+        return f"list({param})"
+    if f.type == "object":
+        return f"dict({param})"
+    return param
+
+
+def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
+    """What a new row holds in a field no argument sets."""
+    if f.enum:
+        if f.nullable:
+            return "None"
+        initial = next((v for v in f.enum if str(v).lower() in INITIAL_STATUSES), f.enum[0])
+        return repr(initial)
+    if f.type == "string" and (f.format == "date-time" or f.name in TIMESTAMP_NAMES + UPDATED_NAMES):
+        return 'self.state["now"]'
+    if f.type == "string" and f.format == "date":
+        return 'self.state["now"][:10]'
+    if f.nullable:
+        return "None"
+    if f.type == "string":
+        return repr(sample_pattern(f.pattern, random.Random(0))) if f.pattern else "''"
+    if f.type in ("integer", "number"):
+        value = 0
+        if f.minimum is not None and value < f.minimum:
+            value = f.minimum
+        if f.maximum is not None and value > f.maximum:
+            value = f.maximum
+        if f.type == "integer":
+            return repr(int(math.ceil(value)))
+        return repr(float(value))
+    return {"boolean": "False", "array": "[]", "object": "{}"}[f.type]
+
+
+def _fk_check(body: _Body, param: str, f: FieldSpec, entities: dict[str, EntitySpec], depth: int, optional: bool) -> None:
+    target = entities.get(f.ref_entity or "")
+    if target is None:
+        return
+    if optional:
+        body.add(f"if {param} is not None:", depth)
+        depth += 1
+    body.add(f'self.require("{target.collection}", {param}, "{target.name}")', depth)
+
+
+def _row_filter(tool: ToolSpec, entity: EntitySpec, required: set[str]) -> list[str]:
+    fields = {f.name: f for f in entity.fields}
+    conditions = []
+    for param, fname in tool.param_fields.items():
+        if fname not in fields:
+            continue
+        if param in required:
+            conditions.append(f'_r["{fname}"] == {param}')
+        else:
+            conditions.append(f'({param} is None or _r["{fname}"] == {param})')
+    query = next((p for p, f in tool.param_fields.items() if f == "$query"), None)
+    if query is not None:
+        text_fields = [f.name for f in entity.fields if f.type == "string" and not f.enum and not f.ref_entity][:6]
+        if text_fields:
+            match = " or ".join(f'_needle in (_r["{n}"] or "").lower()' for n in text_fields)
+            conditions.append(match if query in required else f"(_needle is None or {match})")
+    return conditions
+
+
+def _render_read_rows(body: _Body, tool: ToolSpec, entity: EntitySpec, entities: dict[str, EntitySpec]) -> None:
+    required = set(tool.input_schema.get("required", []))
+    fields = {f.name: f for f in entity.fields}
+    for param, fname in tool.param_fields.items():
+        f = fields.get(fname)
+        if f is not None and f.ref_entity and param in required:
+            _fk_check(body, param, f, entities, 0, optional=False)
+    query = next((p for p, f in tool.param_fields.items() if f == "$query"), None)
+    if query is not None:
+        body.add(f"_needle = {query}.lower()" if query in required else f"_needle = None if {query} is None else {query}.lower()")
+    conditions = _row_filter(tool, entity, required)
+    source = f'self.table("{entity.collection}").values()'
+    if conditions:
+        body.add("_rows = [")
+        body.add("dict(_r)", 1)
+        body.add(f"for _r in {source}", 1)
+        body.add(f"if {conditions[0]}", 1)
+        for cond in conditions[1:]:
+            body.add(f"and {cond}", 1)
+        body.add("]")
+    else:
+        body.add(f"_rows = [dict(_r) for _r in {source}]")
+    limit = next((p for p, f in tool.param_fields.items() if f == "$limit"), None)
+    rows = "_rows" if limit is None else f"_rows if {limit} is None else _rows[:{limit}]"
+    body.add(f'return {{"{entity.collection}": {rows}}}')
+
+
+def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], referencing: dict[str, list[tuple[str, str, str]]]) -> list[str]:
+    entity = entities[tool.entity] if tool.entity else None
+    if entity is None:
+        raise ValueError(f"tool {tool.name}: no entity")
+    decorator = [
+        f"{INDENT}@tool(",
+        f'{INDENT * 2}kind="{tool.kind}",',
+        f"{INDENT * 2}description={_text(tool.description)},",
+        f"{INDENT * 2}input_schema={py_literal(tool.input_schema, 2)},",
+        f"{INDENT * 2}output_schema={_output_literal(tool, entity)},",
+        f"{INDENT})",
+        f"{INDENT}def {tool.name}({_signature(tool)}) -> dict[str, Any]:",
+    ]
+    body = _Body()
+    fields = {f.name: f for f in entity.fields}
+    required = set(tool.input_schema.get("required", []))
+    key_param = next((p for p, f in tool.param_fields.items() if f == entity.key_field and p in required), None)
+    snake = snake_case(entity.name)
+    coll = entity.collection
+    action = tool.action
+    if action in ("get", "update", "delete", "transition") and key_param is None:
+        raise ValueError(f"tool {tool.name}: {action} needs a key parameter bound to {entity.key_field}")
+
+    if action == "get":
+        body.add(f'return {{"{snake}": dict(self.require("{coll}", {key_param}, "{entity.name}"))}}')
+    elif action in ("list", "search") or action == "custom" and tool.kind == "read":
+        _render_read_rows(body, tool, entity, entities)
+    elif action == "create" or action == "custom":
+        bound = {fname: param for param, fname in tool.param_fields.items() if fname in fields}
+        for fname, param in bound.items():
+            if fname != entity.key_field:
+                _fk_check(body, param, fields[fname], entities, 0, optional=param not in required)
+        if entity.key_field in bound:
+            key_arg = bound[entity.key_field]
+            body.add(f'if {key_arg} in self.table("{coll}"):')
+            body.add(f'raise ToolError("conflict", f"{entity.name} {{{key_arg}!r}} already exists")', 1)
+            body.add(f"_key = {key_arg}")
+        else:
+            body.add(f'_key = self.next_id("{coll}", "{entity.id_prefix}")')
+        body.add("_row = {")
+        for f in entity.fields:
+            if f.name == entity.key_field:
+                value = "_key"
+            elif f.name in bound:
+                param = bound[f.name]
+                value = _value_expr(param, f)
+                if param not in required and (value != param or not f.nullable):
+                    default = "None" if f.nullable else _default_expr(f, entity)
+                    value = f"{default} if {param} is None else {value}"
+            else:
+                value = _default_expr(f, entity)
+            body.add(f'"{f.name}": {value},', 1)
+        body.add("}")
+        out_key = "request" if action == "custom" else snake
+        body.add(f'return {{"{out_key}": self.put("{coll}", _key, _row)}}')
+    elif action in ("update", "transition"):
+        body.add(f'_row = self.require("{coll}", {key_param}, "{entity.name}")')
+        transition = tool.transition
+        if transition is not None and transition.from_values:
+            allowed = tuple(transition.from_values)
+            listed = " or ".join(str(v) for v in allowed)
+            body.add(f'if _row["{transition.field}"] not in {allowed!r}:')
+            message = f'f"{entity.name} {{{key_param}!r}} is {{_row[{transition.field!r}]}}, not {listed}"'
+            body.add(f'raise ToolError("invalid_state", {message})', 1)
+        changes = {transition.field: repr(transition.to_value)} if transition is not None else {}
+        body.add(f"_changes: dict[str, Any] = {{{', '.join(f'{k!r}: {v}' for k, v in changes.items())}}}")
+        for param, fname in tool.param_fields.items():
+            if fname not in fields or param == key_param or fname in changes:
+                continue
+            body.add(f"if {param} is not None:")
+            _fk_check(body, param, fields[fname], entities, 1, optional=False)
+            body.add(f'_changes["{fname}"] = {_value_expr(param, fields[fname])}', 1)
+        stamp = next((f.name for f in entity.fields if f.name in UPDATED_NAMES and f.type == "string" and not f.enum), None)
+        if stamp is not None:
+            body.add(f'_changes["{stamp}"] = self.state["now"]')
+        body.add(f'return {{"{snake}": self.put("{coll}", {key_param}, {{**_row, **_changes}})}}')
+    elif action == "delete":
+        body.add(f'self.require("{coll}", {key_param}, "{entity.name}")')
+        for child_coll, child_field, child_name in referencing.get(entity.name, []):
+            body.add(f'if any(_r["{child_field}"] == {key_param} for _r in self.table("{child_coll}").values()):')
+            body.add(f'raise ToolError("conflict", f"{entity.name} {{{key_param}!r}} is still referenced by a {child_name}")', 1)
+        body.add(f'del self.table("{coll}")[{key_param}]')
+        body.add(f'return {{"deleted": True, "id": {key_param}}}')
+    else:
+        raise ValueError(f"tool {tool.name}: unsupported action {action}")
+    return decorator + body.lines
+
+
+def generate_module(spec: EnvSpec) -> str:
+    """Readable, deterministic Python source of the environment module for `spec`."""
+    if not spec.class_name.isidentifier() or keyword.iskeyword(spec.class_name):
+        raise ValueError(f"environment class name {spec.class_name!r} is not a Python identifier")
+    names = model_names(spec)
+    entities = {e.name: e for e in spec.entities}
+    referencing: dict[str, list[tuple[str, str, str]]] = {}
+    for e in spec.entities:
+        for f in e.fields:
+            if f.ref_entity in entities and f.name != e.key_field:
+                referencing.setdefault(f.ref_entity, []).append((e.collection, f.name, e.name))  # type: ignore[arg-type]
+    tool_names = [t.name for t in spec.tools]
+    if len(tool_names) != len(set(tool_names)):
+        raise ValueError(f"environment {spec.class_name}: tool names are not unique")
+    header = [
+        f'"""{_docstring(spec.title)}: a generated environment (template backend).',
+        "",
+        f"{_docstring(spec.description)}",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from typing import Any, Literal",
+        "",
+        "from pydantic import BaseModel, ConfigDict, Field",
+        "",
+        "from envfactory_dagster.runtime.contract import Environment, ToolError, tool",
+    ]
+    lines = header + _render_models(spec, names)
+    lines += [
+        "",
+        "",
+        f"class {spec.class_name}(Environment):",
+        f'{INDENT}"""{_docstring(spec.description) or spec.class_name}"""',
+        "",
+        f"{INDENT}STATE_MODEL = State",
+        f"{INDENT}__slots__ = ()",
+    ]
+    for t in spec.tools:
+        lines.append("")
+        lines += _render_tool(t, entities, referencing)
+    lines += ["", "", f"ENVIRONMENT_CLASS = {spec.class_name}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""`env_verification`: verify environment modules by executing them in the sandbox (DESIGN §4).
+
+"Verified" means executed, not judged: the static screen admits the code (code_screen.py), then a
+sandboxed child (sandbox.py) imports it and runs the checks of verification_checks.py with tests
+generated from the spec and seed state (test_generation.py). The verdict is a `VerificationReport`
+whose failures are ranked (screen and import first, then schemas, state, tests, determinism), so a
+reviser fixes the most fundamental problem first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from envfactory_dagster.envgen.code_screen import screen_source
+from envfactory_dagster.envgen.env_spec import EnvSpec
+from envfactory_dagster.envgen.sandbox import SandboxLimits, SandboxOutcome, network_isolation_prefix, run_sandboxed
+from envfactory_dagster.envgen.test_generation import generate_tool_tests
+from envfactory_dagster.lineage import sha256_hex
+
+CHECKS_ENTRY = "envfactory_dagster.envgen.verification_checks:run_verification_checks"
+MIN_TESTS_PER_TOOL = 3
+
+# Rank of each check: the most fundamental failure comes first in `failures`.
+CHECK_ORDER = (
+    "static_screen",
+    "test_generation",
+    "sandbox",
+    "import",
+    "class_and_state",
+    "tool_schemas",
+    "seed_state",
+    "roundtrip",
+    "tool_tests",
+    "output_schemas",
+    "state_effects",
+    "read_only",
+    "atomic_refusals",
+    "copy_on_write",
+    "determinism",
+)
+
+
+class CheckResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class TestResult(BaseModel):
+    """One generated test as executed: what was called and what happened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str
+    category: str
+    label: str
+    passed: bool
+    detail: str = ""
+    arguments: Any = None
+    outcome: dict[str, Any] = Field(default_factory=dict)
+
+
+class VerificationReport(BaseModel):
+    """The executed verdict on one environment version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    passed: bool
+    class_name: str
+    code_sha256: str
+    checks: list[CheckResult]
+    failures: list[str]  # ranked: screen/import/schema problems first
+    tests: list[TestResult] = Field(default_factory=list)
+    tests_run: int = 0
+    tests_passed: int = 0
+    tests_per_tool: dict[str, int] = Field(default_factory=dict)
+    roundtrip_ok: bool = False
+    determinism_ok: bool = False
+    replay_digest: str | None = None  # sha256 of the replayed outputs + final state
+    latency_p50_us: float | None = None
+    latency_p95_us: float | None = None
+    sandbox_status: str = "not_run"
+    network_isolated: bool = False
+    duration_s: float = 0.0
+
+    def feedback(self, max_failures: int = 20) -> dict[str, Any]:
+        """The part a reviser needs: ranked failures and the failing tests with their arguments."""
+        return {
+            "passed": self.passed,
+            "failures": self.failures[:max_failures],
+            "failing_tests": [t.model_dump(mode="json") for t in self.tests if not t.passed][:max_failures],
+            "tests_run": self.tests_run,
+            "tests_passed": self.tests_passed,
+        }
+
+
+def _ranked_failures(checks: list[CheckResult], problems: dict[str, list[str]]) -> list[str]:
+    rank = {name: index for index, name in enumerate(CHECK_ORDER)}
+    failed = sorted((c for c in checks if not c.passed), key=lambda c: rank.get(c.name, len(rank)))
+    return [f"{c.name}: {problem}" for c in failed for problem in (problems.get(c.name) or [c.detail])]
+
+
+def _report(spec: EnvSpec, code_sha256: str, checks: list[CheckResult], problems: dict[str, list[str]],
+            extra: dict[str, Any], started: float) -> VerificationReport:
+    tests_per_tool = extra.get("tests_per_tool") or {}
+    passed = (
+        bool(checks)
+        and all(c.passed for c in checks)
+        and all(tests_per_tool.get(t.name, 0) >= MIN_TESTS_PER_TOOL for t in spec.tools)
+    )
+    return VerificationReport(
+        passed=passed, class_name=spec.class_name, code_sha256=code_sha256, checks=checks,
+        failures=_ranked_failures(checks, problems), duration_s=round(time.perf_counter() - started, 4),
+        **extra,
+    )
+
+
+def _from_outcome(spec: EnvSpec, code_sha256: str, outcome: SandboxOutcome, started: float) -> VerificationReport:
+    extra: dict[str, Any] = {"sandbox_status": outcome.status, "network_isolated": bool(network_isolation_prefix())}
+    if outcome.status != "ok" or outcome.result is None:
+        detail = f"the sandboxed run ended with {outcome.status}: {outcome.detail}"
+        checks = [CheckResult(name="sandbox", passed=False, detail=detail)]
+        return _report(spec, code_sha256, checks, {"sandbox": [detail]}, extra, started)
+    result = dict(outcome.result)
+    rows = result.pop("checks")
+    problems = {row["name"]: row.get("problems") or [] for row in rows}
+    checks = [CheckResult(name=row["name"], passed=row["passed"], detail=row["detail"]) for row in rows]
+    extra.update(result)
+    return _report(spec, code_sha256, checks, problems, extra, started)
+
+
+def verify_batch(
+    items: list[tuple[EnvSpec, str, dict[str, Any]]],
+    *,
+    limits: SandboxLimits | None = None,
+    static_screen: bool = True,
+) -> list[VerificationReport]:
+    """Verify `(spec, source, seed_state)` items in one sandbox worker; one report per item, in order.
+
+    A module refused by the screen, killed by a limit or crashing its worker gets a failed report;
+    the rest of the batch goes on. `static_screen=False` skips the AST screen (for testing the
+    runtime layer alone; never in the pipeline).
+    """
+    limits = limits or SandboxLimits()
+    reports: list[VerificationReport | None] = [None] * len(items)
+    started_at: dict[int, float] = {}
+    payloads: list[dict[str, Any]] = []
+    positions: list[int] = []
+    for index, (spec, source, seed_state) in enumerate(items):
+        started_at[index] = time.perf_counter()
+        code_sha256 = sha256_hex(source)
+        refusals = screen_source(source) if static_screen else []
+        if refusals:
+            checks = [CheckResult(name="static_screen", passed=False, detail="; ".join(refusals))]
+            reports[index] = _report(spec, code_sha256, checks, {"static_screen": refusals},
+                                     {"sandbox_status": "refused"}, started_at[index])
+            continue
+        try:
+            tests = generate_tool_tests(spec, seed_state)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            reason = f"cannot generate tests from the spec and seed state: {type(exc).__name__}: {exc}"
+            checks = [CheckResult(name="test_generation", passed=False, detail=reason)]
+            reports[index] = _report(spec, code_sha256, checks, {"test_generation": [reason]}, {},
+                                     started_at[index])
+            continue
+        payloads.append({
+            "spec": spec.model_dump(mode="json"), "source": source, "code_sha256": code_sha256,
+            "seed_state": seed_state, "tests": [t.model_dump(mode="json") for t in tests],
+        })
+        positions.append(index)
+    if payloads:
+        sandbox_started = time.perf_counter()
+        outcomes = run_sandboxed(CHECKS_ENTRY, payloads, limits)
+        # jobs run one after another: charge each its own sandbox time plus its share of worker start-up
+        startup_share = (time.perf_counter() - sandbox_started - sum(o.seconds for o in outcomes)) / len(outcomes)
+        for index, payload, outcome in zip(positions, payloads, outcomes, strict=True):
+            report = _from_outcome(items[index][0], payload["code_sha256"], outcome, started_at[index])
+            report.duration_s = round(outcome.seconds + max(startup_share, 0.0), 4)
+            reports[index] = report
+    return [r for r in reports if r is not None]
+
+
+def verify_environment(
+    spec: EnvSpec,
+    source: str,
+    seed_state: dict[str, Any],
+    *,
+    limits: SandboxLimits | None = None,
+) -> VerificationReport:
+    """Verify one environment module against its spec and seed state (see `verify_batch`)."""
+    return verify_batch([(spec, source, seed_state)], limits=limits)[0]

@@ -1,0 +1,330 @@
+"""Every prompt of the pipeline, as versioned templates in one module.
+
+A template has `$name` placeholders (string.Template, so JSON braces need no escaping); values
+that are not strings are rendered as indented JSON. Bump `version` whenever the wording changes:
+the version is part of the response-cache key and is recorded on every row the answer influenced.
+Structured prompts do not spell out their JSON shape: the gateway appends the JSON Schema of the
+stage's Pydantic output model, so the schema has one source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from string import Template
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    version: str
+    system: str
+    user: str
+    roles: tuple[str, ...]  # roles allowed to run this prompt
+
+    def placeholders(self) -> set[str]:
+        names: set[str] = set()
+        for text in (self.system, self.user):
+            for match in Template.pattern.finditer(text):
+                name = match.group("named") or match.group("braced")
+                if name:
+                    names.add(name)
+        return names
+
+    def render(self, variables: dict[str, Any]) -> list[dict[str, str]]:
+        """Chat messages (system, user) with the variables filled in; a missing one is a ValueError."""
+        missing = sorted(self.placeholders() - set(variables))
+        if missing:
+            raise ValueError(f"prompt {self.name!r} v{self.version}: missing variables {missing}")
+        values = {key: render_value(value) for key, value in variables.items()}
+        return [
+            {"role": "system", "content": Template(self.system).substitute(values)},
+            {"role": "user", "content": Template(self.user).substitute(values)},
+        ]
+
+
+def render_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+_FENCED_BLOCK = re.compile(r"```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)\n```", re.DOTALL)
+
+
+def extract_code_block(text: str) -> str:
+    """The body of the first fenced code block, or the whole text stripped when there is none."""
+    match = _FENCED_BLOCK.search(text)
+    return (match.group(1) if match else text).strip() + "\n"
+
+
+# The environment contract, condensed for code generation and revision (runtime/contract.py).
+_ENV_CONTRACT = """\
+The module must follow this contract exactly:
+- `from envfactory_dagster.runtime.contract import Environment, ToolError, tool` and pydantic; no other
+  imports except the standard library modules typing, re, math, copy, and decimal.
+- One Pydantic model per entity (`model_config = ConfigDict(extra="forbid")`, constraints with
+  `Field(ge=..., pattern=...)`, enums with `Literal[...]`), and one `State` model: one
+  `dict[str, Entity]` field per collection (keyed by the entity key), `counters: dict[str, int]`,
+  `now: str` (the environment's clock, default = the spec's `clock`) and `seed: int = 0`.
+- One class `<class_name>(Environment)` with `STATE_MODEL = State` and `__slots__ = ()`, and one public
+  method per tool, decorated with
+  `@tool(kind="read"|"write", description=..., input_schema=..., output_schema=...)` using the
+  spec's schemas verbatim; the method's keyword parameters are the input schema's properties
+  (optional ones default to None). Every tool returns a dict whose keys are the output schema's
+  properties.
+- Read rows with `self.table(collection)` / `self.require(collection, key, "Entity")`; write with
+  `self.put(collection, key, {**row, "field": value})` — never mutate a row in place; new ids come
+  from `self.next_id(collection, id_prefix)`; "now" is `self.state["now"]`.
+- A refused call (missing entity, failed precondition, invalid transition, insufficient balance)
+  raises `ToolError(code, message)` with a message naming the entity and value. Never return an
+  error dict, never raise any other exception on purpose.
+- No clock, no randomness (except derived from `self.state["seed"]`), no I/O, no network, no globals
+  that change, no print.
+- End the module with `ENVIRONMENT_CLASS = <class_name>`.
+
+A minimal example of the shape:
+
+```python
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from envfactory_dagster.runtime.contract import Environment, ToolError, tool
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    total: float = Field(ge=0)
+    status: Literal["pending", "paid", "cancelled"]
+
+
+class State(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    orders: dict[str, Order] = Field(default_factory=dict)
+    counters: dict[str, int] = Field(default_factory=dict)
+    now: str = "2026-01-15T09:00:00Z"
+    seed: int = 0
+
+
+ORDER_SCHEMA = {"type": "object", "properties": {"id": {"type": "string"}, "total": {"type": "number"},
+                "status": {"type": "string"}}, "required": ["id", "total", "status"]}
+
+
+class Orders(Environment):
+    \"\"\"Place and cancel orders.\"\"\"
+
+    STATE_MODEL = State
+    __slots__ = ()
+
+    @tool(
+        kind="write",
+        description="Cancel an order that is still pending.",
+        input_schema={"type": "object", "properties": {"order_id": {"type": "string"}},
+                      "required": ["order_id"], "additionalProperties": False},
+        output_schema={"type": "object", "properties": {"order": ORDER_SCHEMA}, "required": ["order"]},
+    )
+    def cancel_order(self, order_id: str) -> dict[str, Any]:
+        row = self.require("orders", order_id, "Order")
+        if row["status"] != "pending":
+            raise ToolError("invalid_state", f"Order {order_id!r} is {row['status']}, not pending")
+        return {"order": self.put("orders", order_id, {**row, "status": "cancelled"})}
+
+
+ENVIRONMENT_CLASS = Orders
+```"""
+
+_NO_TOOL_NAMES = (
+    "Write as the user would: first person, natural, concrete. Never name a tool, a function, a "
+    "parameter or a field, and never use snake_case identifiers."
+)
+
+PROMPTS: dict[str, PromptTemplate] = {
+    p.name: p
+    for p in (
+        PromptTemplate(
+            name="env_proposal",
+            version="1",
+            roles=("proposer",),
+            system=(
+                "You design simulated, stateful tool-use environments for training agents. An environment "
+                "is a small database (entities with keys, fields and foreign keys) plus 3 to 8 tools that "
+                "read and change it; it never calls a real API. Base every environment on the authentic "
+                "API descriptions you are given: the entities, operations and business rules must be ones "
+                "those descriptions document, and every proposal cites the ids of the resources it uses. "
+                "Prefer environments that are practical (real users would need them), distinct from the "
+                "existing ones, well documented by the sources, and simple enough to implement exactly. "
+                "Exclude AI/LLM APIs. Include at least one write tool with a precondition or a state "
+                "transition (e.g. an order moves from pending to paid) so the environment has behaviour, "
+                "not only lookups."
+            ),
+            user=(
+                "Domain: $domain\n\n"
+                "Existing environments in this domain (do not duplicate them):\n$existing_envs\n\n"
+                "Authentic resources (id, title, excerpt):\n$resources\n\n"
+                "Propose up to $max_proposals environments."
+            ),
+        ),
+        PromptTemplate(
+            name="env_code",
+            version="1",
+            roles=("coder",),
+            system=(
+                "You write one Python module that implements a simulated tool environment from its "
+                "specification. The code is imported, tested and replayed automatically; it must be "
+                "deterministic and exact.\n\n" + _ENV_CONTRACT + "\n\n"
+                "Implement every tool of the spec with the spec's name, kind, description and schemas; "
+                "enforce its preconditions and transitions with ToolError; apply its effects through "
+                "`self.put`. Reply with the complete module in one ```python code block and nothing else."
+            ),
+            user="Environment spec (JSON):\n$spec_json",
+        ),
+        PromptTemplate(
+            name="env_tests",
+            version="1",
+            roles=("tester",),
+            system=(
+                "You write test scenarios for a simulated tool environment. Each scenario gives a small "
+                "initial state (2 to 5 rows per collection, 3 to 10 for lookup tables, consistent foreign "
+                "keys, the state's `now` and `seed` fields set) and a sequence of tool calls, each with its "
+                "expected outcome: `pass` (the call succeeds) or `tool_error` (the environment must refuse "
+                "it; give the expected error code when the spec implies one). Cover, for every tool: one "
+                "valid call, one boundary call (empty result, limit values, last allowed transition) and "
+                "one invalid call (unknown id, failed precondition, forbidden transition). Calls see the "
+                "state left by the previous calls of the same scenario. Use only tools and fields the spec "
+                "defines; argument values must match the input schemas unless the call is meant to fail."
+            ),
+            user=(
+                "Environment spec (JSON):\n$spec_json\n\nEnvironment code:\n```python\n$code\n```\n\n"
+                "Write $n_scenarios scenarios: simple, medium, complex and boundary."
+            ),
+        ),
+        PromptTemplate(
+            name="env_revise",
+            version="1",
+            roles=("reviser",),
+            system=(
+                "You fix a simulated tool environment module that failed automatic verification. The "
+                "verification report lists what was executed and what went wrong (import errors, schema "
+                "mismatches, state that does not round-trip, calls that crashed instead of raising "
+                "ToolError, wrong results). Fix the causes, not the symptoms: keep every tool's name, kind "
+                "and schemas as in the spec, change nothing that passed, and never special-case a test's "
+                "values.\n\n" + _ENV_CONTRACT + "\n\n"
+                "Reply with the complete corrected module in one ```python code block and nothing else."
+            ),
+            user=(
+                "Environment spec (JSON):\n$spec_json\n\n"
+                "Current code (attempt $attempt):\n```python\n$code\n```\n\n"
+                "Verification report (JSON):\n$report"
+            ),
+        ),
+        PromptTemplate(
+            name="persona",
+            version="1",
+            roles=("query_writer",),
+            system=(
+                "You invent the person behind a multi-step task. Given the tools a task will use, in order, "
+                "write a persona (who they are, in one or two sentences) and a scenario (the situation "
+                "that makes them need all these steps, in two to four sentences), consistent with the "
+                "environments' data. " + _NO_TOOL_NAMES
+            ),
+            user="Domain: $domain\n\nEnvironments:\n$environments\n\nThe task's steps, in order:\n$chain",
+        ),
+        PromptTemplate(
+            name="user_query",
+            version="1",
+            roles=("query_writer",),
+            system=(
+                "You write the user's message for one turn of a conversation with an assistant that has "
+                "tools. The message must ask for exactly what the turn's calls do, and state every value "
+                "the user would know and type (names, dates, amounts, text) so the calls can be made; do "
+                "not state values the assistant gets from earlier tool results or from the conversation "
+                "(ids, computed totals). Express the relation between sub-goals (first ... then ..., "
+                "only if ...) naturally. " + _NO_TOOL_NAMES
+            ),
+            user=(
+                "Persona: $persona\nScenario: $scenario\n\nConversation so far:\n$history\n\n"
+                "This turn's calls (tool, arguments, result):\n$calls\n\n"
+                "Values the user provides in this turn:\n$user_values"
+            ),
+        ),
+        PromptTemplate(
+            name="refine_query",
+            version="1",
+            roles=("refiner",),
+            system=(
+                "You rewrite a user's message to sound like a real person: implicit where people are "
+                "implicit, but still solvable. You may (1) replace an identifier by a reference the "
+                'assistant can resolve ("the order I placed this morning" instead of its id), (2) drop '
+                'values the assistant can deduce, (3) compress steps into the goal ("cancel my most '
+                'recent order" instead of "look up my orders, then cancel the newest"), (4) merge '
+                "sub-goals. You may hide only the values listed as hideable, each only through the "
+                "grounding given for it, and you must keep every other value. Never invent facts, tools "
+                "or fields. For each hidden value, say which grounding you used. " + _NO_TOOL_NAMES
+            ),
+            user=(
+                "Original message: $query\n\nConversation so far:\n$history\n\n"
+                "Calls the message must lead to:\n$calls\n\n"
+                "Hideable values and how each can be recovered:\n$hideable\n\n"
+                "Relevant database rows:\n$state_excerpt"
+            ),
+        ),
+        PromptTemplate(
+            name="solve",
+            version="1",
+            roles=("solver",),
+            system=(
+                "You are an assistant that completes the user's request with the tools listed. Decide the "
+                "next step: either tool calls (name and JSON arguments matching the tool's input schema; "
+                "several only if they are independent) or, when the request is done or cannot be done, "
+                "a final answer to the user. Use values from the conversation and from earlier tool "
+                "results; never invent identifiers; if a call was refused, read the error and adapt."
+            ),
+            user="Tools:\n$tools\n\nConversation so far (messages and tool results):\n$conversation",
+        ),
+        PromptTemplate(
+            name="judge",
+            version="1",
+            roles=("judge",),
+            system=(
+                "You compare candidate solutions of the same multi-turn tool-use task. Rank by: correct "
+                "(the user's goal is reached, the final state is right), then efficient (no unnecessary "
+                "calls), autonomous (does not ask for what it can look up), uses context (reuses earlier "
+                "results), appropriate (no unrequested writes), clear (the final answers). Judge only "
+                "from the transcripts and the tool results in them. Give a short reason per candidate."
+            ),
+            user="Task (user messages):\n$task\n\nCandidates (index, transcript):\n$candidates",
+        ),
+        PromptTemplate(
+            name="user_sim",
+            version="1",
+            roles=("user_simulator",),
+            system=(
+                "You play the user in a conversation with an assistant that has tools. Stay in the "
+                "persona; pursue only the goal given; reveal a piece of information only when the "
+                "assistant needs it and asks, or when it is part of your opening request; never mention "
+                "tools or internal identifiers you would not know. When the goal is reached, or the "
+                "assistant cannot reach it, end the conversation by setting `done` to true. " + _NO_TOOL_NAMES
+            ),
+            user=(
+                "Persona: $persona\n\nYour goal: $goal\n\nInformation you know:\n$known_values\n\n"
+                "Conversation so far:\n$conversation"
+            ),
+        ),
+    )
+}
+
+
+def get_prompt(name: str) -> PromptTemplate:
+    """The template named `name`; a KeyError lists the known names."""
+    try:
+        return PROMPTS[name]
+    except KeyError:
+        raise KeyError(f"no prompt named {name!r}; known prompts: {sorted(PROMPTS)}") from None

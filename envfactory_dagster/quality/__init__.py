@@ -1,0 +1,1 @@
+"""Quality: great-expectations 1.x suites, in code, run on asset partitions."""

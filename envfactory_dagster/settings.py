@@ -1,0 +1,34 @@
+"""Where data lives: the data directory, the DuckDB catalog, the resource catalog.
+
+`$ENVFACTORY_HOME` (default `~/.envfactory`) is read only by entry points (the CLI and the
+code location's resource config via `EnvVar`); core functions take paths as parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV_VAR = "ENVFACTORY_HOME"
+RESOURCES_DIR_ENV_VAR = "ENVFACTORY_RESOURCES_DIR"
+DEFAULT_HOME = "~/.envfactory"
+BUNDLED_RESOURCES_DIR = Path(__file__).resolve().parent / "resource_catalog"
+
+
+def envfactory_home(environ: dict[str, str] | None = None) -> str:
+    """The data directory: a local path or an fsspec URL (e.g. `s3://bucket/envfactory`)."""
+    value = (environ if environ is not None else os.environ).get(HOME_ENV_VAR) or DEFAULT_HOME
+    return value if "://" in value else str(Path(value).expanduser().resolve())
+
+
+def resources_dir(environ: dict[str, str] | None = None) -> Path:
+    """The resource catalog to ingest: `$ENVFACTORY_RESOURCES_DIR` or the bundled one."""
+    value = (environ if environ is not None else os.environ).get(RESOURCES_DIR_ENV_VAR)
+    return Path(value).expanduser().resolve() if value else BUNDLED_RESOURCES_DIR
+
+
+def catalog_path(home: str) -> str:
+    """The DuckDB catalog file. For an object-store home it is kept locally (DuckDB needs a file)."""
+    if "://" in home:
+        return str(Path(DEFAULT_HOME).expanduser() / "catalog.duckdb")
+    return str(Path(home) / "catalog.duckdb")
