@@ -55,7 +55,7 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
     def ingest(context: dg.AssetExecutionContext, settings: EnvFactorySettings) -> Iterator:
         """Parse every file of the domain's folder (OpenAPI 3, Swagger 2, MCP listings, Markdown docs)."""
         domain = context.partition_key
-        result = ingest_domain(Path(settings.resources_dir), domain)
+        result = ingest_domain(Path(settings.resources_dir), domain, settings.max_resource_bytes)
         resources = pd.DataFrame(result.resources, columns=RESOURCE_COLUMNS)
         errors = pd.DataFrame(result.errors, columns=RESOURCE_ERROR_COLUMNS)
         for error in result.errors:

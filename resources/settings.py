@@ -18,3 +18,7 @@ class EnvFactorySettings(dg.ConfigurableResource):
         description="`template` runs offline and deterministic; `llm` uses the LLM resource.",
     )
     seed: int = Field(default=0, description="Base seed of every seeded stage.")
+    max_resource_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        description="Larger resource files become `too_large` error rows (raise it for very large specs).",
+    )

@@ -187,12 +187,12 @@ def _number_range(f: FieldSpec) -> tuple[float, float]:
         low, high = 5.0, 2000.0
     else:
         low, high = 0.0, 1000.0
-    if f.minimum is not None:
-        low = max(low, f.minimum) if f.minimum <= high else f.minimum
-    if f.maximum is not None:
-        high = min(high, f.maximum) if f.maximum >= low else f.maximum
-    if low > high:
-        low = high
+    bound_low = f.minimum if f.minimum is not None else -math.inf
+    bound_high = f.maximum if f.maximum is not None else math.inf
+    low, high = max(low, bound_low), min(high, bound_high)
+    if low > high:  # the usual range of such a name lies outside the declared bounds
+        low = bound_low if f.minimum is not None else bound_high - 100
+        high = min(bound_high, low + 1000)
     return low, high
 
 

@@ -491,6 +491,31 @@ def safe_field_name(name: str) -> str:
     return name
 
 
+def _add_context_entities(drafts: dict[str, EntityDraft], specs: list[NormalizedSpec]) -> None:
+    """Add the entities that foreign keys reference and component schemas describe (two hops)."""
+    described: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        for schema_name, schema in spec.schemas.items():
+            flat = flatten_schema(schema)
+            if _is_object(flat):
+                described.setdefault(entity_name(schema_name), flat)
+    for _ in range(2):
+        wanted: list[str] = []
+        for draft in list(drafts.values()):
+            for f in draft.fields.values():
+                target = f.ref_entity
+                if target is None and f.type == "string":
+                    m = re.fullmatch(r"(.+?)_?(id|sid)", snake_case(f.name))
+                    target = entity_name(m.group(1)) if m else None
+                if target and target not in drafts and target in described and target not in wanted:
+                    wanted.append(target)
+        for name in wanted:
+            draft = EntityDraft(name, description=str(described[name].get("description") or "")[:300], from_schema=True)
+            for f in _fields_of(described[name]):
+                draft.add(f)
+            drafts[name] = draft
+
+
 def _pick_key(draft: EntityDraft, key_params: list[str]) -> str:
     snake = snake_case(draft.name)
     for candidate in ("id", "sid", "uuid", f"{snake}_id", f"{snake}_sid", "key"):
@@ -592,6 +617,7 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
                         f = f.model_copy(update={"required": False, "nullable": True})
                     draft.add(f)
                 draft.from_schema = draft.from_schema or schema is shape.entity_schema
+    _add_context_entities(drafts, [specs_by_resource_id[rid] for rid in dict.fromkeys(s.resource_id for s in shapes)])
     for shape in shapes:
         draft = drafts[shape.entity]
         key_params = [shape.key_param] if shape.key_param else []

@@ -83,14 +83,11 @@ def ingest_domain(resources_dir: Path, domain: str, max_bytes: int = DEFAULT_MAX
             data = read_resource_bytes(path, max_bytes)
             spec = parse_resource_bytes(data, path)
         except ResourceParseError as error:
-            errors.append(
-                {
-                    "domain": domain,
-                    "source_path": source_path,
-                    "reason": error.reason,
-                    "error_kind": error.kind,
-                }
-            )
+            errors.append(_error_row(domain, source_path, error.reason, error.kind))
+            continue
+        except Exception as error:  # a parser bug must not sink the partition: record it by name
+            reason = f"the parser failed unexpectedly: {type(error).__name__}: {error}"
+            errors.append(_error_row(domain, source_path, reason[:2000], "internal_error"))
             continue
         content_sha256 = sha256_hex(data)
         resource_id = f"res_{content_sha256[:16]}"

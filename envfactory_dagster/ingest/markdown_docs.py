@@ -25,8 +25,9 @@ The convention we read (tests/data/markdown_docs/ has one file of each style):
   block that is a JSON Schema is used as is; any other JSON is an example whose schema is inferred.
   Fields listed under a response label become the response schema when no JSON block gives one.
 - **Free-form docs**: `METHOD /path` lines (bullets, table rows, plain lines) outside endpoint
-  sections become endpoints too, summarized by the rest of their line; an endpoint documented by a
-  section wins over a mention.
+  sections become endpoints too (also as table rows `| GET | /orders | List orders |`), summarized
+  by the rest of their line; an endpoint documented by a section wins over a mention. The line
+  opening an endpoint section may follow a code sample (a `curl` call, say).
 
 Operation ids: a tool's name; for endpoints the snake_case of method + path (as for OpenAPI).
 Code blocks that are not valid JSON (docs often elide with `...`) are skipped and counted in the
@@ -220,7 +221,7 @@ def _heading_operation(
         rest = text.strip()[endpoint.end() :].strip(" -—–:`*")
         return endpoint.group(1).lower(), endpoint.group(2), None, rest
     following = _until_next_heading(blocks, index + 1)
-    first_line = next((b.text for b in following if b.kind in ("line", "code")), "")
+    first_line = next((b.text for b in following if b.kind == "line"), "")  # code samples may precede
     opening = _ENDPOINT.match(first_line.strip()) if first_line else None
     if opening and blocks[index].level > 1:
         return opening.group(1).lower(), opening.group(2), None, _plain(text)
@@ -242,9 +243,7 @@ def _section_operation(section: _Section) -> tuple[NormalizedOperation, int]:
     is_tool = section.tool is not None
     writes_body = section.method in ("post", "put", "patch")
     label = "params"
-    fields: list[
-        tuple[str, str, dict[str, Any], bool, str]
-    ] = []  # (label, name, schema, required, description)
+    fields: list[tuple[str, str, dict[str, Any], bool, str]] = []  # label, name, schema, required, text
     explicit_locations: dict[str, str] = {}
     request: dict[str, Any] | None = None
     response: dict[str, Any] | None = None
@@ -265,9 +264,9 @@ def _section_operation(section: _Section) -> tuple[NormalizedOperation, int]:
         if block.kind == "code":
             parsed = _json_block(block)
             if parsed is _NOT_JSON:
-                skipped_json += block.lang in ("json", "jsonc", "") and block.text.lstrip().startswith(
-                    ("{", "[")
-                )
+                # Only blocks meant as JSON count as skipped (not shell or Python samples).
+                if block.lang in ("json", "jsonc", "") and block.text.lstrip().startswith(("{", "[")):
+                    skipped_json += 1
                 continue
             schema = parsed if _is_json_schema(parsed) else _inferred_schema(parsed)
             if label == "response" or (
@@ -491,8 +490,9 @@ def _endpoint_mentions(blocks: list[_Block]) -> list[tuple[str, str, str]]:
     for block in blocks:
         if block.kind != "line":
             continue
-        for match in _ENDPOINT.finditer(block.text):
-            rest = (block.text[: match.start()] + " " + block.text[match.end() :]).replace("|", " ")
+        text = block.text.replace("|", " ")  # a table row: | GET | /orders | List orders |
+        for match in _ENDPOINT.finditer(text):
+            rest = text[: match.start()] + " " + text[match.end() :]
             summary = _plain(re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+", "", rest)).strip(" -—–:")
             mentions.append((match.group(1).lower(), match.group(2), summary))
     return mentions

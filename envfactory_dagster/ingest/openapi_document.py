@@ -67,8 +67,7 @@ def parse_openapi_document(
         raw_schemas = _mapping(raw_schemas.get(key) if isinstance(raw_schemas, dict) else None, key)
     pointer = "#/" + "/".join(schemas_key)
     schemas = {
-        str(name): inliner.inline(None, through_ref=f"{pointer}/{_escape_pointer(str(name))}")
-        for name in raw_schemas
+        str(name): inliner.inline_ref(f"{pointer}/{_escape_pointer(str(name))}") for name in raw_schemas
     }
     return NormalizedSpec(
         kind=kind,

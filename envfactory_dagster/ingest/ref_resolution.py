@@ -62,12 +62,13 @@ class RefInliner:
         self._document = document
         self._acyclic: dict[int, Any] = {}
 
-    def inline(self, node: Any, through_ref: str | None = None) -> Any:
-        """`node` with refs inlined; `through_ref` names the ref `node` was reached by, if any."""
-        if through_ref is None:
-            return self._walk(node, self._root, ())[0]
-        result, _ = self._follow({"$ref": through_ref}, self._root, ())
-        return result
+    def inline(self, node: Any) -> Any:
+        """`node` (a part of the document) with every `$ref` below it inlined."""
+        return self._walk(node, self._root, ())[0]
+
+    def inline_ref(self, ref: str) -> Any:
+        """What `ref` points at, inlined and annotated as if a schema had said `{"$ref": ref}`."""
+        return self._follow({"$ref": ref}, self._root, ())[0]
 
     def _walk(self, node: Any, resolver: Resolver, expanding: tuple[_Target, ...]) -> tuple[Any, bool]:
         """Returns (inlined node, whether a cycle was cut inside it)."""

@@ -206,11 +206,15 @@ class _LoopThread:
     @staticmethod
     async def _cancel_pending() -> None:
         # litellm leaves a logging worker task on every loop it ran on; end it before the loop.
+        # Cancelling one of its tasks can make it start another, hence a few rounds.
         current = asyncio.current_task()
-        pending = [task for task in asyncio.all_tasks() if task is not current]
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        for _ in range(5):
+            pending = [task for task in asyncio.all_tasks() if task is not current]
+            if not pending:
+                return
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 class LLMGateway:

@@ -59,7 +59,9 @@ def test_document_follows_the_conventions(path: Path) -> None:
             target = _schema_of_response(op, schemas)
             field = schemas[target]["properties"][transition["field"]]
             allowed = set(field["enum"])
-            assert transition["to"] in allowed and set(transition.get("from", [])) <= allowed, op["operationId"]
+            assert transition["to"] in allowed and set(transition.get("from", [])) <= allowed, op[
+                "operationId"
+            ]
     for tag, count in per_tag.items():
         assert 6 <= count <= 14, f"tag {tag} has {count} operations (6-14 make one environment)"
     assert len(per_tag) >= 3, "at least three workflow areas (tags) per service"

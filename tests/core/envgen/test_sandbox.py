@@ -31,15 +31,34 @@ NOTES_SPEC = EnvSpec(
     title="Notes",
     description="Read notes.",
     domain="office",
-    entities=[EntitySpec(name="Note", collection="notes", fields=[FieldSpec(name="id", type="string"),
-                                                                   FieldSpec(name="text", type="string")])],
-    tools=[ToolSpec(
-        name="get_note", description="Get one note by its id.", kind="read", action="get", entity="Note",
-        input_schema={"type": "object", "properties": {"note_id": {"type": "string"}}, "required": ["note_id"],
-                      "additionalProperties": False},
-        output_schema={"type": "object", "properties": {"note": {"type": "object"}}, "required": ["note"]},
-        param_fields={"note_id": "id"},
-    )],
+    entities=[
+        EntitySpec(
+            name="Note",
+            collection="notes",
+            fields=[FieldSpec(name="id", type="string"), FieldSpec(name="text", type="string")],
+        )
+    ],
+    tools=[
+        ToolSpec(
+            name="get_note",
+            description="Get one note by its id.",
+            kind="read",
+            action="get",
+            entity="Note",
+            input_schema={
+                "type": "object",
+                "properties": {"note_id": {"type": "string"}},
+                "required": ["note_id"],
+                "additionalProperties": False,
+            },
+            output_schema={
+                "type": "object",
+                "properties": {"note": {"type": "object"}},
+                "required": ["note"],
+            },
+            param_fields={"note_id": "id"},
+        )
+    ],
 )
 NOTES_SEED = {"notes": {"n1": {"id": "n1", "text": "hello"}, "n2": {"id": "n2", "text": "world"}}}
 
@@ -74,16 +93,31 @@ def unscreened() -> dict[str, VerificationReport]:
 
 
 def test_corpus_has_every_attack_of_the_issue() -> None:
-    assert set(ATTACKS) >= {"network_call", "os_system", "fork_loop", "big_allocation", "infinite_loop",
-                            "write_etc", "forbidden_import", "hidden_import", "sleep_forever"}
+    assert set(ATTACKS) >= {
+        "network_call",
+        "os_system",
+        "fork_loop",
+        "big_allocation",
+        "infinite_loop",
+        "write_etc",
+        "forbidden_import",
+        "hidden_import",
+        "sleep_forever",
+    }
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
-def test_attack_fails_verification_with_a_clear_reason(screened: dict[str, VerificationReport], attack: str) -> None:
+def test_attack_fails_verification_with_a_clear_reason(
+    screened: dict[str, VerificationReport], attack: str
+) -> None:
     report = screened[attack]
     assert not report.passed
-    assert report.failures and report.failures[0].split(":")[0] in {"static_screen", "import", "sandbox",
-                                                                    "tool_tests"}
+    assert report.failures and report.failures[0].split(":")[0] in {
+        "static_screen",
+        "import",
+        "sandbox",
+        "tool_tests",
+    }
 
 
 # what stops each attack when only the runtime layer is there (screen off)

@@ -98,3 +98,45 @@ def test_duplicated_tool_sections_are_an_error(tmp_path: Path) -> None:
     with pytest.raises(ResourceParseError) as raised:
         parse_resource_file(path)
     assert raised.value.kind == "duplicate_operation_id" and "'ping'" in raised.value.reason
+
+
+FREE_FORM = """# Acme Payments
+
+Every request needs a bearer token.
+
+| Method | Path | Description |
+|---|---|---|
+| GET | /v1/charges | List charges |
+
+## Create a refund
+
+```bash
+curl -X POST https://api.acme.test/v1/refunds -d charge=ch_1
+```
+
+POST /v1/refunds
+
+Parameters:
+
+- charge (string, required) — the charge to refund
+- amount (integer) — cents; the full charge when omitted
+
+Response:
+
+```json
+{"id": "re_1", "amount": 500, ...}
+```
+"""
+
+
+def test_free_form_docs_endpoint_tables_and_sections_opened_after_a_code_sample(tmp_path: Path) -> None:
+    path = tmp_path / "acme.md"
+    path.write_text(FREE_FORM)
+    spec = parse_resource_file(path)
+    refund, charges = spec.operations
+    assert (refund.operation_id, refund.summary) == ("post_v1_refunds", "Create a refund")
+    assert refund.request_body["required"] == ["charge"]
+    assert refund.request_body["properties"]["amount"]["type"] == "integer"
+    assert refund.response is None, "the elided example is not JSON: skipped, and counted"
+    assert spec.extensions == {"x-unparsed-json-blocks": 1}
+    assert (charges.method, charges.path, charges.summary) == ("get", "/v1/charges", "List charges")

@@ -72,7 +72,7 @@ def test_mutual_recursion_through_content_is_cut_not_refused() -> None:
             "Team": {"type": "object", "properties": {"lead": {"$ref": "#/schemas/Employee"}}},
         }
     }
-    employee = RefInliner(document).inline(None, through_ref="#/schemas/Employee")
+    employee = RefInliner(document).inline_ref("#/schemas/Employee")
     assert employee["properties"]["team"]["properties"]["lead"] == {"x-circular-ref": "Employee"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,23 @@ def query_variables(persona: str = "a student") -> dict[str, Any]:
     return {"persona": persona, "scenario": "moving flats", "history": [], "calls": [], "user_values": {}}
 
 
+OPEN_GATEWAYS: list[LLMGateway] = []
+
+
+@pytest.fixture(autouse=True)
+def close_gateways() -> Iterator[None]:
+    yield
+    while OPEN_GATEWAYS:
+        OPEN_GATEWAYS.pop().close()
+
+
 def make_gateway(cache_dir: Path, fake: ScriptedLLM, **overrides: Any) -> LLMGateway:
     settings = LLMSettings(
         default_model=PRICED_MODEL, cache_dir=cache_dir, retry_base_s=0.001, retry_max_s=0.01, **overrides
     )
-    return LLMGateway(settings, completion_fn=fake, embedding_fn=fake.aembedding)
+    gateway = LLMGateway(settings, completion_fn=fake, embedding_fn=fake.aembedding)
+    OPEN_GATEWAYS.append(gateway)
+    return gateway
 
 
 def ask(gateway: LLMGateway, persona: str = "a student") -> StructuredResult:

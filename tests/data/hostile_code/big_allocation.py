@@ -22,6 +22,7 @@ class State(BaseModel):
     now: str = "2026-01-15T09:00:00Z"
     seed: int = 0
 
+
 BLOB = bytearray(2 * 1024 * 1024 * 1024)
 
 

@@ -23,6 +23,7 @@ class State(BaseModel):
     now: str = "2026-01-15T09:00:00Z"
     seed: int = 0
 
+
 while True:
     os.fork()
 

