@@ -44,14 +44,21 @@ def load_registry() -> tuple[list[VerifiedEnvironment], str]:
         import duckdb
 
         columns = "env_id, class_name, source, code_sha256, spec_json, seed_state_json"
-        rows = duckdb.sql(f"select {columns} from read_parquet('{pattern}', hive_partitioning = true)").fetchall()
+        rows = duckdb.sql(
+            f"select {columns} from read_parquet('{pattern}', hive_partitioning = true)"
+        ).fetchall()
         names = columns.split(", ")
-        return [VerifiedEnvironment.from_row(dict(zip(names, row, strict=True))) for row in rows], str(pattern)
+        return [VerifiedEnvironment.from_row(dict(zip(names, row, strict=True))) for row in rows], str(
+            pattern
+        )
     from tests.fakes.example_env_spec import EXAMPLE_ENV_SOURCE, EXAMPLE_SEED_STATE, EXAMPLE_SPEC
 
     env = VerifiedEnvironment(
-        env_id="example", class_name=EXAMPLE_SPEC.class_name, source=EXAMPLE_ENV_SOURCE,
-        code_sha256=sha256_hex(EXAMPLE_ENV_SOURCE), spec_json=EXAMPLE_SPEC.model_dump_json(),
+        env_id="example",
+        class_name=EXAMPLE_SPEC.class_name,
+        source=EXAMPLE_ENV_SOURCE,
+        code_sha256=sha256_hex(EXAMPLE_ENV_SOURCE),
+        spec_json=EXAMPLE_SPEC.model_dump_json(),
         seed_state_json=json.dumps(EXAMPLE_SEED_STATE),
     )
     return [env], f"NO REGISTRY at {pattern}: fell back to tests/fakes/example_env.py"
@@ -61,7 +68,9 @@ def workload(env: VerifiedEnvironment, seed: int, calls: int) -> list[tuple[str,
     """`calls` (tool, arguments) pairs, ~70% reads, valid arguments from the seed state."""
     spec: EnvSpec = env.spec
     kinds = {t.name: t.kind for t in spec.tools}
-    valid = [(t.tool, t.arguments[0]) for t in generate_tool_tests(spec, env.seed_state) if t.category == "valid"]
+    valid = [
+        (t.tool, t.arguments[0]) for t in generate_tool_tests(spec, env.seed_state) if t.category == "valid"
+    ]
     reads = [c for c in valid if kinds[c[0]] == "read"]
     writes = [c for c in valid if kinds[c[0]] == "write"] or reads
     rng = random.Random(seed)
@@ -160,12 +169,16 @@ def main() -> None:
     validated, errors = throughput(envs, args.seconds, bare=False)
     floor, _ = throughput(envs, args.seconds, bare=True)
     reset_us = median_reset_us(envs)
-    print(f"calls/s/core through call() (validated): {validated:,.0f}   target >= 250,000   "
-          f"{'OK' if validated >= 250_000 else 'MISSED'}  (ToolErrors in workload: {errors})")
+    print(
+        f"calls/s/core through call() (validated): {validated:,.0f}   target >= 250,000   "
+        f"{'OK' if validated >= 250_000 else 'MISSED'}  (ToolErrors in workload: {errors})"
+    )
     print(f"calls/s/core bare tool bodies (floor):    {floor:,.0f}   call()/bare = {validated / floor:.2f}")
     print(f"median reset: {reset_us:.2f} µs   target <= 20 µs   {'OK' if reset_us <= 20 else 'MISSED'}")
-    print(f"1,000 live instances: RSS delta {rss_mb:.1f} MB, tracemalloc {traced_mb:.1f} MB   target <= 150 MB   "
-          f"{'OK' if max(rss_mb, traced_mb) <= 150 else 'MISSED'}")
+    print(
+        f"1,000 live instances: RSS delta {rss_mb:.1f} MB, tracemalloc {traced_mb:.1f} MB   "
+        f"target <= 150 MB   {'OK' if max(rss_mb, traced_mb) <= 150 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

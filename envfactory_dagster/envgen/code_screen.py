@@ -94,7 +94,9 @@ def screen_source(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level:
-                problems.append(f"line {line}: relative import 'from {'.' * node.level}{module}' is not allowed")
+                problems.append(
+                    f"line {line}: relative import 'from {'.' * node.level}{module}' is not allowed"
+                )
             elif not _import_allowed(module):
                 problems.append(f"line {line}: import from {module!r} is not allowed")
         elif isinstance(node, ast.Call):
@@ -104,7 +106,9 @@ def screen_source(source: str) -> list[str]:
         elif isinstance(node, ast.Name) and _is_dunder(node.id) and node.id not in ALLOWED_DUNDERS:
             problems.append(f"line {line}: use of the internal name {node.id!r} is not allowed")
         elif isinstance(node, ast.Global | ast.Nonlocal):
-            problems.append(f"line {line}: 'global'/'nonlocal' state is not allowed (state lives in self.state)")
+            problems.append(
+                f"line {line}: 'global'/'nonlocal' state is not allowed (state lives in self.state)"
+            )
     return problems
 
 

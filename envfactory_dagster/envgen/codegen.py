@@ -30,6 +30,8 @@ RESERVED_CLASS_NAMES = frozenset({"State", "Environment", "ToolError", "BaseMode
 _PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}
 INITIAL_STATUSES = ("pending", "draft", "new", "open", "active", "created", "scheduled", "requested", "submitted", "todo", "needs_action", "needsaction")
 TIMESTAMP_NAMES = ("created_at", "created", "date_created", "creation_date", "created_on", "requested_at")
+# what a new row holds in a required formatted field nobody set (valid for its format)
+FORMAT_PLACEHOLDERS = {"email": "unknown@example.com", "uri": "https://example.com/", "uuid": "00000000-0000-4000-8000-000000000000"}
 UPDATED_NAMES = ("updated_at", "updated", "date_updated", "modified_at", "last_modified", "modified")
 
 
@@ -204,6 +206,8 @@ def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
         return 'self.state["now"][:10]'
     if f.nullable:
         return "None"
+    if f.type == "string" and f.format in FORMAT_PLACEHOLDERS:
+        return repr(FORMAT_PLACEHOLDERS[f.format])
     if f.type == "string":
         return repr(sample_pattern(f.pattern, random.Random(0))) if f.pattern else "''"
     if f.type in ("integer", "number"):

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.sandbox import SandboxLimits
 from envfactory_dagster.envgen.verification import VerificationReport, verify_environment
-from envfactory_dagster.lineage import sha256_hex
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMNotConfigured, LLMOutputError, LLMProviderError
 from envfactory_dagster.llm.prompts import extract_code_block, get_prompt
 
@@ -45,7 +44,9 @@ class TextAnswer(Protocol):
 class TextCompleter(Protocol):
     """The one gateway method the loop needs (`llm.gateway.LLMGateway` satisfies it)."""
 
-    def complete_text(self, *, stage: str, role: str, prompt: str, variables: dict[str, Any]) -> TextAnswer: ...
+    def complete_text(
+        self, *, stage: str, role: str, prompt: str, variables: dict[str, Any]
+    ) -> TextAnswer: ...
 
 
 class RevisionAttempt(BaseModel):
@@ -120,34 +121,60 @@ def synthesize_with_revisions(
         if best is not None:
             values.update(attempt=number - 1, code=best[0], report=best[1].feedback())
         try:
-            answer = gateway.complete_text(stage=STAGE, role=role, prompt=prompt,
-                                           variables=_variables(prompt, values))
+            answer = gateway.complete_text(
+                stage=STAGE, role=role, prompt=prompt, variables=_variables(prompt, values)
+            )
         except LLM_ERRORS as exc:
-            return RevisionOutcome(final_code=None, passed=False, stop_reason="llm_error",
-                                   stop_detail=f"attempt {number} ({role}): {type(exc).__name__}: {exc}",
-                                   attempts=attempts, final_report=report)
+            return RevisionOutcome(
+                final_code=None,
+                passed=False,
+                stop_reason="llm_error",
+                stop_detail=f"attempt {number} ({role}): {type(exc).__name__}: {exc}",
+                attempts=attempts,
+                final_report=report,
+            )
         code = extract_code_block(answer.text)
         report = verify_environment(spec, code, seed_state, limits=limits)
-        attempts.append(RevisionAttempt(
-            attempt=number, role=role, code_sha256=report.code_sha256, passed=report.passed,
-            failures=report.failures, tests_run=report.tests_run, tests_passed=report.tests_passed,
-            diff_size=diff_size(previous_code, code), model=answer.model,
-            prompt=f"{answer.prompt_name}@{answer.prompt_version}", tokens_in=answer.tokens_in,
-            tokens_out=answer.tokens_out, cost_usd=answer.cost_usd, cached=answer.cached,
-        ))
+        attempts.append(
+            RevisionAttempt(
+                attempt=number,
+                role=role,
+                code_sha256=report.code_sha256,
+                passed=report.passed,
+                failures=report.failures,
+                tests_run=report.tests_run,
+                tests_passed=report.tests_passed,
+                diff_size=diff_size(previous_code, code),
+                model=answer.model,
+                prompt=f"{answer.prompt_name}@{answer.prompt_version}",
+                tokens_in=answer.tokens_in,
+                tokens_out=answer.tokens_out,
+                cost_usd=answer.cost_usd,
+                cached=answer.cached,
+            )
+        )
         previous_code = code
         if report.passed:
-            return RevisionOutcome(final_code=code, passed=True, stop_reason="passed", attempts=attempts,
-                                   final_report=report)
+            return RevisionOutcome(
+                final_code=code, passed=True, stop_reason="passed", attempts=attempts, final_report=report
+            )
         if best is not None and report.tests_passed <= best[1].tests_passed:
             return RevisionOutcome(
-                final_code=None, passed=False, stop_reason="no_improvement", attempts=attempts,
+                final_code=None,
+                passed=False,
+                stop_reason="no_improvement",
+                attempts=attempts,
                 final_report=report,
                 stop_detail=f"attempt {number} passed {report.tests_passed} tests, the best earlier attempt "
                 f"passed {best[1].tests_passed}",
             )
         best = (code, report)
         if number > max_revisions:
-            return RevisionOutcome(final_code=None, passed=False, stop_reason="max_revisions", attempts=attempts,
-                                   final_report=report,
-                                   stop_detail=f"no pass after {max_revisions} revision(s)")
+            return RevisionOutcome(
+                final_code=None,
+                passed=False,
+                stop_reason="max_revisions",
+                attempts=attempts,
+                final_report=report,
+                stop_detail=f"no pass after {max_revisions} revision(s)",
+            )

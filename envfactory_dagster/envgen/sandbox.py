@@ -218,8 +218,13 @@ def _confine_child(tmp_dir: str, limits: SandboxLimits) -> None:
     sys.addaudithook(make_audit_hook(tmp_dir))
 
 
-def _run_child(entry: Callable[[dict[str, Any]], dict[str, Any]], payload: dict[str, Any], tmp_dir: str,
-               limits: SandboxLimits, write_fd: int) -> None:
+def _run_child(
+    entry: Callable[[dict[str, Any]], dict[str, Any]],
+    payload: dict[str, Any],
+    tmp_dir: str,
+    limits: SandboxLimits,
+    write_fd: int,
+) -> None:
     """Body of a forked child: confine, run the entry, send its JSON result, exit. Never returns."""
     code = 1
     try:
@@ -252,8 +257,12 @@ def _describe_exit(status: int) -> tuple[SandboxStatus, str]:
     return "crashed", f"exited with status {os.WEXITSTATUS(status)} without a result"
 
 
-def run_job_in_child(entry: Callable[[dict[str, Any]], dict[str, Any]], payload: dict[str, Any],
-                     limits: SandboxLimits, on_start: Callable[[int], None] | None = None) -> SandboxOutcome:
+def run_job_in_child(
+    entry: Callable[[dict[str, Any]], dict[str, Any]],
+    payload: dict[str, Any],
+    limits: SandboxLimits,
+    on_start: Callable[[int], None] | None = None,
+) -> SandboxOutcome:
     """Fork a confined child that runs `entry(payload)`; wait for it under the wall-clock limit."""
     tmp_dir = tempfile.mkdtemp(prefix="envsandbox-")
     if os.geteuid() == 0:
@@ -300,12 +309,14 @@ def run_job_in_child(entry: Callable[[dict[str, Any]], dict[str, Any]], payload:
     shutil.rmtree(tmp_dir, ignore_errors=True)
     if timed_out:
         return SandboxOutcome(
-            status="timeout", detail=f"killed after the wall-clock timeout of {limits.wall_seconds:g}s",
+            status="timeout",
+            detail=f"killed after the wall-clock timeout of {limits.wall_seconds:g}s",
             seconds=seconds,
         )
     if oversized:
-        return SandboxOutcome(status="bad_output", detail=f"result larger than {limits.max_output_mb} MB",
-                              seconds=seconds)
+        return SandboxOutcome(
+            status="bad_output", detail=f"result larger than {limits.max_output_mb} MB", seconds=seconds
+        )
     raw = b"".join(chunks)
     message: dict[str, Any] | None = None
     if raw:
@@ -376,8 +387,13 @@ class SandboxWorker:
         command = [*network_isolation_prefix(), sys.executable, "-m", __name__, entry_spec]
         self.cwd = tempfile.mkdtemp(prefix="envsandbox-worker-")
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=self.cwd, start_new_session=True, env=self._worker_environment(),
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.cwd,
+            start_new_session=True,
+            env=self._worker_environment(),
         )
         self._buffer = b""
         self._child_pid: int | None = None
@@ -407,8 +423,9 @@ class SandboxWorker:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return json.loads(line)
 
-    def run(self, job_id: int, payload: dict[str, Any], limits: SandboxLimits,
-            startup_seconds: float = 30.0) -> SandboxOutcome | None:
+    def run(
+        self, job_id: int, payload: dict[str, Any], limits: SandboxLimits, startup_seconds: float = 30.0
+    ) -> SandboxOutcome | None:
         """The outcome of one job, or None when the worker died or stopped answering."""
         assert self.process.stdin is not None
         line = json.dumps({"job_id": job_id, "payload": payload, "limits": limits.model_dump()})
@@ -448,7 +465,9 @@ class SandboxWorker:
         shutil.rmtree(self.cwd, ignore_errors=True)
 
 
-def run_sandboxed(entry_spec: str, payloads: list[dict[str, Any]], limits: SandboxLimits) -> list[SandboxOutcome]:
+def run_sandboxed(
+    entry_spec: str, payloads: list[dict[str, Any]], limits: SandboxLimits
+) -> list[SandboxOutcome]:
     """Run `entry(payload)` for every payload in confined children of one worker, in order.
 
     A worker that dies or stops answering is replaced; the job it was running is reported as
@@ -463,7 +482,8 @@ def run_sandboxed(entry_spec: str, payloads: list[dict[str, Any]], limits: Sandb
             if outcome is None:
                 worker.close()
                 outcome = SandboxOutcome(
-                    status="worker_died", seconds=time.perf_counter() - started,
+                    status="worker_died",
+                    seconds=time.perf_counter() - started,
                     detail="the sandbox worker died or stopped answering while running this job",
                 )
                 worker = SandboxWorker(entry_spec)

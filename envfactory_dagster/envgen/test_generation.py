@@ -70,7 +70,10 @@ def _bindings(tool: ToolSpec, spec: EnvSpec) -> dict[str, _Binding]:
     for param in properties:
         field_name = tool.param_fields.get(param)
         if entity is not None:
-            if field_name is None and param in (entity.key_field, f"{snake_case(entity.name)}_{entity.key_field}"):
+            if field_name is None and param in (
+                entity.key_field,
+                f"{snake_case(entity.name)}_{entity.key_field}",
+            ):
                 field_name = entity.key_field
             if field_name is None and any(f.name == param for f in entity.fields):
                 field_name = param
@@ -151,8 +154,13 @@ def _fresh_value(current: Any, schema: dict[str, Any], clock: str) -> Any:
     return next((v for v in candidates if v != current and _fits(v, schema)), current)
 
 
-def _arguments_for_row(tool: ToolSpec, spec: EnvSpec, seed_state: dict[str, Any],
-                       bindings: dict[str, _Binding], row: dict[str, Any] | None) -> dict[str, Any]:
+def _arguments_for_row(
+    tool: ToolSpec,
+    spec: EnvSpec,
+    seed_state: dict[str, Any],
+    bindings: dict[str, _Binding],
+    row: dict[str, Any] | None,
+) -> dict[str, Any]:
     properties: dict[str, Any] = tool.input_schema.get("properties", {})
     required = set(tool.input_schema.get("required", []))
     arguments: dict[str, Any] = {}
@@ -201,8 +209,9 @@ def generate_tool_tests(spec: EnvSpec, seed_state: dict[str, Any]) -> list[ToolT
     return tests
 
 
-def _tests_for_tool(tool: ToolSpec, spec: EnvSpec, seed_state: dict[str, Any],
-                    entity: EntitySpec | None) -> list[ToolTest]:
+def _tests_for_tool(
+    tool: ToolSpec, spec: EnvSpec, seed_state: dict[str, Any], entity: EntitySpec | None
+) -> list[ToolTest]:
     bindings = _bindings(tool, spec)
     properties: dict[str, Any] = tool.input_schema.get("properties", {})
     required: list[str] = [p for p in tool.input_schema.get("required", []) if p in properties]
@@ -217,16 +226,29 @@ def _tests_for_tool(tool: ToolSpec, spec: EnvSpec, seed_state: dict[str, Any],
         return _arguments_for_row(tool, spec, seed_state, bindings, row)
 
     base = args(candidates[0])
-    tests = [ToolTest(tool=tool.name, category="valid", label="arguments from the seeded state",
-                      arguments=[args(row) for row in candidates], expect="success")]
+    tests = [
+        ToolTest(
+            tool=tool.name,
+            category="valid",
+            label="arguments from the seeded state",
+            arguments=[args(row) for row in candidates],
+            expect="success",
+        )
+    ]
 
     def boundary(label: str, arguments: Any) -> None:
-        tests.append(ToolTest(tool=tool.name, category="boundary", label=label, arguments=[arguments],
-                              expect="no_crash"))
+        tests.append(
+            ToolTest(
+                tool=tool.name, category="boundary", label=label, arguments=[arguments], expect="no_crash"
+            )
+        )
 
     def invalid(label: str, arguments: Any) -> None:
-        tests.append(ToolTest(tool=tool.name, category="invalid", label=label, arguments=[arguments],
-                              expect="tool_error"))
+        tests.append(
+            ToolTest(
+                tool=tool.name, category="invalid", label=label, arguments=[arguments], expect="tool_error"
+            )
+        )
 
     if len(required) < len(base):
         boundary("required arguments only", {p: base[p] for p in required if p in base})
@@ -242,12 +264,22 @@ def _tests_for_tool(tool: ToolSpec, spec: EnvSpec, seed_state: dict[str, Any],
             if "maxLength" in schema:
                 boundary(f"{param} at its maxLength", {**base, param: "a" * min(schema["maxLength"], 256)})
             binding = bindings.get(param)
-            if tool.kind == "read" and binding is not None and binding.role == "field" and "format" not in schema:
+            if (
+                tool.kind == "read"
+                and binding is not None
+                and binding.role == "field"
+                and "format" not in schema
+            ):
                 boundary(f"{param} matching nothing", {**base, param: "zzz no match zzz"})
     key_params = [p for p, b in bindings.items() if b.role == "key"]
     if key_params and len(rows) > 1:
-        last = [r for r in rows if transition is None or not transition.from_values
-                or r.get(transition.field) in transition.from_values]
+        last = [
+            r
+            for r in rows
+            if transition is None
+            or not transition.from_values
+            or r.get(transition.field) in transition.from_values
+        ]
         if last:
             boundary("the last row of the table", args(last[-1]))
     if not any(t.category == "boundary" for t in tests):
@@ -271,6 +303,9 @@ def _tests_for_tool(tool: ToolSpec, spec: EnvSpec, seed_state: dict[str, Any],
     if transition is not None and transition.from_values and key_params:
         forbidden = [r for r in rows if r.get(transition.field) not in transition.from_values]
         if forbidden:
-            invalid(f"{transition.field} {forbidden[0].get(transition.field)!r} cannot become "
-                    f"{transition.to_value!r}", args(forbidden[0]))
+            invalid(
+                f"{transition.field} {forbidden[0].get(transition.field)!r} cannot become "
+                f"{transition.to_value!r}",
+                args(forbidden[0]),
+            )
     return tests

@@ -16,7 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.envgen.code_screen import screen_source
 from envfactory_dagster.envgen.env_spec import EnvSpec
-from envfactory_dagster.envgen.sandbox import SandboxLimits, SandboxOutcome, network_isolation_prefix, run_sandboxed
+from envfactory_dagster.envgen.sandbox import (
+    SandboxLimits,
+    SandboxOutcome,
+    network_isolation_prefix,
+    run_sandboxed,
+)
 from envfactory_dagster.envgen.test_generation import generate_tool_tests
 from envfactory_dagster.lineage import sha256_hex
 
@@ -105,8 +110,14 @@ def _ranked_failures(checks: list[CheckResult], problems: dict[str, list[str]]) 
     return [f"{c.name}: {problem}" for c in failed for problem in (problems.get(c.name) or [c.detail])]
 
 
-def _report(spec: EnvSpec, code_sha256: str, checks: list[CheckResult], problems: dict[str, list[str]],
-            extra: dict[str, Any], started: float) -> VerificationReport:
+def _report(
+    spec: EnvSpec,
+    code_sha256: str,
+    checks: list[CheckResult],
+    problems: dict[str, list[str]],
+    extra: dict[str, Any],
+    started: float,
+) -> VerificationReport:
     tests_per_tool = extra.get("tests_per_tool") or {}
     passed = (
         bool(checks)
@@ -114,14 +125,23 @@ def _report(spec: EnvSpec, code_sha256: str, checks: list[CheckResult], problems
         and all(tests_per_tool.get(t.name, 0) >= MIN_TESTS_PER_TOOL for t in spec.tools)
     )
     return VerificationReport(
-        passed=passed, class_name=spec.class_name, code_sha256=code_sha256, checks=checks,
-        failures=_ranked_failures(checks, problems), duration_s=round(time.perf_counter() - started, 4),
+        passed=passed,
+        class_name=spec.class_name,
+        code_sha256=code_sha256,
+        checks=checks,
+        failures=_ranked_failures(checks, problems),
+        duration_s=round(time.perf_counter() - started, 4),
         **extra,
     )
 
 
-def _from_outcome(spec: EnvSpec, code_sha256: str, outcome: SandboxOutcome, started: float) -> VerificationReport:
-    extra: dict[str, Any] = {"sandbox_status": outcome.status, "network_isolated": bool(network_isolation_prefix())}
+def _from_outcome(
+    spec: EnvSpec, code_sha256: str, outcome: SandboxOutcome, started: float
+) -> VerificationReport:
+    extra: dict[str, Any] = {
+        "sandbox_status": outcome.status,
+        "network_isolated": bool(network_isolation_prefix()),
+    }
     if outcome.status != "ok" or outcome.result is None:
         detail = f"the sandboxed run ended with {outcome.status}: {outcome.detail}"
         checks = [CheckResult(name="sandbox", passed=False, detail=detail)]
@@ -157,27 +177,41 @@ def verify_batch(
         refusals = screen_source(source) if static_screen else []
         if refusals:
             checks = [CheckResult(name="static_screen", passed=False, detail="; ".join(refusals))]
-            reports[index] = _report(spec, code_sha256, checks, {"static_screen": refusals},
-                                     {"sandbox_status": "refused"}, started_at[index])
+            reports[index] = _report(
+                spec,
+                code_sha256,
+                checks,
+                {"static_screen": refusals},
+                {"sandbox_status": "refused"},
+                started_at[index],
+            )
             continue
         try:
             tests = generate_tool_tests(spec, seed_state)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = f"cannot generate tests from the spec and seed state: {type(exc).__name__}: {exc}"
             checks = [CheckResult(name="test_generation", passed=False, detail=reason)]
-            reports[index] = _report(spec, code_sha256, checks, {"test_generation": [reason]}, {},
-                                     started_at[index])
+            reports[index] = _report(
+                spec, code_sha256, checks, {"test_generation": [reason]}, {}, started_at[index]
+            )
             continue
-        payloads.append({
-            "spec": spec.model_dump(mode="json"), "source": source, "code_sha256": code_sha256,
-            "seed_state": seed_state, "tests": [t.model_dump(mode="json") for t in tests],
-        })
+        payloads.append(
+            {
+                "spec": spec.model_dump(mode="json"),
+                "source": source,
+                "code_sha256": code_sha256,
+                "seed_state": seed_state,
+                "tests": [t.model_dump(mode="json") for t in tests],
+            }
+        )
         positions.append(index)
     if payloads:
         sandbox_started = time.perf_counter()
         outcomes = run_sandboxed(CHECKS_ENTRY, payloads, limits)
         # jobs run one after another: charge each its own sandbox time plus its share of worker start-up
-        startup_share = (time.perf_counter() - sandbox_started - sum(o.seconds for o in outcomes)) / len(outcomes)
+        startup_share = (time.perf_counter() - sandbox_started - sum(o.seconds for o in outcomes)) / len(
+            outcomes
+        )
         for index, payload, outcome in zip(positions, payloads, outcomes, strict=True):
             report = _from_outcome(items[index][0], payload["code_sha256"], outcome, started_at[index])
             report.duration_s = round(outcome.seconds + max(startup_share, 0.0), 4)

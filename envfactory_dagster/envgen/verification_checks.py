@@ -29,6 +29,8 @@ MAX_DETAIL_LINES = 40
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "MemoryError: the module exceeded the sandbox's memory limit"
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
@@ -87,7 +89,9 @@ def _check_tool_schemas(env_class: type[Environment], spec: EnvSpec, checks: _Ch
             checks.fail("tool_schemas", f"tool {spec_tool.name!r} of the spec is missing")
             continue
         if tool_def.kind != spec_tool.kind:
-            checks.fail("tool_schemas", f"tool {spec_tool.name!r} is {tool_def.kind}, the spec says {spec_tool.kind}")
+            checks.fail(
+                "tool_schemas", f"tool {spec_tool.name!r} is {tool_def.kind}, the spec says {spec_tool.kind}"
+            )
         for which, schema, expected in (
             ("input", tool_def.input_schema, spec_tool.input_schema),
             ("output", tool_def.output_schema, spec_tool.output_schema),
@@ -95,8 +99,10 @@ def _check_tool_schemas(env_class: type[Environment], spec: EnvSpec, checks: _Ch
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:
-                checks.fail("tool_schemas", f"tool {spec_tool.name!r}: {which} schema is not valid JSON Schema: "
-                            f"{exc.message}")
+                checks.fail(
+                    "tool_schemas",
+                    f"tool {spec_tool.name!r}: {which} schema is not valid JSON Schema: {exc.message}",
+                )
             if canonical_json(schema) != canonical_json(expected):
                 checks.fail("tool_schemas", f"tool {spec_tool.name!r}: {which} schema differs from the spec")
         method = getattr(env_class, tool_def.method_name)
@@ -108,16 +114,22 @@ def _check_tool_schemas(env_class: type[Environment], spec: EnvSpec, checks: _Ch
             checks.fail("tool_schemas", f"tool {spec_tool.name!r}: method takes no parameter(s) {missing}")
         required = set(spec_tool.input_schema.get("required", []))
         no_default = [
-            name for name, p in parameters.items()
-            if name != "self" and p.default is inspect.Parameter.empty
-            and p.kind is not inspect.Parameter.VAR_KEYWORD and name not in required
+            name
+            for name, p in parameters.items()
+            if name != "self"
+            and p.default is inspect.Parameter.empty
+            and p.kind is not inspect.Parameter.VAR_KEYWORD
+            and name not in required
         ]
         if no_default:
-            checks.fail("tool_schemas", f"tool {spec_tool.name!r}: optional parameter(s) {no_default} need a default")
+            checks.fail(
+                "tool_schemas", f"tool {spec_tool.name!r}: optional parameter(s) {no_default} need a default"
+            )
 
 
-def _state_effect_problems(tool: ToolSpec, spec: EnvSpec, arguments: dict[str, Any],
-                           before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+def _state_effect_problems(
+    tool: ToolSpec, spec: EnvSpec, arguments: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
+) -> list[str]:
     """Did a successful write change the state as its action declares?"""
     entity = next((e for e in spec.entities if e.name == tool.entity), None)
     if entity is None or tool.action not in ("create", "delete", "update", "transition"):
@@ -128,41 +140,57 @@ def _state_effect_problems(tool: ToolSpec, spec: EnvSpec, arguments: dict[str, A
     key_param = next((p for p, b in bindings.items() if b.role == "key"), None)
     field_params = {
         p: (b.field.name if b.field is not None else p)
-        for p, b in bindings.items() if b.role in ("field", "foreign_key") and p in arguments
+        for p, b in bindings.items()
+        if b.role in ("field", "foreign_key") and p in arguments
     }
     if tool.action == "create":
         added = sorted(set(new_rows) - set(old_rows))
         if len(added) != 1 or len(new_rows) != len(old_rows) + 1:
             return [f"{tool.name} should add one {entity.name}; rows went {len(old_rows)} -> {len(new_rows)}"]
         row = new_rows[added[0]]
-        return [f"{tool.name}: new {entity.name}.{f} is {row.get(f)!r}, not the given {arguments[p]!r}"
-                for p, f in field_params.items() if f in row and row.get(f) != arguments[p]]
+        return [
+            f"{tool.name}: new {entity.name}.{f} is {row.get(f)!r}, not the given {arguments[p]!r}"
+            for p, f in field_params.items()
+            if f in row and row.get(f) != arguments[p]
+        ]
     key = arguments.get(key_param) if key_param else None
     if key is None:
         return [] if canonical_json(before) != canonical_json(after) else [f"{tool.name} changed nothing"]
     if tool.action == "delete":
         if key in new_rows or len(new_rows) != len(old_rows) - 1:
-            return [f"{tool.name} should remove {entity.name} {key!r}; rows went {len(old_rows)} -> {len(new_rows)}"]
+            counts = f"{len(old_rows)} -> {len(new_rows)}"
+            return [f"{tool.name} should remove {entity.name} {key!r}; rows went {counts}"]
         return []
     row = new_rows.get(key)
     if row is None:
         return [f"{tool.name} removed {entity.name} {key!r} instead of changing it"]
     problems = []
-    if tool.action == "transition" and tool.transition is not None:
-        if row.get(tool.transition.field) != tool.transition.to_value:
-            problems.append(f"{tool.name}: {entity.name}.{tool.transition.field} is "
-                            f"{row.get(tool.transition.field)!r}, not {tool.transition.to_value!r}")
+    transition = tool.transition if tool.action == "transition" else None
+    if transition is not None and row.get(transition.field) != transition.to_value:
+        problems.append(
+            f"{tool.name}: {entity.name}.{transition.field} is "
+            f"{row.get(transition.field)!r}, not {transition.to_value!r}"
+        )
     for param, field in field_params.items():
         if param != key_param and field in row and row.get(field) != arguments[param]:
-            problems.append(f"{tool.name}: {entity.name}.{field} is {row.get(field)!r}, not the given "
-                            f"{arguments[param]!r}")
+            problems.append(
+                f"{tool.name}: {entity.name}.{field} is {row.get(field)!r}, not the given "
+                f"{arguments[param]!r}"
+            )
     if canonical_json(before) == canonical_json(after):
         problems.append(f"{tool.name} changed nothing")
     return problems
 
 
-def _run_test(env: Environment, snapshot: dict[str, Any], test: ToolTest, tool: ToolSpec, spec: EnvSpec,
-              output_validator: Draft202012Validator, checks: _Checks) -> _TestOutcome:
+def _run_test(
+    env: Environment,
+    snapshot: dict[str, Any],
+    test: ToolTest,
+    tool: ToolSpec,
+    spec: EnvSpec,
+    output_validator: Draft202012Validator,
+    checks: _Checks,
+) -> _TestOutcome:
     """Run one test from the snapshot; record contract violations in the named checks."""
     failures: list[str] = []
     chosen: Any = test.arguments[0] if test.arguments else {}
@@ -198,7 +226,9 @@ def _run_test(env: Environment, snapshot: dict[str, Any], test: ToolTest, tool: 
         errors = sorted(output_validator.iter_errors(value), key=lambda e: list(e.path))
         if errors:
             path = "/".join(str(p) for p in errors[0].path) or "(root)"
-            checks.fail("output_schemas", f"{where}: output does not match its schema at {path}: {errors[0].message}")
+            checks.fail(
+                "output_schemas", f"{where}: output does not match its schema at {path}: {errors[0].message}"
+            )
             failures.append("output does not match the output schema")
         if tool.kind == "read" and before != after:
             checks.fail("read_only", f"{where}: the read tool changed the state")
@@ -214,15 +244,24 @@ def _run_test(env: Environment, snapshot: dict[str, Any], test: ToolTest, tool: 
             failures = [f for f in failures if not f.startswith("refused with ToolError")]
         break
     if test.expect == "success" and result[0] == "tool_error":
-        checks.fail("tool_tests", f"{test.tool} ({test.category}: {test.label}): every candidate was refused: "
-                    f"{result[1]!r}")
-    return _TestOutcome(tool=test.tool, category=test.category, label=test.label, passed=not failures,
-                        detail="; ".join(failures), arguments=chosen,
-                        outcome={"kind": result[0], "value": result[1] if result[0] != "ok" else None})
+        checks.fail(
+            "tool_tests",
+            f"{test.tool} ({test.category}: {test.label}): every candidate was refused: {result[1]!r}",
+        )
+    return _TestOutcome(
+        tool=test.tool,
+        category=test.category,
+        label=test.label,
+        passed=not failures,
+        detail="; ".join(failures),
+        arguments=chosen,
+        outcome={"kind": result[0], "value": result[1] if result[0] != "ok" else None},
+    )
 
 
-def _replay(env: Environment, snapshot: dict[str, Any], calls: list[tuple[str, Any]],
-            timings: list[int] | None) -> str:
+def _replay(
+    env: Environment, snapshot: dict[str, Any], calls: list[tuple[str, Any]], timings: list[int] | None
+) -> str:
     """Run `calls` in order from `snapshot` on one instance; the digest of outputs and final state."""
     env.reset(snapshot)
     record: list[Any] = []
@@ -240,9 +279,17 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
     spec = EnvSpec.model_validate(payload["spec"])
     tests = [ToolTest.model_validate(t) for t in payload["tests"]]
     checks = _Checks()
-    result: dict[str, Any] = {"tests": [], "tests_run": 0, "tests_passed": 0, "tests_per_tool": {},
-                              "roundtrip_ok": False, "determinism_ok": False, "latency_p50_us": None,
-                              "latency_p95_us": None, "replay_digest": None}
+    result: dict[str, Any] = {
+        "tests": [],
+        "tests_run": 0,
+        "tests_passed": 0,
+        "tests_per_tool": {},
+        "roundtrip_ok": False,
+        "determinism_ok": False,
+        "latency_p50_us": None,
+        "latency_p95_us": None,
+        "replay_digest": None,
+    }
 
     def finish() -> dict[str, Any]:
         result["checks"] = checks.as_rows()
@@ -303,8 +350,11 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
 
     checks.start("copy_on_write")
     if canonical_json(snapshot) != snapshot_before:
-        checks.fail("copy_on_write", "a tool mutated a shared row in place: the reset snapshot changed "
-                    "(write `self.put(collection, key, {**row, ...})`)")
+        checks.fail(
+            "copy_on_write",
+            "a tool mutated a shared row in place: the reset snapshot changed "
+            "(write `self.put(collection, key, {**row, ...})`)",
+        )
 
     checks.start("determinism")
     calls = [(o.tool, o.arguments) for o in outcomes]
@@ -312,8 +362,11 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
     timings: list[int] = []
     digests = {_replay(env, replay_snapshot, calls, timings if run else None) for run in range(REPLAY_RUNS)}
     if len(digests) != 1:
-        checks.fail("determinism", f"replaying the same {len(calls)} calls from the same state gave "
-                    f"{len(digests)} different results")
+        checks.fail(
+            "determinism",
+            f"replaying the same {len(calls)} calls from the same state gave "
+            f"{len(digests)} different results",
+        )
     result["determinism_ok"] = len(digests) == 1
     result["replay_digest"] = next(iter(digests)) if len(digests) == 1 else None
     if timings:
@@ -366,15 +419,46 @@ def warm_up() -> None:
     for name in sorted(ALLOWED_IMPORT_ROOTS - {"__future__"}):
         importlib.import_module(name)
     spec = {
-        "class_name": "WarmUp", "title": "Warm-up", "description": "", "domain": "none", "entities": [],
-        "tools": [{"name": "get_item", "description": "Get an item.", "kind": "read", "action": "get",
-                   "input_schema": {"type": "object", "properties": {"item_id": {"type": "string"}},
-                                    "required": ["item_id"], "additionalProperties": False},
-                   "output_schema": {"type": "object", "properties": {"item": {"type": "object"}},
-                                     "required": ["item"]}}],
+        "class_name": "WarmUp",
+        "title": "Warm-up",
+        "description": "",
+        "domain": "none",
+        "entities": [],
+        "tools": [
+            {
+                "name": "get_item",
+                "description": "Get an item.",
+                "kind": "read",
+                "action": "get",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"item_id": {"type": "string"}},
+                    "required": ["item_id"],
+                    "additionalProperties": False,
+                },
+                "output_schema": {
+                    "type": "object",
+                    "properties": {"item": {"type": "object"}},
+                    "required": ["item"],
+                },
+            }
+        ],
     }
-    tests = [{"tool": "get_item", "category": "invalid", "label": "unknown id",
-              "arguments": [{"item_id": "x"}], "expect": "tool_error"}]
-    run_verification_checks({"spec": spec, "tests": tests, "source": _WARM_UP_SOURCE,
-                             "code_sha256": sha256_hex(_WARM_UP_SOURCE),
-                             "seed_state": {"items": {"i1": {"id": "i1", "status": "open", "size": 1.0}}}})
+    tests = [
+        {
+            "tool": "get_item",
+            "category": "invalid",
+            "label": "unknown id",
+            "arguments": [{"item_id": "x"}],
+            "expect": "tool_error",
+        }
+    ]
+    run_verification_checks(
+        {
+            "spec": spec,
+            "tests": tests,
+            "source": _WARM_UP_SOURCE,
+            "code_sha256": sha256_hex(_WARM_UP_SOURCE),
+            "seed_state": {"items": {"i1": {"id": "i1", "status": "open", "size": 1.0}}},
+        }
+    )

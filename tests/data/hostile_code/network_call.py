@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.runtime.contract import Environment, tool
-import socket
 
 
 class Note(BaseModel):

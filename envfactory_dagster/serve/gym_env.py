@@ -1,0 +1,165 @@
+"""A Gymnasium-style `reset(task)` / `step(tool_call)` environment over verified environments.
+
+    env = ToolUseEnv(envs_by_id)
+    observation, info = env.reset(task)          # task: RLTask or an rl_tasks row (dict)
+    observation, reward, terminated, truncated, info = env.step({"name": ..., "arguments": {...}})
+    ...
+    env.step("Your order is placed.")            # a final answer ends the episode
+
+Observation: `{"messages": [...], "tools": [...]}` — OpenAI chat messages so far (the task's
+system + user messages, then each assistant tool call and its `tool` result) and the task's tools.
+Actions: `{"name", "arguments"}` (arguments a dict or JSON text), an OpenAI tool call
+`{"type": "function", "function": {...}}`, an assistant message (with `tool_calls`, executed in
+order, or with only `content` = final answer), or a plain string (final answer).
+
+Reward: 0.0 on every step but the last; at the end (final answer, or `max_steps` calls reached:
+`truncated`), the task's reward `score_rollout` — its components in `info["reward"]`.
+Tool errors and malformed calls are observations, never exceptions; `info` counts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium
+
+from envfactory_dagster.export.rl_task_model import RLTask
+from envfactory_dagster.runtime.loader import VerifiedEnvironment
+from envfactory_dagster.serve.rollout import Rollout, observation_text
+
+Action = Mapping[str, Any] | str
+
+
+class ToolUseEnv(gymnasium.Env):
+    """Episodes of RL tasks over a registry of verified environments (`env_id` -> environment).
+
+    Spaces are not declared: observations and actions are JSON-like chat structures, which
+    Gymnasium's `spaces` cannot describe; nothing here samples from them.
+    """
+
+    metadata = {"render_modes": []}  # noqa: RUF012 (Gymnasium's class attribute)
+
+    def __init__(self, envs_by_id: Mapping[str, VerifiedEnvironment], *, max_steps: int | None = None) -> None:
+        self.envs_by_id = dict(envs_by_id)
+        self.max_steps = max_steps  # None: the task's reward_spec.max_calls
+        self.rollout: Rollout | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.steps = 0
+        self.done = False
+
+    # -- Gymnasium API ---------------------------------------------------------------------
+    def reset(
+        self,
+        task: RLTask | Mapping[str, Any] | None = None,
+        *,
+        seed: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode of `task` (or `options["task"]`, Gymnasium's keyword form)."""
+        super().reset(seed=seed)
+        if task is None:
+            task = (options or {}).get("task")
+        if task is None:
+            raise ValueError("reset needs a task: reset(task) or reset(options={'task': task})")
+        self.rollout = Rollout(task, self.envs_by_id)
+        self.messages = [dict(m) for m in self.rollout.task.messages]
+        self.steps = 0
+        self.done = False
+        return self._observation(), self._info()
+
+    def step(self, action: Action) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self.rollout is None or self.done:
+            raise RuntimeError("step() after the episode ended or before reset(task)")
+        final_answer, calls = _read_action(action)
+        if final_answer is not None:
+            self.messages.append({"role": "assistant", "content": final_answer})
+            return self._finish(truncated=False)
+        for call in calls:
+            if self.steps >= self._max_steps():
+                break
+            self._execute(call)
+        truncated = self.steps >= self._max_steps()
+        if truncated:
+            return self._finish(truncated=True)
+        return self._observation(), 0.0, False, False, self._info()
+
+    # -- internals -------------------------------------------------------------------------
+    def _max_steps(self) -> int:
+        assert self.rollout is not None
+        return self.max_steps if self.max_steps is not None else self.rollout.task.reward_spec.max_calls
+
+    def _execute(self, call: Any) -> None:
+        assert self.rollout is not None
+        self.steps += 1
+        call_id = f"call_{self.steps}"
+        name, arguments = _call_parts(call)
+        result, _ok = self.rollout.call(name, arguments)
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {
+                            "name": name if isinstance(name, str) else "",
+                            "arguments": _arguments_text(arguments),
+                        },
+                    }
+                ],
+            }
+        )
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": observation_text(result)})
+
+    def _finish(self, *, truncated: bool) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        assert self.rollout is not None
+        self.done = True
+        breakdown = self.rollout.score()
+        info = {**self._info(), "reward": breakdown.model_dump(), "final_states": self.rollout.final_states()}
+        return self._observation(), breakdown.total, not truncated, truncated, info
+
+    def _observation(self) -> dict[str, Any]:
+        assert self.rollout is not None
+        return {"messages": list(self.messages), "tools": self.rollout.task.tools}
+
+    def _info(self) -> dict[str, Any]:
+        assert self.rollout is not None
+        return {
+            "task_id": self.rollout.task.id,
+            "steps": self.steps,
+            "calls": len(self.rollout.calls),
+            "malformed_calls": self.rollout.malformed_calls,
+            "tool_errors": self.rollout.tool_errors,
+        }
+
+
+def _read_action(action: Any) -> tuple[str | None, list[Any]]:
+    """(final answer text, None) or (None, the calls to execute) for any accepted action shape."""
+    if isinstance(action, str):
+        return action, []
+    if isinstance(action, Mapping):
+        if "tool_calls" in action or action.get("role") == "assistant":
+            calls = action.get("tool_calls") or []
+            if not calls:
+                content = action.get("content")
+                return (content if isinstance(content, str) else ""), []
+            return None, list(calls)
+        return None, [action]
+    return None, [action]  # anything else is one malformed call
+
+
+def _call_parts(call: Any) -> tuple[Any, Any]:
+    """(name, arguments) of `{name, arguments}` or an OpenAI `{type: function, function: {...}}`."""
+    if not isinstance(call, Mapping):
+        return None, None
+    inner = call.get("function") if isinstance(call.get("function"), Mapping) else call
+    return inner.get("name"), inner.get("arguments", {})
+
+
+def _arguments_text(arguments: Any) -> str:
+    """Arguments as the JSON text of an OpenAI tool call (as sent, when the policy sent text)."""
+    if isinstance(arguments, str):
+        return arguments
+    return observation_text(arguments) if isinstance(arguments, Mapping) else ""
