@@ -39,6 +39,15 @@ def dagster_home(home: str) -> Path:
     return path
 
 
+def prepare_instance(home: str) -> None:
+    """Create the Dagster instance's storage once, before worker processes open it concurrently."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(dagster_home(home))
+    with dg.DagsterInstance.get():
+        pass
+
+
 def materialize_partition(
     resources_directory: str, home: str, domain: str, select: str | None, log_level: str = "WARNING"
 ) -> tuple[str, bool, float]:
@@ -83,6 +92,7 @@ def _materialize(args: argparse.Namespace) -> int:
     home = envfactory_home()
     print(f"materializing {len(domains)} domain(s) from {directory} into {home}", flush=True)
     workers = max(1, min(args.workers, len(domains)))
+    prepare_instance(home)
     jobs = [(str(directory), home, domain, args.select, args.log_level) for domain in domains]
     if workers == 1:
         outcomes = [materialize_partition(*job) for job in jobs]

@@ -12,9 +12,11 @@ from pathlib import Path
 import dagster as dg
 
 from assets.automation import build_daily_schedule, build_resource_file_sensor
+from assets.envgen import build_envgen_assets
 from assets.ingest import build_ingest_assets
 from envfactory_dagster.ingest.authentic_resources import list_domains
 from envfactory_dagster.settings import catalog_path, envfactory_home, resources_dir
+from resources.llm import LLMResource
 from resources.settings import EnvFactorySettings
 from resources.storage import ParquetPartitionIOManager
 
@@ -22,7 +24,7 @@ ALL_ASSETS_JOB = "envfactory_all"
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [*build_ingest_assets(partitions)]
+    return [*build_ingest_assets(partitions), *build_envgen_assets(partitions)]
 
 
 def build_definitions(resources_directory: Path | None = None, home: str | None = None) -> dg.Definitions:
@@ -39,6 +41,7 @@ def build_definitions(resources_directory: Path | None = None, home: str | None 
         resources={
             "settings": EnvFactorySettings(home=home, resources_dir=str(resources_directory)),
             "io_manager": ParquetPartitionIOManager(home=home, catalog_path=catalog_path(home)),
+            "llm": LLMResource(),
         },
     )
 

@@ -32,3 +32,8 @@ def sha256_hex(data: str | bytes) -> str:
 def content_id(value: Any, prefix: str = "", length: int = 16) -> str:
     """Stable id of a JSON-able value: `prefix` + the first `length` hex digits of its sha256."""
     return f"{prefix}{sha256_hex(canonical_json(value))[:length]}"
+
+
+def derived_seed(*parts: Any) -> int:
+    """A 31-bit seed derived from a base seed and ids, so each item gets its own stable stream."""
+    return int(sha256_hex(canonical_json(list(parts)))[:8], 16) & 0x7FFFFFFF

@@ -16,6 +16,8 @@ def domain_fingerprints(resources_dir: Path) -> dict[str, str]:
         digest = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
             stat = path.stat()
-            digest.update(f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(
+                f"{path.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
         fingerprints[folder.name] = digest.hexdigest()[:16]
     return fingerprints

@@ -15,6 +15,7 @@ parameter. Same spec -> byte-identical source.
 
 from __future__ import annotations
 
+import json
 import keyword
 import math
 import random
@@ -26,12 +27,37 @@ from envfactory_dagster.envgen.seed_data import sample_pattern
 from envfactory_dagster.envgen.spec_inference import property_schema
 
 INDENT = "    "
-RESERVED_CLASS_NAMES = frozenset({"State", "Environment", "ToolError", "BaseModel", "ConfigDict", "Field", "Any", "Literal", "tool"})
-_PY_TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "object": "dict[str, Any]"}
-INITIAL_STATUSES = ("pending", "draft", "new", "open", "active", "created", "scheduled", "requested", "submitted", "todo", "needs_action", "needsaction")
+RESERVED_CLASS_NAMES = frozenset(
+    {"State", "Environment", "ToolError", "BaseModel", "ConfigDict", "Field", "Any", "Literal", "tool"}
+)
+_PY_TYPES = {
+    "string": "str",
+    "integer": "int",
+    "number": "float",
+    "boolean": "bool",
+    "object": "dict[str, Any]",
+}
+INITIAL_STATUSES = (
+    "pending",
+    "draft",
+    "new",
+    "open",
+    "active",
+    "created",
+    "scheduled",
+    "requested",
+    "submitted",
+    "todo",
+    "needs_action",
+    "needsaction",
+)
 TIMESTAMP_NAMES = ("created_at", "created", "date_created", "creation_date", "created_on", "requested_at")
 # what a new row holds in a required formatted field nobody set (valid for its format)
-FORMAT_PLACEHOLDERS = {"email": "unknown@example.com", "uri": "https://example.com/", "uuid": "00000000-0000-4000-8000-000000000000"}
+FORMAT_PLACEHOLDERS = {
+    "email": "unknown@example.com",
+    "uri": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
 UPDATED_NAMES = ("updated_at", "updated", "date_updated", "modified_at", "last_modified", "modified")
 
 
@@ -48,7 +74,7 @@ def py_literal(value: Any, indent: int = 0, width: int = 100) -> str:
         return flat
     pad, inner = INDENT * indent, INDENT * (indent + 1)
     if isinstance(value, dict):
-        items = [f"{inner}{k!r}: {py_literal(v, indent + 1, width)}," for k, v in value.items()]
+        items = [f"{inner}{_scalar(k)}: {py_literal(v, indent + 1, width)}," for k, v in value.items()]
         return "{\n" + "\n".join(items) + f"\n{pad}}}"
     items = [f"{inner}{py_literal(v, indent + 1, width)}," for v in value]
     return "[\n" + "\n".join(items) + f"\n{pad}]"
@@ -58,14 +84,26 @@ def _flat_literal(value: Any) -> str:
     if isinstance(value, _Ref):
         return str(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {_flat_literal(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_scalar(k)}: {_flat_literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_flat_literal(v) for v in value) + "]"
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    """Python literal of a JSON scalar; strings in double quotes (JSON escapes are Python escapes)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
     return repr(value)
 
 
+def _fstring_text(value: str) -> str:
+    """Literal text safe inside a generated double-quoted f-string."""
+    return value.replace("\\", "/").replace('"', "'").replace("{", "{{").replace("}", "}}")
+
+
 def _text(value: str) -> str:
-    return repr(" ".join(value.split()))
+    return _scalar(" ".join(value.split()))
 
 
 def model_names(spec: EnvSpec) -> dict[str, str]:
@@ -76,9 +114,9 @@ def model_names(spec: EnvSpec) -> dict[str, str]:
 
 def _annotation(f: FieldSpec) -> str:
     if f.enum:
-        base = "Literal[" + ", ".join(repr(v) for v in f.enum) + "]"
+        base = "Literal[" + ", ".join(_scalar(v) for v in f.enum) + "]"
     elif f.type == "array":
-        base = f"list[{_PY_TYPES.get(f.item_type or '', 'Any') if f.item_type != 'object' else 'dict[str, Any]'}]"
+        base = f"list[{_PY_TYPES.get(f.item_type or '', 'Any')}]"
     else:
         base = _PY_TYPES[f.type]
     return f"{base} | None" if f.nullable else base
@@ -93,7 +131,7 @@ def _field_line(f: FieldSpec) -> str:
     if f.max_length is not None:
         constraints.append(f"max_length={f.max_length!r}")
     if f.pattern is not None:
-        constraints.append(f"pattern={f.pattern!r}")
+        constraints.append(f"pattern={_scalar(f.pattern)}")
     annotation = _annotation(f)
     if constraints:
         default = "default=None, " if f.nullable else ""
@@ -119,7 +157,7 @@ def _render_models(spec: EnvSpec, names: dict[str, str]) -> list[str]:
         lines.append(f"{INDENT}{e.collection}: dict[str, {names[e.name]}] = Field(default_factory=dict)")
     lines += [
         f"{INDENT}counters: dict[str, int] = Field(default_factory=dict)",
-        f"{INDENT}now: str = {spec.clock!r}",
+        f"{INDENT}now: str = {_scalar(spec.clock)}",
         f"{INDENT}seed: int = 0",
     ]
     for e in spec.entities:
@@ -129,7 +167,7 @@ def _render_models(spec: EnvSpec, names: dict[str, str]) -> list[str]:
             "required": [f.name for f in e.fields],
             "additionalProperties": False,
         }
-        lines += ["", f"{_schema_constant(e)} = {py_literal(schema)}"]
+        lines += ["", "", f"{_schema_constant(e)} = {py_literal(schema)}"]
     return lines
 
 
@@ -199,7 +237,7 @@ def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
         if f.nullable:
             return "None"
         initial = next((v for v in f.enum if str(v).lower() in INITIAL_STATUSES), f.enum[0])
-        return repr(initial)
+        return _scalar(initial)
     if f.type == "string" and (f.format == "date-time" or f.name in TIMESTAMP_NAMES + UPDATED_NAMES):
         return 'self.state["now"]'
     if f.type == "string" and f.format == "date":
@@ -207,9 +245,9 @@ def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
     if f.nullable:
         return "None"
     if f.type == "string" and f.format in FORMAT_PLACEHOLDERS:
-        return repr(FORMAT_PLACEHOLDERS[f.format])
+        return _scalar(FORMAT_PLACEHOLDERS[f.format])
     if f.type == "string":
-        return repr(sample_pattern(f.pattern, random.Random(0))) if f.pattern else "''"
+        return _scalar(sample_pattern(f.pattern, random.Random(0))) if f.pattern else '""'
     if f.type in ("integer", "number"):
         value = 0
         if f.minimum is not None and value < f.minimum:
@@ -217,12 +255,14 @@ def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
         if f.maximum is not None and value > f.maximum:
             value = f.maximum
         if f.type == "integer":
-            return repr(int(math.ceil(value)))
+            return repr(math.ceil(value))
         return repr(float(value))
     return {"boolean": "False", "array": "[]", "object": "{}"}[f.type]
 
 
-def _fk_check(body: _Body, param: str, f: FieldSpec, entities: dict[str, EntitySpec], depth: int, optional: bool) -> None:
+def _fk_check(
+    body: _Body, param: str, f: FieldSpec, entities: dict[str, EntitySpec], depth: int, optional: bool
+) -> None:
     target = entities.get(f.ref_entity or "")
     if target is None:
         return
@@ -244,14 +284,24 @@ def _row_filter(tool: ToolSpec, entity: EntitySpec, required: set[str]) -> list[
             conditions.append(f'({param} is None or _r["{fname}"] == {param})')
     query = next((p for p, f in tool.param_fields.items() if f == "$query"), None)
     if query is not None:
-        text_fields = [f.name for f in entity.fields if f.type == "string" and not f.enum and not f.ref_entity][:6]
+        text_fields = [
+            f.name
+            for f in entity.fields
+            if f.type == "string"
+            and not f.enum
+            and not f.ref_entity
+            and f.name != entity.key_field
+            and f.format not in ("date", "date-time", "uri", "uuid")
+        ][:6] or [entity.key_field]
         if text_fields:
             match = " or ".join(f'_needle in (_r["{n}"] or "").lower()' for n in text_fields)
             conditions.append(match if query in required else f"(_needle is None or {match})")
     return conditions
 
 
-def _render_read_rows(body: _Body, tool: ToolSpec, entity: EntitySpec, entities: dict[str, EntitySpec]) -> None:
+def _render_read_rows(
+    body: _Body, tool: ToolSpec, entity: EntitySpec, entities: dict[str, EntitySpec]
+) -> None:
     required = set(tool.input_schema.get("required", []))
     fields = {f.name: f for f in entity.fields}
     for param, fname in tool.param_fields.items():
@@ -260,7 +310,11 @@ def _render_read_rows(body: _Body, tool: ToolSpec, entity: EntitySpec, entities:
             _fk_check(body, param, f, entities, 0, optional=False)
     query = next((p for p, f in tool.param_fields.items() if f == "$query"), None)
     if query is not None:
-        body.add(f"_needle = {query}.lower()" if query in required else f"_needle = None if {query} is None else {query}.lower()")
+        body.add(
+            f"_needle = {query}.lower()"
+            if query in required
+            else f"_needle = None if {query} is None else {query}.lower()"
+        )
     conditions = _row_filter(tool, entity, required)
     source = f'self.table("{entity.collection}").values()'
     if conditions:
@@ -278,7 +332,9 @@ def _render_read_rows(body: _Body, tool: ToolSpec, entity: EntitySpec, entities:
     body.add(f'return {{"{entity.collection}": {rows}}}')
 
 
-def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], referencing: dict[str, list[tuple[str, str, str]]]) -> list[str]:
+def _render_tool(
+    tool: ToolSpec, entities: dict[str, EntitySpec], referencing: dict[str, list[tuple[str, str, str]]]
+) -> list[str]:
     entity = entities[tool.entity] if tool.entity else None
     if entity is None:
         raise ValueError(f"tool {tool.name}: no entity")
@@ -294,7 +350,9 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], referencing: d
     body = _Body()
     fields = {f.name: f for f in entity.fields}
     required = set(tool.input_schema.get("required", []))
-    key_param = next((p for p, f in tool.param_fields.items() if f == entity.key_field and p in required), None)
+    key_param = next(
+        (p for p, f in tool.param_fields.items() if f == entity.key_field and p in required), None
+    )
     snake = snake_case(entity.name)
     coll = entity.collection
     action = tool.action
@@ -303,7 +361,7 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], referencing: d
 
     if action == "get":
         body.add(f'return {{"{snake}": dict(self.require("{coll}", {key_param}, "{entity.name}"))}}')
-    elif action in ("list", "search") or action == "custom" and tool.kind == "read":
+    elif action in ("list", "search") or (action == "custom" and tool.kind == "read"):
         _render_read_rows(body, tool, entity, entities)
     elif action == "create" or action == "custom":
         bound = {fname: param for param, fname in tool.param_fields.items() if fname in fields}
@@ -338,27 +396,36 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], referencing: d
         transition = tool.transition
         if transition is not None and transition.from_values:
             allowed = tuple(transition.from_values)
-            listed = " or ".join(str(v) for v in allowed)
-            body.add(f'if _row["{transition.field}"] not in {allowed!r}:')
+            listed = _fstring_text(" or ".join(str(v) for v in allowed))
+            members = ", ".join(_scalar(v) for v in allowed) + ("," if len(allowed) == 1 else "")
+            body.add(f'if _row["{transition.field}"] not in ({members}):')
             message = f'f"{entity.name} {{{key_param}!r}} is {{_row[{transition.field!r}]}}, not {listed}"'
             body.add(f'raise ToolError("invalid_state", {message})', 1)
-        changes = {transition.field: repr(transition.to_value)} if transition is not None else {}
-        body.add(f"_changes: dict[str, Any] = {{{', '.join(f'{k!r}: {v}' for k, v in changes.items())}}}")
+        changes = {transition.field: _scalar(transition.to_value)} if transition is not None else {}
+        body.add(
+            f"_changes: dict[str, Any] = {{{', '.join(f'{_scalar(k)}: {v}' for k, v in changes.items())}}}"
+        )
         for param, fname in tool.param_fields.items():
             if fname not in fields or param == key_param or fname in changes:
                 continue
             body.add(f"if {param} is not None:")
             _fk_check(body, param, fields[fname], entities, 1, optional=False)
             body.add(f'_changes["{fname}"] = {_value_expr(param, fields[fname])}', 1)
-        stamp = next((f.name for f in entity.fields if f.name in UPDATED_NAMES and f.type == "string" and not f.enum), None)
+        stamp = next(
+            (f.name for f in entity.fields if f.name in UPDATED_NAMES and f.type == "string" and not f.enum),
+            None,
+        )
         if stamp is not None:
             body.add(f'_changes["{stamp}"] = self.state["now"]')
         body.add(f'return {{"{snake}": self.put("{coll}", {key_param}, {{**_row, **_changes}})}}')
     elif action == "delete":
         body.add(f'self.require("{coll}", {key_param}, "{entity.name}")')
         for child_coll, child_field, child_name in referencing.get(entity.name, []):
-            body.add(f'if any(_r["{child_field}"] == {key_param} for _r in self.table("{child_coll}").values()):')
-            body.add(f'raise ToolError("conflict", f"{entity.name} {{{key_param}!r}} is still referenced by a {child_name}")', 1)
+            body.add(
+                f'if any(_r["{child_field}"] == {key_param} for _r in self.table("{child_coll}").values()):'
+            )
+            message = f'f"{entity.name} {{{key_param}!r}} is referenced by a {child_name}"'
+            body.add(f'raise ToolError("conflict", {message})', 1)
         body.add(f'del self.table("{coll}")[{key_param}]')
         body.add(f'return {{"deleted": True, "id": {key_param}}}')
     else:

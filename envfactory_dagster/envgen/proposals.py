@@ -34,17 +34,116 @@ SMALL_GROUP = 5
 MAX_MERGED = 14
 MIN_SHARED_WORDS = 2
 
-_AUTH_PATH = re.compile(r"(^|/)(oauth2?|token|tokens|auth|login|logout|signin|signout|session|sessions|api[-_]?keys?)(/|$)", re.I)
+_AUTH_PATH = re.compile(
+    r"(^|/)(oauth2?|token|tokens|auth|login|logout|signin|signout|session|sessions|api[-_]?keys?)(/|$)", re.I
+)
 _AUTH_TAG = re.compile(r"^(o?auth(entication|orization)?|oauth2?|tokens?|login|sessions?)$", re.I)
 _VERSION_SEGMENT = re.compile(r"^(v\d+(\.\d+)*|api|rest|\d+(\.\d+)*)$", re.I)
 # Words too common in API descriptions to say two resources are about the same thing.
 GENERIC_WORDS = frozenset(
-    "id ids name names type types limit page size offset cursor count total sort order by fields field "
-    "include filter filters q query lang language code codes status date time created updated at the of "
-    "for and to in on a an is get list create update delete fetch search find all one data meta links "
-    "value values description url uri key keys item items result results response request body info "
-    "v1 v2 v3 api x next previous self href format version from since before after start end max min "
-    "per number string boolean object array plan user users account accounts".split()
+    [
+        "id",
+        "ids",
+        "name",
+        "names",
+        "type",
+        "types",
+        "limit",
+        "page",
+        "size",
+        "offset",
+        "cursor",
+        "count",
+        "total",
+        "sort",
+        "order",
+        "by",
+        "fields",
+        "field",
+        "include",
+        "filter",
+        "filters",
+        "q",
+        "query",
+        "lang",
+        "language",
+        "code",
+        "codes",
+        "status",
+        "date",
+        "time",
+        "created",
+        "updated",
+        "at",
+        "the",
+        "of",
+        "for",
+        "and",
+        "to",
+        "in",
+        "on",
+        "a",
+        "an",
+        "is",
+        "get",
+        "list",
+        "create",
+        "update",
+        "delete",
+        "fetch",
+        "search",
+        "find",
+        "all",
+        "one",
+        "data",
+        "meta",
+        "links",
+        "value",
+        "values",
+        "description",
+        "url",
+        "uri",
+        "key",
+        "keys",
+        "item",
+        "items",
+        "result",
+        "results",
+        "response",
+        "request",
+        "body",
+        "info",
+        "v1",
+        "v2",
+        "v3",
+        "api",
+        "x",
+        "next",
+        "previous",
+        "self",
+        "href",
+        "format",
+        "version",
+        "from",
+        "since",
+        "before",
+        "after",
+        "start",
+        "end",
+        "max",
+        "min",
+        "per",
+        "number",
+        "string",
+        "boolean",
+        "object",
+        "array",
+        "plan",
+        "user",
+        "users",
+        "account",
+        "accounts",
+    ]
 )
 
 
@@ -131,7 +230,9 @@ def _vendor(spec: NormalizedSpec) -> str:
     return pascal_case(first[0]) if first else "Service"
 
 
-def group_operations(resource_id: str, domain: str, spec: NormalizedSpec) -> tuple[list[OperationGroup], list[str]]:
+def group_operations(
+    resource_id: str, domain: str, spec: NormalizedSpec
+) -> tuple[list[OperationGroup], list[str]]:
     """Workflow groups of one resource, and the qualified ids of skipped auth operations."""
     skipped = [f"{resource_id}:{op.operation_id}" for op in spec.operations if is_auth_plumbing(op)]
     ops = [op for op in spec.operations if not is_auth_plumbing(op)]
@@ -243,7 +344,9 @@ def _named_entity(schema: dict[str, Any] | None) -> str | None:
     return entity_name(re.sub(r"(Create|Update|Input|Request|Body|Response|Data)$", "", ref_name) or ref_name)
 
 
-def propose_environments(resources: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+def propose_environments(
+    resources: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """Proposal rows (one per workflow group) and error rows from `authentic_resources` rows.
 
     Each row: id, domain, class_name, title, purpose, entities, operation_ids, resource_ids,
@@ -254,16 +357,36 @@ def propose_environments(resources: list[dict[str, Any]]) -> tuple[list[dict[str
     skipped_auth: list[str] = []
     for row in sorted(resources, key=lambda r: (str(r.get("domain")), str(r.get("id")))):
         resource_id = str(row.get("id"))
+        source = row.get("source_path")
         try:
             raw = row["spec_json"]
-            spec = NormalizedSpec.model_validate_json(raw) if isinstance(raw, str | bytes) else NormalizedSpec.model_validate(raw)
+            spec = (
+                NormalizedSpec.model_validate_json(raw)
+                if isinstance(raw, str | bytes)
+                else NormalizedSpec.model_validate(raw)
+            )
         except (KeyError, ValidationError, ValueError) as exc:
-            errors.append({"resource_id": resource_id, "domain": row.get("domain"), "stage": "env_proposals", "reason": f"resource {resource_id} ({row.get('source_path')}): unreadable spec_json: {exc}"[:1000]})
+            errors.append(
+                {
+                    "resource_id": resource_id,
+                    "domain": row.get("domain"),
+                    "stage": "env_proposals",
+                    "reason": f"resource {resource_id} ({source}): unreadable spec_json: {exc}"[:1000],
+                }
+            )
             continue
         groups, skipped = group_operations(resource_id, str(row["domain"]), spec)
         skipped_auth += skipped
         if not groups:
-            errors.append({"resource_id": resource_id, "domain": row.get("domain"), "stage": "env_proposals", "reason": f"resource {resource_id} ({row.get('source_path')}): no operations left after skipping {len(skipped)} auth operations"})
+            errors.append(
+                {
+                    "resource_id": resource_id,
+                    "domain": row.get("domain"),
+                    "stage": "env_proposals",
+                    "reason": f"resource {resource_id} ({source}): "
+                    f"no operations left after skipping {len(skipped)} auth operations",
+                }
+            )
             continue
         groups_by_domain.setdefault(str(row["domain"]), []).extend(groups)
 

@@ -57,6 +57,7 @@ class RevisionAttempt(BaseModel):
     attempt: int  # 1 = the coder's version, 2.. = revisions
     role: Literal["coder", "reviser"]
     code_sha256: str
+    source: str  # the module itself: every version is stored (`env_code`) and re-verified
     passed: bool
     failures: list[str]
     tests_run: int
@@ -140,6 +141,7 @@ def synthesize_with_revisions(
                 attempt=number,
                 role=role,
                 code_sha256=report.code_sha256,
+                source=code,
                 passed=report.passed,
                 failures=report.failures,
                 tests_run=report.tests_run,

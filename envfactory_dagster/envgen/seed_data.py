@@ -138,7 +138,10 @@ _TEXT_PROVIDERS: list[tuple[tuple[str, ...], str]] = [
     (("state", "province", "region"), "state"),
     (("zip", "postal", "postcode"), "postcode"),
     (("street", "address", "line1", "line2"), "street_address"),
-    (("company", "organization", "organisation", "employer", "vendor", "merchant", "brand", "payee"), "company"),
+    (
+        ("company", "organization", "organisation", "employer", "vendor", "merchant", "brand", "payee"),
+        "company",
+    ),
     (("currency",), "currency_code"),
     (("url", "uri", "website", "link", "href", "homepage", "image", "avatar", "photo"), "url"),
     (("color", "colour"), "color_name"),
@@ -150,9 +153,43 @@ _TEXT_PROVIDERS: list[tuple[tuple[str, ...], str]] = [
     (("ip",), "ipv4"),
     (("path", "file", "directory", "folder", "filename"), "file_path"),
     (("mime", "content_type", "media"), "mime_type"),
-    (("description", "notes", "note", "body", "content", "message", "text", "comment", "summary", "bio", "memo", "observation", "observations", "reason", "details"), "sentence"),
+    (
+        (
+            "description",
+            "notes",
+            "note",
+            "body",
+            "content",
+            "message",
+            "text",
+            "comment",
+            "summary",
+            "bio",
+            "memo",
+            "observation",
+            "observations",
+            "reason",
+            "details",
+        ),
+        "sentence",
+    ),
     (("title", "subject", "headline", "label", "topic"), "catch_phrase"),
-    (("name", "full", "author", "owner", "contact", "guest", "passenger", "patient", "assignee", "recipient", "sender"), "name"),
+    (
+        (
+            "name",
+            "full",
+            "author",
+            "owner",
+            "contact",
+            "guest",
+            "passenger",
+            "patient",
+            "assignee",
+            "recipient",
+            "sender",
+        ),
+        "name",
+    ),
 ]
 
 
@@ -181,9 +218,38 @@ def _number_range(f: FieldSpec) -> tuple[float, float]:
         low, high = 0.0, 100.0
     elif ws & {"year"}:
         low, high = 1990.0, 2026.0
-    elif ws & {"quantity", "qty", "count", "adults", "guests", "children", "rooms", "seats", "nights", "position", "priority", "level", "order", "index"}:
+    elif ws & {
+        "quantity",
+        "qty",
+        "count",
+        "adults",
+        "guests",
+        "children",
+        "rooms",
+        "seats",
+        "nights",
+        "position",
+        "priority",
+        "level",
+        "order",
+        "index",
+    }:
         low, high = 1.0, 10.0
-    elif ws & {"price", "amount", "total", "balance", "cost", "fee", "budget", "salary", "subtotal", "tax", "budgeted", "activity", "payment"}:
+    elif ws & {
+        "price",
+        "amount",
+        "total",
+        "balance",
+        "cost",
+        "fee",
+        "budget",
+        "salary",
+        "subtotal",
+        "tax",
+        "budgeted",
+        "activity",
+        "payment",
+    }:
         low, high = 5.0, 2000.0
     else:
         low, high = 0.0, 1000.0
@@ -223,7 +289,9 @@ def field_value(f: FieldSpec, fake: Faker, rng: random.Random, now: datetime, in
         return {}
     if f.pattern:
         value = sample_pattern(f.pattern, rng)
-        return value[: f.max_length] if f.max_length and re.search(f.pattern, value[: f.max_length]) else value
+        return (
+            value[: f.max_length] if f.max_length and re.search(f.pattern, value[: f.max_length]) else value
+        )
     provider = _provider_for(f)
     if provider == "date_time":
         moment = now + timedelta(minutes=rng.randint(-180 * 24 * 60, 60 * 24 * 60))
@@ -233,9 +301,13 @@ def field_value(f: FieldSpec, fake: Faker, rng: random.Random, now: datetime, in
     elif provider == "uuid":
         value = str(fake.uuid4())
     elif provider == "file_path":
-        value = f"/home/user/{fake.word()}/{fake.word()}_{index + 1}.{rng.choice(['txt', 'md', 'json', 'csv'])}"
+        value = (
+            f"/home/user/{fake.word()}/{fake.word()}_{index + 1}.{rng.choice(['txt', 'md', 'json', 'csv'])}"
+        )
     elif provider == "word":
-        value = fake.word() if "id" not in words(f.name) else f"{words(f.name)[0][:3]}_{rng.randint(1000, 9999)}"
+        value = (
+            fake.word() if "id" not in words(f.name) else f"{words(f.name)[0][:3]}_{rng.randint(1000, 9999)}"
+        )
     else:
         value = str(getattr(fake, provider)())
     if f.max_length is not None:
@@ -243,7 +315,9 @@ def field_value(f: FieldSpec, fake: Faker, rng: random.Random, now: datetime, in
     return value
 
 
-def _key_value(entity: EntitySpec, index: int, fake: Faker, rng: random.Random, now: datetime, taken: set[str]) -> str:
+def _key_value(
+    entity: EntitySpec, index: int, fake: Faker, rng: random.Random, now: datetime, taken: set[str]
+) -> str:
     if entity.key_field in ID_LIKE_KEYS or entity.key_field.endswith(("_id", "_sid", "id")):
         return f"{entity.id_prefix}{index + 1:04d}"
     f = next(x for x in entity.fields if x.name == entity.key_field)
@@ -289,7 +363,9 @@ def generate_state(spec: EnvSpec, seed: int) -> dict[str, Any]:
     return state
 
 
-def _reference(target: EntitySpec, count: int, state: dict[str, Any], rng: random.Random, f: FieldSpec) -> Any:
+def _reference(
+    target: EntitySpec, count: int, state: dict[str, Any], rng: random.Random, f: FieldSpec
+) -> Any:
     """A key of an existing (or, inside a cycle, a to-be-seeded id-like) row of `target`."""
     existing = sorted(state[target.collection])
     if existing:

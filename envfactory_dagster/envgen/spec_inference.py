@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, StateTransition, ToolSpec
 from envfactory_dagster.envgen.naming import collection_name, entity_name, singular, snake_case, words
@@ -59,7 +59,9 @@ LIMIT_NAMES = frozenset({"limit", "page_size", "per_page", "max_results", "page_
 QUERY_NAMES = frozenset({"q", "query", "search", "keyword", "keywords", "term", "text", "search_term"})
 KEY_NAMES = ("id", "sid", "uuid", "key", "code", "slug", "path", "name")
 _VERSION_SEGMENT = re.compile(r"^(v\d+(\.\d+)*|api|rest|\d+(\.\d+)*|@me|me)$", re.I)
-_BODY_SUFFIX = re.compile(r"(Create|Update|Patch|Input|Request|Body|Payload|Params|Wrapper|Post|Put|Save|New)+$")
+_BODY_SUFFIX = re.compile(
+    r"(Create|Update|Patch|Input|Request|Body|Payload|Params|Wrapper|Post|Put|Save|New)+$"
+)
 _RESPONSE_SUFFIX = re.compile(r"(Response|Result|Wrapper|Envelope|Detail|Details|Summary)+$")
 
 # verb of a transition -> the status values it may move to, first match wins
@@ -117,15 +119,46 @@ TRANSITION_VERBS: dict[str, tuple[str, ...]] = {
     "snooze": ("snoozed",),
 }
 MCP_VERBS = {
-    "get": "get", "read": "get", "open": "get", "fetch": "get", "show": "get", "view": "get", "describe": "get",
-    "list": "list", "search": "search", "find": "search", "query": "search",
-    "create": "create", "add": "create", "new": "create", "insert": "create", "write": "create",
-    "update": "update", "edit": "update", "set": "update", "modify": "update", "rename": "update",
-    "delete": "delete", "remove": "delete",
-}  # fmt: skip
+    **dict.fromkeys(("get", "read", "open", "fetch", "show", "view", "describe"), "get"),
+    "list": "list",
+    **dict.fromkeys(("search", "find", "query"), "search"),
+    **dict.fromkeys(("create", "add", "new", "insert", "write"), "create"),
+    **dict.fromkeys(("update", "edit", "set", "modify", "rename"), "update"),
+    **dict.fromkeys(("delete", "remove"), "delete"),
+}
 WRITE_WORDS = frozenset(
-    "create add new insert write update edit set modify rename move delete remove post put patch send "
-    "cancel clear import upload reset save book pay assign archive publish approve mark".split()
+    [
+        "create",
+        "add",
+        "new",
+        "insert",
+        "write",
+        "update",
+        "edit",
+        "set",
+        "modify",
+        "rename",
+        "move",
+        "delete",
+        "remove",
+        "post",
+        "put",
+        "patch",
+        "send",
+        "cancel",
+        "clear",
+        "import",
+        "upload",
+        "reset",
+        "save",
+        "book",
+        "pay",
+        "assign",
+        "archive",
+        "publish",
+        "approve",
+        "mark",
+    ]
 )
 
 
@@ -166,7 +199,9 @@ def _is_object(schema: dict[str, Any]) -> bool:
 
 def _has_key(schema: dict[str, Any]) -> bool:
     props = schema.get("properties") or {}
-    return any(k in props for k in ("id", "sid", "uuid")) or any(k.lower().endswith(("_id", "id")) for k in props)
+    return any(k in props for k in ("id", "sid", "uuid")) or any(
+        k.lower().endswith(("_id", "id")) for k in props
+    )
 
 
 _WRAPPER_KEYS = ("data", "items", "results", "result", "records", "entries", "values", "content", "elements")
@@ -177,7 +212,7 @@ def locate_entity_schema(schema: Any, depth: int = 0) -> tuple[dict[str, Any], b
     flat = flatten_schema(schema)
     if not flat or depth > 3:
         return None
-    if flat.get("type") == "array" or "items" in flat and not flat.get("properties"):
+    if flat.get("type") == "array" or ("items" in flat and not flat.get("properties")):
         inner = flatten_schema(flat.get("items"))
         if _is_object(inner):
             found = locate_entity_schema(inner, depth + 1)
@@ -214,7 +249,7 @@ def _scalar_type(schema: dict[str, Any]) -> tuple[str, bool]:
         return "object", nullable
     if "items" in schema:
         return "array", nullable
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         first = schema["enum"][0]
         return ("integer" if isinstance(first, int) and not isinstance(first, bool) else "string"), nullable
     return "string", nullable
@@ -231,7 +266,14 @@ def field_from_schema(name: str, schema: Any, required: bool) -> FieldSpec:
     enum = flat.get("enum")
     if enum is not None:
         allowed = _SCALAR_PY.get(ftype)
-        values = [v for v in enum if v is not None and allowed is not None and isinstance(v, allowed) and not (isinstance(v, bool) and ftype != "boolean")]
+        values = [
+            v
+            for v in enum
+            if v is not None
+            and allowed is not None
+            and isinstance(v, allowed)
+            and not (isinstance(v, bool) and ftype != "boolean")
+        ]
         nullable = nullable or None in enum
         enum = list(dict.fromkeys(values)) or None
     item_type = None
@@ -240,7 +282,9 @@ def field_from_schema(name: str, schema: Any, required: bool) -> FieldSpec:
     pattern = flat.get("pattern") if ftype == "string" and isinstance(flat.get("pattern"), str) else None
     if pattern is not None and not pattern_is_samplable(pattern):
         pattern = None
-    max_length = flat.get("maxLength") if ftype == "string" and isinstance(flat.get("maxLength"), int) else None
+    max_length = (
+        flat.get("maxLength") if ftype == "string" and isinstance(flat.get("maxLength"), int) else None
+    )
     fmt = flat.get("format") if isinstance(flat.get("format"), str) else None
     number = ftype in ("integer", "number")
     minimum = flat.get("minimum") if number and isinstance(flat.get("minimum"), int | float) else None
@@ -345,7 +389,13 @@ def _name_of(schema: dict[str, Any] | None, pattern: re.Pattern[str]) -> str | N
 
 
 def _noun_from_words(ws: list[str]) -> str | None:
-    nouns = [w for w in ws if w not in WRITE_WORDS and w not in MCP_VERBS and w not in ("by", "with", "all", "multiple", "one", "info", "id")]
+    nouns = [
+        w
+        for w in ws
+        if w not in WRITE_WORDS
+        and w not in MCP_VERBS
+        and w not in ("by", "with", "all", "multiple", "one", "info", "id")
+    ]
     return entity_name(nouns[0]) if nouns else None
 
 
@@ -367,7 +417,9 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     verb = None
     if not item and len(segs) >= 2 and _is_param(segs[-2]) and method == "post":
         stripped = snake_case(last)
-        looks_like_verb = stripped in TRANSITION_VERBS or singular(stripped) == stripped and not stripped.endswith("s")
+        looks_like_verb = stripped in TRANSITION_VERBS or (
+            singular(stripped) == stripped and not stripped.endswith("s")
+        )
         if "x-state-transition" in op.extensions or looks_like_verb:
             verb = stripped
     nouns = [s for s in segs if not _is_param(s)]
@@ -401,10 +453,7 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     has_query = any(snake_case(p) in QUERY_NAMES for p in params) or last == "search"
 
     if method == "get":
-        if key_param and not response_is_list:
-            action = "get"
-        else:
-            action = "search" if has_query else "list"
+        action = "get" if key_param and not response_is_list else "search" if has_query else "list"
         kind = "read"
     elif method == "delete":
         action, kind = ("delete" if key_param else "custom"), "write"
@@ -413,7 +462,11 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     elif method == "post":
         kind = "write"
         if verb:
-            action = "transition" if verb in TRANSITION_VERBS or "x-state-transition" in op.extensions else "custom"
+            action = (
+                "transition"
+                if verb in TRANSITION_VERBS or "x-state-transition" in op.extensions
+                else "custom"
+            )
         elif key_param:
             action = "update"
         elif last == "search":
@@ -422,15 +475,28 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
             action = "create"
     else:
         action, kind = "custom", "write"
-    return OperationShape(op, resource_id, entity, action, kind, key_param, parents, verb, response_entity, body)
+    return OperationShape(
+        op, resource_id, entity, action, kind, key_param, parents, verb, response_entity, body
+    )
 
 
-def _analyse_tool(resource_id: str, op: NormalizedOperation, op_words: list[str], response_entity: dict[str, Any] | None, response_is_list: bool, body: dict[str, Any] | None) -> OperationShape:
+def _analyse_tool(
+    resource_id: str,
+    op: NormalizedOperation,
+    op_words: list[str],
+    response_entity: dict[str, Any] | None,
+    response_is_list: bool,
+    body: dict[str, Any] | None,
+) -> OperationShape:
     """MCP tools: action from the first word of the name, entity from its noun."""
     annotations = op.extensions.get("x-mcp-annotations") or op.extensions.get("annotations") or {}
     read_only = bool(isinstance(annotations, dict) and annotations.get("readOnlyHint"))
     verb = MCP_VERBS.get(op_words[0] if op_words else "", "custom")
-    entity = _noun_from_words(op_words[1:]) or _name_of(response_entity, _RESPONSE_SUFFIX) or entity_name(op.operation_id)
+    entity = (
+        _noun_from_words(op_words[1:])
+        or _name_of(response_entity, _RESPONSE_SUFFIX)
+        or entity_name(op.operation_id)
+    )
     required = [p for p in op.parameters if p.required]
     key = None
     if len(required) == 1 and _scalar_type(flatten_schema(required[0].schema_))[0] == "string":
@@ -438,7 +504,9 @@ def _analyse_tool(resource_id: str, op: NormalizedOperation, op_words: list[str]
     if verb in ("get", "update", "delete") and key is None:
         verb = "custom"
     # batch tools (`create_entities(entities=[{...}])`) fit no single-row shape
-    if verb in ("create", "update") and any(_is_object(flatten_schema(flatten_schema(p.schema_).get("items"))) for p in op.parameters):
+    if verb in ("create", "update") and any(
+        _is_object(flatten_schema(flatten_schema(p.schema_).get("items"))) for p in op.parameters
+    ):
         verb = "custom"
     if verb in ("list", "search"):
         key = None
@@ -470,7 +538,16 @@ def _fields_of(schema: dict[str, Any]) -> list[FieldSpec]:
     out = []
     props = schema.get("properties") or {}
     # keys, foreign keys and lifecycle enums first so MAX_FIELDS never drops them
-    order = sorted(props, key=lambda n: (0 if n in KEY_NAMES or n.lower().endswith(("_id", "sid", "id")) else 1 if "enum" in flatten_schema(props[n]) else 2))
+    order = sorted(
+        props,
+        key=lambda n: (
+            0
+            if n in KEY_NAMES or n.lower().endswith(("_id", "sid", "id"))
+            else 1
+            if "enum" in flatten_schema(props[n])
+            else 2
+        ),
+    )
     for name in order:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             continue
@@ -486,7 +563,12 @@ def safe_field_name(name: str) -> str:
     name = name.lstrip("_") or "field"
     if name[0].isdigit():
         name = f"n{name}"
-    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in _MODEL_ATTRIBUTES or name in ("self", "model_config"):
+    if (
+        keyword.iskeyword(name)
+        or keyword.issoftkeyword(name)
+        or name in _MODEL_ATTRIBUTES
+        or name in ("self", "model_config")
+    ):
         name = f"{name}_"
     return name
 
@@ -510,7 +592,9 @@ def _add_context_entities(drafts: dict[str, EntityDraft], specs: list[Normalized
                 if target and target not in drafts and target in described and target not in wanted:
                     wanted.append(target)
         for name in wanted:
-            draft = EntityDraft(name, description=str(described[name].get("description") or "")[:300], from_schema=True)
+            draft = EntityDraft(
+                name, description=str(described[name].get("description") or "")[:300], from_schema=True
+            )
             for f in _fields_of(described[name]):
                 draft.add(f)
             drafts[name] = draft
@@ -566,8 +650,14 @@ def _tool_name(op: NormalizedOperation, taken: set[str]) -> str:
 
 def _transition_for(shape: OperationShape, entity: EntitySpec) -> StateTransition | None:
     declared = shape.op.extensions.get("x-state-transition")
-    if isinstance(declared, dict) and declared.get("field") in {f.name for f in entity.fields} and "to" in declared:
-        return StateTransition(field=declared["field"], from_values=list(declared.get("from") or []), to_value=declared["to"])
+    if (
+        isinstance(declared, dict)
+        and declared.get("field") in {f.name for f in entity.fields}
+        and "to" in declared
+    ):
+        return StateTransition(
+            field=declared["field"], from_values=list(declared.get("from") or []), to_value=declared["to"]
+        )
     status = next((f for f in entity.fields if f.name == entity.status_field), None)
     if status is None or not status.enum or not shape.verb:
         return None
@@ -576,7 +666,9 @@ def _transition_for(shape: OperationShape, entity: EntitySpec) -> StateTransitio
     for target in targets:
         if target in lowered:
             to_value = lowered[target]
-            return StateTransition(field=status.name, from_values=[v for v in status.enum if v != to_value], to_value=to_value)
+            return StateTransition(
+                field=status.name, from_values=[v for v in status.enum if v != to_value], to_value=to_value
+            )
     return None
 
 
@@ -590,6 +682,16 @@ def _status_field(draft: EntityDraft) -> str | None:
 
 def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, NormalizedSpec]) -> EnvSpec:
     """The EnvSpec of one proposal row; raises EnvSpecError naming the proposal on bad input."""
+    try:
+        return _infer_env_spec(proposal, specs_by_resource_id)
+    except EnvSpecError:
+        raise
+    except (ValidationError, KeyError, ValueError, TypeError) as exc:
+        pid = proposal.get("id", "?") if isinstance(proposal, dict) else "?"
+        raise EnvSpecError(f"proposal {pid}: cannot infer a spec: {type(exc).__name__}: {exc}"[:1000]) from exc
+
+
+def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, NormalizedSpec]) -> EnvSpec:
     pid = proposal.get("id", "?")
     shapes: list[OperationShape] = []
     for qualified in proposal.get("operation_ids") or []:
@@ -608,8 +710,13 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
     for shape in shapes:
         draft = drafts.setdefault(shape.entity, EntityDraft(shape.entity))
         draft.acted_on = True
-        for schema in (shape.entity_schema, shape.body_schema if shape.action in ("create", "update") else None):
-            if schema is not None and _name_of(schema, _RESPONSE_SUFFIX if schema is shape.entity_schema else _BODY_SUFFIX) in (shape.entity, None):
+        for schema in (
+            shape.entity_schema,
+            shape.body_schema if shape.action in ("create", "update") else None,
+        ):
+            if schema is not None and _name_of(
+                schema, _RESPONSE_SUFFIX if schema is shape.entity_schema else _BODY_SUFFIX
+            ) in (shape.entity, None):
                 if not draft.description:
                     draft.description = str(schema.get("description") or "")[:300]
                 for f in _fields_of(schema):
@@ -617,7 +724,9 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
                         f = f.model_copy(update={"required": False, "nullable": True})
                     draft.add(f)
                 draft.from_schema = draft.from_schema or schema is shape.entity_schema
-    _add_context_entities(drafts, [specs_by_resource_id[rid] for rid in dict.fromkeys(s.resource_id for s in shapes)])
+    _add_context_entities(
+        drafts, [specs_by_resource_id[rid] for rid in dict.fromkeys(s.resource_id for s in shapes)]
+    )
     for shape in shapes:
         draft = drafts[shape.entity]
         key_params = [shape.key_param] if shape.key_param else []
@@ -627,9 +736,24 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
         key = draft.key_field or "id"
         draft.key_field = key
         if key not in draft.fields:
-            draft.fields = {key: FieldSpec(name=key, type="string", description=f"Unique identifier of the {draft.name}."), **draft.fields}
+            draft.fields = {
+                key: FieldSpec(
+                    name=key, type="string", description=f"Unique identifier of the {draft.name}."
+                ),
+                **draft.fields,
+            }
         else:
-            draft.fields[key] = draft.fields[key].model_copy(update={"type": "string", "required": True, "nullable": False, "enum": None, "pattern": None, "format": None, "max_length": None})
+            draft.fields[key] = draft.fields[key].model_copy(
+                update={
+                    "type": "string",
+                    "required": True,
+                    "nullable": False,
+                    "enum": None,
+                    "pattern": None,
+                    "format": None,
+                    "max_length": None,
+                }
+            )
         # keep the key first: readable models and outputs
         draft.fields = {key: draft.fields[key], **{k: v for k, v in draft.fields.items() if k != key}}
 
@@ -638,9 +762,28 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
         for param, parent in shape.parent_params:
             fk = _fk_field_name(drafts[shape.entity].fields, param, parent)
             if fk not in drafts[shape.entity].fields:
-                drafts[shape.entity].fields[fk] = FieldSpec(name=fk, type="string", description=f"The {parent} this {shape.entity} belongs to.", ref_entity=parent)
+                drafts[shape.entity].fields[fk] = FieldSpec(
+                    name=fk,
+                    type="string",
+                    description=f"The {parent} this {shape.entity} belongs to.",
+                    ref_entity=parent,
+                )
             if parent not in drafts:
-                drafts[parent] = EntityDraft(parent, key_field="id", fields={"id": FieldSpec(name="id", type="string", description=f"Unique identifier of the {parent}."), "name": FieldSpec(name="name", type="string", description=f"Name of the {parent}.", seed_hint="words")})
+                drafts[parent] = EntityDraft(
+                    parent,
+                    key_field="id",
+                    fields={
+                        "id": FieldSpec(
+                            name="id", type="string", description=f"Unique identifier of the {parent}."
+                        ),
+                        "name": FieldSpec(
+                            name="name",
+                            type="string",
+                            description=f"Name of the {parent}.",
+                            seed_hint="words",
+                        ),
+                    },
+                )
 
     names = set(drafts)
     by_snake = {snake_case(n): n for n in names}
@@ -655,7 +798,14 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
                     target = by_snake.get(m.group(1))
             if target is not None and target not in names:
                 target = None
-            draft.fields[fname] = f.model_copy(update={"ref_entity": target, "enum": None if target else f.enum, "pattern": None if target else f.pattern, "format": None if target else f.format})
+            draft.fields[fname] = f.model_copy(
+                update={
+                    "ref_entity": target,
+                    "enum": None if target else f.enum,
+                    "pattern": None if target else f.pattern,
+                    "format": None if target else f.format,
+                }
+            )
 
     entities: dict[str, EntitySpec] = {}
     for name, draft in drafts.items():
@@ -690,7 +840,9 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
         raise EnvSpecError(f"proposal {pid}: two entities share a collection name")
     description = re.sub(r"\s+", " ", str(proposal.get("purpose") or proposal.get("title") or "")).strip()
     if read_only:
-        description = f"{description} Read-only: the source describes no write operation, so this environment only looks data up."
+        description += (
+            " Read-only: the source describes no write operation, so this environment only looks data up."
+        )
     ordered = referenced_first(list(entities.values()))
     seed_rows = {e.collection: (12 if e.role == "primary" else 8) for e in ordered}
     return EnvSpec(
@@ -716,7 +868,9 @@ def _bind(param_name: str, entity: EntitySpec) -> str | None:
     return None
 
 
-def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: set[str], read_only: bool) -> tuple[ToolSpec, EntitySpec | None]:
+def _build_tool(
+    shape: OperationShape, entities: dict[str, EntitySpec], taken: set[str], read_only: bool
+) -> tuple[ToolSpec, EntitySpec | None]:
     op = shape.op
     entity = entities[shape.entity]
     name = _tool_name(op, taken)
@@ -758,8 +912,14 @@ def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: s
     for source_name, schema, is_required, param in inputs:
         pname = snake_case(source_name)
         if source_name == shape.key_param:
-            pname = f"{entity_snake}_{'id' if entity.key_field in ('id', 'sid', 'uuid') else snake_case(entity.key_field)}" if action != "custom" or op.path else pname
-            add_input(pname, {"type": "string", "description": f"Key of the {entity.name}."}, True, entity.key_field)
+            if op.path is not None:  # `{id}`, `{Sid}`, `{task}` -> `task_id`; MCP arguments keep their name
+                key_suffix = (
+                    "id" if entity.key_field in ("id", "sid", "uuid") else snake_case(entity.key_field)
+                )
+                pname = f"{entity_snake}_{key_suffix}"
+            add_input(
+                pname, {"type": "string", "description": f"Key of the {entity.name}."}, True, entity.key_field
+            )
             continue
         parent = next((pe for sp, pe in shape.parent_params if sp == source_name), None)
         if parent is not None:
@@ -769,19 +929,49 @@ def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: s
             add_input(snake_case(fk), {**fk_schema, "description": f"Id of the {parent}."}, True, fk)
             continue
         if pname in LIMIT_NAMES and action in ("list", "search", "custom") and shape.kind == "read":
-            add_input(pname, {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Maximum number of rows to return."}, False, "$limit")
+            add_input(
+                pname,
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 1000,
+                    "description": "Maximum number of rows to return.",
+                },
+                False,
+                "$limit",
+            )
             continue
         if pname in QUERY_NAMES and action in ("search", "list"):
-            add_input(pname, {"type": "string", "minLength": 1, "description": "Text to look for in the entity's text fields."}, is_required, "$query")
+            add_input(
+                pname,
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "Text to look for in the entity's text fields.",
+                },
+                is_required,
+                "$query",
+            )
             continue
         binding = _bind(source_name, entity)
-        fschema = _param_schema(param) if param is not None else property_schema(field_from_schema(source_name, schema, is_required).model_copy(update={"nullable": False}), for_input=True)
+        fschema = (
+            _param_schema(param)
+            if param is not None
+            else property_schema(
+                field_from_schema(source_name, schema, is_required).model_copy(update={"nullable": False}),
+                for_input=True,
+            )
+        )
         if binding is not None:
             fspec = next(f for f in entity.fields if f.name == binding)
             fschema = property_schema(fspec.model_copy(update={"nullable": False}), for_input=True)
             if fspec.description == "" and "description" in fschema:
                 fschema.pop("description")
-        if binding is None and action in ("create", "update", "transition") and not (param is not None and param.location == "path"):
+        if (
+            binding is None
+            and action in ("create", "update", "transition")
+            and not (param is not None and param.location == "path")
+        ):
             new_field = field_from_schema(safe_field_name(pname), schema, False)
             if new_field.type == "string" and new_field.enum is None:
                 new_field = new_field.model_copy(update={"ref_entity": None})
@@ -798,9 +988,22 @@ def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: s
         bound = set(param_fields.values())
         for f in entity.fields:
             if f.ref_entity and f.required and f.name not in bound and f.name != entity.key_field:
-                add_input(snake_case(f.name), {**property_schema(f.model_copy(update={"nullable": False}), for_input=True), "description": f"Id of the {f.ref_entity}."}, True, f.name)
+                add_input(
+                    snake_case(f.name),
+                    {
+                        **property_schema(f.model_copy(update={"nullable": False}), for_input=True),
+                        "description": f"Id of the {f.ref_entity}.",
+                    },
+                    True,
+                    f.name,
+                )
     if new_fields:
-        entity = entity.model_copy(update={"fields": entity.fields + [f for f in new_fields if f.name not in {x.name for x in entity.fields}]})
+        entity = entity.model_copy(
+            update={
+                "fields": entity.fields
+                + [f for f in new_fields if f.name not in {x.name for x in entity.fields}]
+            }
+        )
         entities[entity.name] = entity
 
     extra_entity = None
@@ -833,7 +1036,9 @@ def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: s
     elif action == "transition" and transition is not None:
         preconditions.append(f"the {entity.name} exists")
         if transition.from_values:
-            preconditions.append(f"its {transition.field} is one of {', '.join(map(str, transition.from_values))}")
+            preconditions.append(
+                f"its {transition.field} is one of {', '.join(map(str, transition.from_values))}"
+            )
         effects.append(f"sets {transition.field} to {transition.to_value}")
 
     if action == "custom":
@@ -842,7 +1047,9 @@ def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: s
             effects.append("none (read)")
         else:
             extra_entity = _request_entity(name, properties, required)
-            param_fields = {p: safe_field_name(p) for p in properties if p not in ("request_id", "requested_at")}
+            param_fields = {
+                p: safe_field_name(p) for p in properties if p not in ("request_id", "requested_at")
+            }
             description += f" Simulated: the request is recorded in {extra_entity.collection} and returned."
             effects.append(f"adds the request to {extra_entity.collection}")
     elif ignored:
@@ -850,7 +1057,12 @@ def _build_tool(shape: OperationShape, entities: dict[str, EntitySpec], taken: s
     if read_only:
         effects = [e if e != "none (read)" else "none (read-only environment)" for e in effects]
 
-    input_schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+    input_schema = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
     tool = ToolSpec(
         name=name,
         description=description,
@@ -887,10 +1099,27 @@ def _request_entity(tool_name: str, properties: dict[str, dict[str, Any]], requi
         if pname in ("request_id", "requested_at"):
             continue
         f = field_from_schema(safe_field_name(pname), schema, False)
-        fields.append(f.model_copy(update={"required": False, "nullable": True, "description": f.description}))
-    fields.append(FieldSpec(name="requested_at", type="string", format="date-time", description="When the request was recorded (the environment's clock)."))
+        fields.append(
+            f.model_copy(update={"required": False, "nullable": True, "description": f.description})
+        )
+    fields.append(
+        FieldSpec(
+            name="requested_at",
+            type="string",
+            format="date-time",
+            description="When the request was recorded (the environment's clock).",
+        )
+    )
     entity = entity_name(f"{tool_name}_request")
-    return EntitySpec(name=entity, collection=f"{snake_case(tool_name)}_requests", key_field="request_id", id_prefix="req_", description=f"Requests recorded by {tool_name}.", fields=fields, role="primary")
+    return EntitySpec(
+        name=entity,
+        collection=f"{snake_case(tool_name)}_requests",
+        key_field="request_id",
+        id_prefix="req_",
+        description=f"Requests recorded by {tool_name}.",
+        fields=fields,
+        role="primary",
+    )
 
 
 def _refresh_output(tool: ToolSpec, entities: dict[str, EntitySpec]) -> ToolSpec:
@@ -899,10 +1128,18 @@ def _refresh_output(tool: ToolSpec, entities: dict[str, EntitySpec]) -> ToolSpec
         raise EnvSpecError(f"tool {tool.name}: unknown entity")
     rows = row_schema(entity)
     snake = snake_case(entity.name)
-    if tool.action in ("list", "search") or tool.action == "custom" and tool.kind == "read":
-        out = {"type": "object", "properties": {entity.collection: {"type": "array", "items": rows}}, "required": [entity.collection]}
+    if tool.action in ("list", "search") or (tool.action == "custom" and tool.kind == "read"):
+        out = {
+            "type": "object",
+            "properties": {entity.collection: {"type": "array", "items": rows}},
+            "required": [entity.collection],
+        }
     elif tool.action == "delete":
-        out = {"type": "object", "properties": {"deleted": {"type": "boolean"}, "id": {"type": "string"}}, "required": ["deleted", "id"]}
+        out = {
+            "type": "object",
+            "properties": {"deleted": {"type": "boolean"}, "id": {"type": "string"}},
+            "required": ["deleted", "id"],
+        }
     elif tool.action == "custom":
         out = {"type": "object", "properties": {"request": rows}, "required": ["request"]}
     else:

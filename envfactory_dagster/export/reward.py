@@ -52,7 +52,8 @@ def values_equal(gold: Any, made: Any, rel_tol: float) -> bool:
     if isinstance(gold, dict) and isinstance(made, dict):
         return gold.keys() == made.keys() and all(values_equal(gold[k], made[k], rel_tol) for k in gold)
     if isinstance(gold, list) and isinstance(made, list):
-        return len(gold) == len(made) and all(values_equal(g, m, rel_tol) for g, m in zip(gold, made))
+        pairs = zip(gold, made, strict=False)
+        return len(gold) == len(made) and all(values_equal(g, m, rel_tol) for g, m in pairs)
     return gold == made
 
 
@@ -95,7 +96,8 @@ def match_gold_calls(
 ) -> dict[int, int]:
     """Maximum matching gold index -> made index (augmenting paths; tasks have few calls)."""
     candidates = [
-        [j for j, (name, args) in enumerate(made) if call_matches(gold, name, args, rel_tol)] for gold in gold_calls
+        [j for j, (name, args) in enumerate(made) if call_matches(gold, name, args, rel_tol)]
+        for gold in gold_calls
     ]
     made_to_gold: dict[int, int] = {}
 
@@ -123,7 +125,9 @@ def trace_score(
     share = len(matching) / len(task.gold_calls)
     score = share if spec.trace_mode == "share" else float(share == 1.0)
     unmatched = [g.name for i, g in enumerate(task.gold_calls) if i not in matching]
-    return score, {"trace_matched": len(matching), "trace_gold": len(task.gold_calls), "trace_unmatched": unmatched}
+    details = {"trace_matched": len(matching), "trace_gold": len(task.gold_calls)}
+    details["trace_unmatched"] = unmatched
+    return score, details
 
 
 def state_score(
@@ -140,16 +144,20 @@ def state_score(
             relevant.append(env_id)
     if not relevant:
         return None, {"state_envs": [], "state_matched": []}
-    matched = [e for e in relevant if e in final_states and values_equal(task.gold_final_states[e], final_states[e], tol)]
+    matched = [
+        env_id
+        for env_id in relevant
+        if env_id in final_states and values_equal(task.gold_final_states[env_id], final_states[env_id], tol)
+    ]
     return len(matched) / len(relevant), {"state_envs": relevant, "state_matched": matched}
 
 
 def format_penalty(malformed_calls: int, weights: RewardWeights, cap: float) -> float:
-    return -min(cap, weights.format * malformed_calls)
+    return -min(cap, weights.format * malformed_calls) or 0.0
 
 
 def length_penalty(made_calls: int, gold_calls: int, weights: RewardWeights, cap: float) -> float:
-    return -min(cap, weights.length * max(0, made_calls - gold_calls))
+    return -min(cap, weights.length * max(0, made_calls - gold_calls)) or 0.0
 
 
 def score_rollout(

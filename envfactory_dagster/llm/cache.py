@@ -78,6 +78,7 @@ class ResponseCache:
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = Path(cache_dir)
+        self._known_dirs: set[Path] = set()  # shard folders already created: skips a syscall per write
 
     def path_for(self, key: str) -> Path:
         return self.cache_dir / key[:2] / f"{key}.json"
@@ -96,7 +97,9 @@ class ResponseCache:
 
     def put(self, entry: CacheEntry) -> None:
         path = self.path_for(entry.key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._known_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._known_dirs.add(path.parent)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{entry.key[:8]}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -44,7 +44,9 @@ def _context():
     return context
 
 
-def validate_frame(frame: pd.DataFrame, suite_name: str, expectations: list[Expectation]) -> list[CheckOutcome]:
+def validate_frame(
+    frame: pd.DataFrame, suite_name: str, expectations: list[Expectation]
+) -> list[CheckOutcome]:
     """Validate `frame` against `expectations`; outcomes come back in the same order."""
     import great_expectations as gx
 
@@ -69,7 +71,9 @@ def validate_frame(frame: pd.DataFrame, suite_name: str, expectations: list[Expe
     for expectation in expectations:
         expectation_class = getattr(gx.expectations, expectation.expectation)
         # GX returns results in its own order: the check name rides along in `meta`.
-        suite.add_expectation(expectation_class(**expectation.kwargs, meta={"check_name": expectation.check_name}))
+        suite.add_expectation(
+            expectation_class(**expectation.kwargs, meta={"check_name": expectation.check_name})
+        )
     suite = context.suites.add_or_update(suite)
     validation = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(data=batch_definition, suite=suite, name=f"{suite_name}_validation")

@@ -124,7 +124,9 @@ def flatten_output_schema(schema: Mapping[str, Any]) -> list[tuple[str, str, dic
         if kind == "object" and sub.get("properties"):
             leaves += [(f"{prop}.{f}", prop, s) for f, s in sub["properties"].items() if isinstance(s, dict)]
         elif kind == "array" and items.get("properties"):
-            leaves += [(f"{prop}[].{f}", prop, s) for f, s in items["properties"].items() if isinstance(s, dict)]
+            leaves += [
+                (f"{prop}[].{f}", prop, s) for f, s in items["properties"].items() if isinstance(s, dict)
+            ]
         else:
             leaves.append((prop, "", sub))
     return leaves
@@ -145,7 +147,9 @@ def normalized_name(field_name: str, context_entity: str, key_field: str | None 
     if ws[-1] in ID_WORDS and len(ws) > 1:
         return "_".join([*ws[:-1], "id"])
     joined = "_".join(ws)
-    return f"{context_entity}_{joined}" if context_entity and not joined.startswith(context_entity) else joined
+    return (
+        f"{context_entity}_{joined}" if context_entity and not joined.startswith(context_entity) else joined
+    )
 
 
 # -- inputs ----------------------------------------------------------------------------
@@ -156,7 +160,9 @@ class EnvDescriptor:
     spec: EnvSpec
 
 
-def describe_envs(envs: Sequence[VerifiedEnvironment | Mapping[str, Any]]) -> tuple[list[EnvDescriptor], list[dict[str, Any]]]:
+def describe_envs(
+    envs: Sequence[VerifiedEnvironment | Mapping[str, Any]],
+) -> tuple[list[EnvDescriptor], list[dict[str, Any]]]:
     """Environment descriptors (id, domain, spec) and error rows for entries without a readable spec."""
     out: list[EnvDescriptor] = []
     errors: list[dict[str, Any]] = []
@@ -168,15 +174,33 @@ def describe_envs(envs: Sequence[VerifiedEnvironment | Mapping[str, Any]]) -> tu
                 spec = env.spec
             else:
                 raw = env["spec_json"]
-                spec = EnvSpec.model_validate_json(raw) if isinstance(raw, str | bytes) else EnvSpec.model_validate(raw)
+                spec = (
+                    EnvSpec.model_validate_json(raw)
+                    if isinstance(raw, str | bytes)
+                    else EnvSpec.model_validate(raw)
+                )
         except (KeyError, ValidationError, ValueError) as exc:
-            errors.append({"env_id": env_id, "stage": "tool_graph", "reason": f"environment {env_id}: unreadable spec_json: {exc}"[:1000]})
+            errors.append(
+                {
+                    "env_id": env_id,
+                    "stage": "tool_graph",
+                    "reason": f"environment {env_id}: unreadable spec_json: {exc}"[:1000],
+                }
+            )
             continue
         if env_id in seen:
-            errors.append({"env_id": env_id, "stage": "tool_graph", "reason": f"environment {env_id}: listed twice, second entry ignored"})
+            errors.append(
+                {
+                    "env_id": env_id,
+                    "stage": "tool_graph",
+                    "reason": f"environment {env_id}: listed twice, second entry ignored",
+                }
+            )
             continue
         seen.add(env_id)
-        domain = spec.domain if isinstance(env, VerifiedEnvironment) else str(env.get("domain") or spec.domain)
+        domain = (
+            spec.domain if isinstance(env, VerifiedEnvironment) else str(env.get("domain") or spec.domain)
+        )
         out.append(EnvDescriptor(env_id, domain, spec))
     return sorted(out, key=lambda d: d.env_id), errors
 
@@ -193,7 +217,9 @@ class ToolGraph:
     tools: list[str] = field(default_factory=list)
     tool_inputs: dict[str, list[str]] = field(default_factory=dict)
     input_producers: dict[str, list[str]] = field(default_factory=dict)  # input -> producer tools
-    input_feeds: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # input -> [(output, score)]
+    input_feeds: dict[str, list[tuple[str, float]]] = field(
+        default_factory=dict
+    )  # input -> [(output, score)]
     tool_successors: dict[str, list[str]] = field(default_factory=dict)
     tools_by_env: dict[str, list[str]] = field(default_factory=dict)
 
@@ -242,25 +268,62 @@ def _add_env_nodes(g: nx.DiGraph, env: EnvDescriptor) -> None:
         tid = _tool_id(env.env_id, tool.name)
         entity = entities.get(tool.entity or "")
         context = snake_entity(entity.name) if entity else ""
-        g.add_node(tid, kind="tool", env_id=env.env_id, domain=env.domain, name=tool.name, tool=tool.name,
-                   description=tool.description, action=tool.action, tool_kind=tool.kind, entity=tool.entity or "")
+        g.add_node(
+            tid,
+            kind="tool",
+            env_id=env.env_id,
+            domain=env.domain,
+            name=tool.name,
+            tool=tool.name,
+            description=tool.description,
+            action=tool.action,
+            tool_kind=tool.kind,
+            entity=tool.entity or "",
+        )
         required = set(tool.input_schema.get("required") or [])
         for pname, pschema in (tool.input_schema.get("properties") or {}).items():
             if not isinstance(pschema, dict):
                 continue
             binding = tool.param_fields.get(pname)
-            bound = next((f for f in entity.fields if f.name == binding), None) if entity and binding else None
-            name_key = "" if binding and binding.startswith("$") else normalized_name(
-                binding or pname, context, entity.key_field if entity else None)
+            bound = (
+                next((f for f in entity.fields if f.name == binding), None) if entity and binding else None
+            )
+            name_key = (
+                ""
+                if binding and binding.startswith("$")
+                else normalized_name(binding or pname, context, entity.key_field if entity else None)
+            )
             ref = bound.ref_entity if bound is not None else None
-            entity_key = f"{snake_entity(ref)}_id" if ref else (
-                f"{context}_id" if entity and binding == entity.key_field else "")
-            g.add_node(f"{tid}::in::{pname}", kind="input", env_id=env.env_id, domain=env.domain, name=pname,
-                       tool=tool.name, type=json_type(pschema), required=pname in required,
-                       description=str(pschema.get("description") or ""), entity=tool.entity or "",
-                       binding=binding or "", name_key=name_key, entity_key=entity_key,
-                       user_provided=label_user_provided(pname, pschema, binding, bound), labelled_by="rules")
-            g.add_edge(f"{tid}::in::{pname}", tid, kind="consumes", required=pname in required, provenance="schema", score=1.0)
+            entity_key = (
+                f"{snake_entity(ref)}_id"
+                if ref
+                else (f"{context}_id" if entity and binding == entity.key_field else "")
+            )
+            g.add_node(
+                f"{tid}::in::{pname}",
+                kind="input",
+                env_id=env.env_id,
+                domain=env.domain,
+                name=pname,
+                tool=tool.name,
+                type=json_type(pschema),
+                required=pname in required,
+                description=str(pschema.get("description") or ""),
+                entity=tool.entity or "",
+                binding=binding or "",
+                name_key=name_key,
+                entity_key=entity_key,
+                user_provided=label_user_provided(pname, pschema, binding, bound),
+                labelled_by="rules",
+            )
+            g.add_edge(
+                f"{tid}::in::{pname}",
+                tid,
+                kind="consumes",
+                required=pname in required,
+                provenance="schema",
+                score=1.0,
+            )
         for path, container, leaf in flatten_output_schema(tool.output_schema):
             leaf_name = path.rsplit(".", 1)[-1]
             owner = by_spelling.get(snake_entity(container)) if container else entity
@@ -273,11 +336,20 @@ def _add_env_nodes(g: nx.DiGraph, env: EnvDescriptor) -> None:
                 entity_key = f"{snake_entity(owner_field.ref_entity)}_id"
             else:
                 entity_key = ""
-            g.add_node(f"{tid}::out::{path}", kind="output", env_id=env.env_id, domain=env.domain, name=path,
-                       tool=tool.name, type=json_type(leaf), required=False,
-                       description=str(leaf.get("description") or ""), entity=owner.name if owner else "",
-                       name_key=normalized_name(leaf_name, owner_ctx, owner.key_field if owner else None),
-                       entity_key=entity_key)
+            g.add_node(
+                f"{tid}::out::{path}",
+                kind="output",
+                env_id=env.env_id,
+                domain=env.domain,
+                name=path,
+                tool=tool.name,
+                type=json_type(leaf),
+                required=False,
+                description=str(leaf.get("description") or ""),
+                entity=owner.name if owner else "",
+                name_key=normalized_name(leaf_name, owner_ctx, owner.key_field if owner else None),
+                entity_key=entity_key,
+            )
             g.add_edge(tid, f"{tid}::out::{path}", kind="produces", provenance="schema", score=1.0)
 
 
@@ -320,10 +392,18 @@ def build_tool_graph(
             if node_id in g and g.nodes[node_id]["kind"] == "input":
                 g.nodes[node_id].update(user_provided=bool(value), labelled_by="llm")
             else:
-                errors.append({"env_id": None, "stage": "tool_graph", "reason": f"user_provided label for unknown input {node_id!r} ignored"})
+                errors.append(
+                    {
+                        "env_id": None,
+                        "stage": "tool_graph",
+                        "reason": f"user_provided label for unknown input {node_id!r} ignored",
+                    }
+                )
 
     outputs = sorted(n for n, a in g.nodes(data=True) if a["kind"] == "output")
-    inputs = sorted(n for n, a in g.nodes(data=True) if a["kind"] == "input" and not a["binding"].startswith("$"))
+    inputs = sorted(
+        n for n, a in g.nodes(data=True) if a["kind"] == "input" and not a["binding"].startswith("$")
+    )
     feeds: dict[tuple[str, str], tuple[str, float]] = {}
 
     def tool_of(node_id: str) -> str:
@@ -338,7 +418,11 @@ def build_tool_graph(
         for i in inputs:
             ia = g.nodes[i]
             for o in by_key.get(ia[key_attr], []) if ia[key_attr] else []:
-                if (o, i) not in feeds and tool_of(o) != tool_of(i) and types_compatible(g.nodes[o]["type"], ia["type"]):
+                if (
+                    (o, i) not in feeds
+                    and tool_of(o) != tool_of(i)
+                    and types_compatible(g.nodes[o]["type"], ia["type"])
+                ):
                     feeds[(o, i)] = (provenance, PROVENANCE_SCORE[provenance])
 
     # 3: similarity of the descriptive texts
@@ -348,7 +432,11 @@ def build_tool_graph(
         rows, cols = np.nonzero(matrix >= threshold)
         for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             o, i = outputs[r], inputs[c]
-            if (o, i) not in feeds and tool_of(o) != tool_of(i) and types_compatible(g.nodes[o]["type"], g.nodes[i]["type"]):
+            if (
+                (o, i) not in feeds
+                and tool_of(o) != tool_of(i)
+                and types_compatible(g.nodes[o]["type"], g.nodes[i]["type"])
+            ):
                 feeds[(o, i)] = (provenance, round(float(matrix[r, c]), 4))
 
     if outputs and inputs:
@@ -356,11 +444,17 @@ def build_tool_graph(
         texts_in = [_param_text(g.nodes[i]) for i in inputs]
         if embed_fn is not None:
             vectors = list(embed_fn(texts_out + texts_in))
-            add_similar(_cosine_pairs(vectors[: len(outputs)], vectors[len(outputs):]), similarity_threshold, "embedding")
+            add_similar(
+                _cosine_pairs(vectors[: len(outputs)], vectors[len(outputs) :]),
+                similarity_threshold,
+                "embedding",
+            )
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         tfidf = TfidfVectorizer(token_pattern=r"[a-z0-9]+", sublinear_tf=True).fit(texts_out + texts_in)
-        add_similar((tfidf.transform(texts_out) @ tfidf.transform(texts_in).T).toarray(), tfidf_threshold, "tfidf")
+        add_similar(
+            (tfidf.transform(texts_out) @ tfidf.transform(texts_in).T).toarray(), tfidf_threshold, "tfidf"
+        )
 
     # 4: add-only LLM pass within each environment
     if llm_edge_fn is not None:
@@ -368,10 +462,22 @@ def build_tool_graph(
             env_out = [{"id": o, **g.nodes[o]} for o in outputs if g.nodes[o]["env_id"] == env.env_id]
             env_in = [{"id": i, **g.nodes[i]} for i in inputs if g.nodes[i]["env_id"] == env.env_id]
             for o, i in llm_edge_fn(env.env_id, env_out, env_in):
-                valid = (o in g and i in g and g.nodes[o]["kind"] == "output" and g.nodes[i]["kind"] == "input"
-                         and g.nodes[o]["env_id"] == env.env_id == g.nodes[i]["env_id"] and tool_of(o) != tool_of(i))
+                valid = (
+                    o in g
+                    and i in g
+                    and g.nodes[o]["kind"] == "output"
+                    and g.nodes[i]["kind"] == "input"
+                    and g.nodes[o]["env_id"] == env.env_id == g.nodes[i]["env_id"]
+                    and tool_of(o) != tool_of(i)
+                )
                 if not valid:
-                    errors.append({"env_id": env.env_id, "stage": "tool_graph", "reason": f"LLM edge {o!r} -> {i!r} ignored: not an output and an input of two tools of {env.env_id}"})
+                    errors.append(
+                        {
+                            "env_id": env.env_id,
+                            "stage": "tool_graph",
+                            "reason": f"LLM edge {o!r} -> {i!r} ignored: not an output and an input of two tools of {env.env_id}",
+                        }
+                    )
                 elif (o, i) not in feeds:
                     feeds[(o, i)] = ("llm", PROVENANCE_SCORE["llm"])
 
@@ -387,14 +493,21 @@ def build_tool_graph(
     for (a, b), (provenance, score, count) in sorted(tool_pairs.items()):
         g.add_edge(a, b, kind="precedes", provenance=provenance, score=score, links=count)
 
-    tg = ToolGraph(graph=g, domain=descriptors[0].domain if descriptors else "", envs={d.env_id: d for d in descriptors}, errors=errors)
+    tg = ToolGraph(
+        graph=g,
+        domain=descriptors[0].domain if descriptors else "",
+        envs={d.env_id: d for d in descriptors},
+        errors=errors,
+    )
     tg.tools = sorted(n for n, a in g.nodes(data=True) if a["kind"] == "tool")
     for t in tg.tools:
         tg.tool_inputs[t] = sorted(p for p in g.predecessors(t) if g.nodes[p]["kind"] == "input")
         tg.tool_successors[t] = sorted(s for s in g.successors(t) if g.nodes[s]["kind"] == "tool")
         tg.tools_by_env.setdefault(g.nodes[t]["env_id"], []).append(t)
     for i in (n for n, a in g.nodes(data=True) if a["kind"] == "input"):
-        sources = sorted(((o, g.edges[o, i]["score"]) for o in g.predecessors(i)), key=lambda x: (-x[1], x[0]))
+        sources = sorted(
+            ((o, g.edges[o, i]["score"]) for o in g.predecessors(i)), key=lambda x: (-x[1], x[0])
+        )
         tg.input_feeds[i] = sources
         tg.input_producers[i] = sorted({tool_of(o) for o, _ in sources})
     return tg
@@ -458,7 +571,9 @@ def graph_metrics(tg: ToolGraph) -> dict[str, Any]:
         "cross_env_feed_edges": cross,
         "tool_edges": by_kind["precedes"],
         "inputs": len(inputs),
-        "user_provided_share": round(sum(a["user_provided"] for a in inputs) / len(inputs), 4) if inputs else 0.0,
+        "user_provided_share": round(sum(a["user_provided"] for a in inputs) / len(inputs), 4)
+        if inputs
+        else 0.0,
         "unfillable_inputs_count": len(unfillable),
         "unfillable_inputs": unfillable,
         "per_env": {env: dict(c) for env, c in sorted(per_env.items())},
@@ -482,8 +597,10 @@ def render_graph_summary(tg: ToolGraph, *, max_edges_per_env: int = 25) -> str:
         inputs = [i for t in tools for i in tg.tool_inputs[t]]
         within = sum(1 for t in tools for s in tg.tool_successors[t] if g.nodes[s]["env_id"] == env_id)
         cross = sum(1 for t in tools for s in tg.tool_successors[t] if g.nodes[s]["env_id"] != env_id)
-        lines.append(f"| {env.spec.class_name} (`{env_id}`) | {len(tools)} | {len(inputs)} | "
-                     f"{sum(g.nodes[i]['user_provided'] for i in inputs)} | {len(unfillable & set(inputs))} | {within} | {cross} |")
+        lines.append(
+            f"| {env.spec.class_name} (`{env_id}`) | {len(tools)} | {len(inputs)} | "
+            f"{sum(g.nodes[i]['user_provided'] for i in inputs)} | {len(unfillable & set(inputs))} | {within} | {cross} |"
+        )
     for env_id, env in sorted(tg.envs.items()):
         edges = sorted(
             ((a, b, g.edges[a, b]) for a in tg.tools_by_env.get(env_id, []) for b in tg.tool_successors[a]),
@@ -493,7 +610,13 @@ def render_graph_summary(tg: ToolGraph, *, max_edges_per_env: int = 25) -> str:
             continue
         lines += ["", f"#### {env.spec.class_name}", "```mermaid", "graph LR"]
         for a, b, attrs in edges:
-            label = g.nodes[b]["tool"] if g.nodes[b]["env_id"] == env_id else f"{tg.envs[g.nodes[b]['env_id']].spec.class_name}.{g.nodes[b]['tool']}"
-            lines.append(f"  {_mermaid_id(a)}[{g.nodes[a]['tool']}] -->|{attrs['provenance']}| {_mermaid_id(b)}[{label}]")
+            label = (
+                g.nodes[b]["tool"]
+                if g.nodes[b]["env_id"] == env_id
+                else f"{tg.envs[g.nodes[b]['env_id']].spec.class_name}.{g.nodes[b]['tool']}"
+            )
+            lines.append(
+                f"  {_mermaid_id(a)}[{g.nodes[a]['tool']}] -->|{attrs['provenance']}| {_mermaid_id(b)}[{label}]"
+            )
         lines.append("```")
     return "\n".join(lines)

@@ -40,7 +40,9 @@ class ToolUseEnv(gymnasium.Env):
 
     metadata = {"render_modes": []}  # noqa: RUF012 (Gymnasium's class attribute)
 
-    def __init__(self, envs_by_id: Mapping[str, VerifiedEnvironment], *, max_steps: int | None = None) -> None:
+    def __init__(
+        self, envs_by_id: Mapping[str, VerifiedEnvironment], *, max_steps: int | None = None
+    ) -> None:
         self.envs_by_id = dict(envs_by_id)
         self.max_steps = max_steps  # None: the task's reward_spec.max_calls
         self.rollout: Rollout | None = None

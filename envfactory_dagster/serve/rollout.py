@@ -70,7 +70,9 @@ def observation_text(result: Mapping[str, Any]) -> str:
 class Rollout:
     """A policy's episode on one task: call tools, then score (one instance per rollout)."""
 
-    def __init__(self, task: RLTask | Mapping[str, Any], envs_by_id: Mapping[str, VerifiedEnvironment]) -> None:
+    def __init__(
+        self, task: RLTask | Mapping[str, Any], envs_by_id: Mapping[str, VerifiedEnvironment]
+    ) -> None:
         self.task = coerce_rl_task(task)
         missing = [env_id for env_id in self.task.env_ids if env_id not in envs_by_id]
         if missing:

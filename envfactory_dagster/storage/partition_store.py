@@ -83,5 +83,7 @@ class PartitionStore:
             return []
         prefix = f"{PARTITION_COLUMN}="
         return sorted(
-            p.name[len(prefix) :] for p in root.iterdir() if p.name.startswith(prefix) and (p / DATA_FILE).exists()
+            p.name[len(prefix) :]
+            for p in root.iterdir()
+            if p.name.startswith(prefix) and (p / DATA_FILE).exists()
         )

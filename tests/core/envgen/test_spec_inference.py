@@ -134,7 +134,7 @@ def test_mcp_listing_without_output_schemas() -> None:
 
 def test_unknown_operation_is_a_clear_error() -> None:
     proposal = {"id": "prop_x", "class_name": "X", "operation_ids": ["res_shop:nope"]}
-    with pytest.raises(EnvSpecError, match="prop_x.*nope"):
+    with pytest.raises(EnvSpecError, match=r"prop_x.*nope"):
         build_env_spec(proposal, {"res_shop": shop_spec()})
 
 
@@ -151,7 +151,7 @@ def realworld_env_specs() -> dict[str, list[EnvSpec]]:
             env = build_env_spec(proposal, specs)
             for rid in env.resource_ids:
                 by_file.setdefault(paths[rid], []).append(env)
-        for rid, path in paths.items():
+        for path in paths.values():
             by_file.setdefault(path, [])
     return by_file
 

@@ -1,0 +1,96 @@
+"""Stage group `envgen`: proposals -> specs -> code -> sandboxed verification -> the registry."""
+
+# No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
+
+import dagster as dg
+import pandas as pd
+
+from assets.checks import check_results, check_specs
+from assets.frames import records
+from assets.metadata import as_metadata
+from envfactory_dagster.envgen.proposals import propose_environments
+from envfactory_dagster.envgen.stages import (
+    env_code_rows,
+    env_spec_rows,
+    env_verification_rows,
+    verified_env_rows,
+)
+from envfactory_dagster.lineage import CODE_VERSION
+from envfactory_dagster.quality.suites import verified_envs_suite
+from resources.settings import EnvFactorySettings
+
+GROUP = "envgen"
+
+
+def _frame(rows: list[dict], context: dg.AssetExecutionContext) -> pd.DataFrame:
+    if not rows:
+        context.log.warning("no rows for this partition")
+    return pd.DataFrame(rows)
+
+
+def _log_rejects(context: dg.AssetExecutionContext, rejects: list[dict]) -> None:
+    for reject in rejects:
+        context.log.warning(f"rejected {reject['item_id']}: {reject['reason']}")
+
+
+def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    common = {"partitions_def": partitions, "group_name": GROUP, "code_version": CODE_VERSION}
+
+    @dg.asset(**common)
+    def env_proposals(context: dg.AssetExecutionContext, authentic_resources: pd.DataFrame) -> dg.Output:
+        """Proposed environments: one per workflow area (tag) of a resource, small related
+        resources merged; each cites its resource ids."""
+        proposals, errors, metrics = propose_environments(records(authentic_resources))
+        for error in errors:
+            context.log.warning(error["reason"])
+        return dg.Output(
+            _frame(proposals, context),
+            metadata=as_metadata({**metrics, "error_reasons": [e["reason"] for e in errors]}),
+        )
+
+    @dg.asset(**common)
+    def env_specs(
+        context: dg.AssetExecutionContext, env_proposals: pd.DataFrame, authentic_resources: pd.DataFrame
+    ) -> dg.Output:
+        """Environment specs: state schema (entities, keys, foreign keys, enums), tools with input and
+        output JSON schemas, read/write kind, preconditions and effects."""
+        rows, rejects, metrics = env_spec_rows(records(env_proposals), records(authentic_resources))
+        _log_rejects(context, rejects)
+        return dg.Output(_frame(rows, context), metadata=as_metadata({**metrics, "rejects": rejects}))
+
+    @dg.asset(**common)
+    def env_code(
+        context: dg.AssetExecutionContext, settings: EnvFactorySettings, env_specs: pd.DataFrame
+    ) -> dg.Output:
+        """One Python module per environment version (source + sha256) and its seeded initial state."""
+        rows, rejects, metrics = env_code_rows(records(env_specs), base_seed=settings.seed)
+        _log_rejects(context, rejects)
+        return dg.Output(_frame(rows, context), metadata=as_metadata({**metrics, "rejects": rejects}))
+
+    @dg.asset(**common)
+    def env_verification(
+        context: dg.AssetExecutionContext, env_code: pd.DataFrame, env_specs: pd.DataFrame
+    ) -> dg.Output:
+        """Executed verification of every module in a sandboxed subprocess: imports, schemas, state
+        round-trip, generated tests per tool, declared effects, determinism, latency."""
+        rows, metrics = env_verification_rows(records(env_code), records(env_specs))
+        for row in rows:
+            if not row["passed"]:
+                context.log.warning(f"{row['class_name']} failed verification: {row['failures_json'][:500]}")
+        return dg.Output(_frame(rows, context), metadata=as_metadata(metrics))
+
+    @dg.asset(**common, check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True))
+    def verified_envs(
+        context: dg.AssetExecutionContext,
+        env_verification: pd.DataFrame,
+        env_code: pd.DataFrame,
+        env_specs: pd.DataFrame,
+    ):
+        """The registry: environments whose version passed verification, with version hash, lineage
+        to proposal and resources, tool count, state size and benchmark look-alike tags."""
+        rows, metrics = verified_env_rows(records(env_verification), records(env_code), records(env_specs))
+        frame = _frame(rows, context)
+        yield dg.Output(frame, metadata=as_metadata(metrics))
+        yield from check_results("verified_envs", verified_envs_suite, frame, context.partition_key)
+
+    return [env_proposals, env_specs, env_code, env_verification, verified_envs]

@@ -1,0 +1,242 @@
+"""Row-level core of the EnvGen assets: specs -> code rows -> verification rows -> the registry.
+
+Each function takes the upstream rows (dicts) of one domain partition and returns
+`(rows, rejects, metrics)`: rows for the asset, rejects with their reasons (never dropped
+silently), counters for the asset's metadata. The template backend is used here; the LLM backend
+(`envgen.llm_backend`) produces rows of the same shape and goes through the same verification.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from typing import Any
+
+from envfactory_dagster.envgen.codegen import generate_module
+from envfactory_dagster.envgen.env_spec import EnvSpec
+from envfactory_dagster.envgen.lookalike import lookalike_tags
+from envfactory_dagster.envgen.seed_data import generate_state
+from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
+from envfactory_dagster.envgen.verification import VerificationReport, verify_batch
+from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
+from envfactory_dagster.lineage import canonical_json, content_id, derived_seed, sha256_hex
+
+Rows = list[dict[str, Any]]
+WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[str, Any]]:
+    """One EnvSpec per proposal (template inference from the proposal's normalized specs)."""
+    specs_by_resource = {r["id"]: NormalizedSpec.model_validate_json(r["spec_json"]) for r in resources}
+    rows, rejects = [], []
+    for proposal in proposals:
+        try:
+            spec = build_env_spec(proposal, specs_by_resource)
+        except EnvSpecError as exc:
+            rejects.append(_reject(proposal, "env_specs", str(exc)))
+            continue
+        spec = spec.model_copy(
+            update={"proposal_id": proposal["id"], "resource_ids": list(proposal["resource_ids"])}
+        )
+        row = spec_row(spec, proposal, backend="template")
+        row["source_write_operations"] = source_write_operations(proposal, specs_by_resource, spec)
+        rows.append(row)
+    return rows, rejects, {"specs": len(rows), "rejected": len(rejects), **_tool_stats(rows)}
+
+
+def source_write_operations(proposal: dict[str, Any], specs: dict[str, NormalizedSpec], spec: EnvSpec) -> int:
+    """How many of the proposal's source operations write: HTTP POST/PUT/PATCH/DELETE, or, for
+    MCP tools (no method), the tools the inference classed as writes. Zero = a read-only API,
+    the one case where an environment may lack a write tool."""
+    write_tools = {t.source_operation_id for t in spec.tools if t.kind == "write"}
+    count = 0
+    for qualified in proposal["operation_ids"]:
+        resource_id, _, operation_id = str(qualified).partition(":")
+        op = next(o for o in specs[resource_id].operations if o.operation_id == operation_id)
+        count += op.method in WRITE_METHODS if op.method else qualified in write_tools
+    return count
+
+
+def spec_row(spec: EnvSpec, proposal: dict[str, Any], *, backend: str, model: str | None = None,
+             prompt_version: str | None = None) -> dict[str, Any]:  # fmt: skip
+    spec_json = canonical_json(spec.model_dump(mode="json"))
+    return {
+        "id": content_id(spec_json, "spec_"),
+        "domain": spec.domain,
+        "proposal_id": proposal["id"],
+        "class_name": spec.class_name,
+        "title": spec.title,
+        "tool_count": len(spec.tools),
+        "write_tool_count": sum(t.kind == "write" for t in spec.tools),
+        "entity_count": len(spec.entities),
+        "spec_json": spec_json,
+        "source_write_operations": None,
+        "resource_ids": list(proposal["resource_ids"]),
+        "backend": backend,
+        "model": model,
+        "prompt_version": prompt_version,
+    }
+
+
+def env_code_rows(spec_rows: Rows, *, base_seed: int) -> tuple[Rows, Rows, dict[str, Any]]:
+    """Template code generation and seeded seed data for each spec (same inputs, same module)."""
+    rows, rejects = [], []
+    for row in spec_rows:
+        spec = EnvSpec.model_validate_json(row["spec_json"])
+        try:
+            source = generate_module(spec)
+            seed_state = generate_state(spec, derived_seed(base_seed, row["id"]))
+        except (ValueError, KeyError, TypeError) as exc:  # a spec the generator cannot express
+            rejects.append(_reject(row, "env_code", f"{spec.class_name}: {type(exc).__name__}: {exc}"))
+            continue
+        rows.append(code_row(row, source, seed_state, attempt=1, backend="template"))
+    return rows, rejects, {"modules": len(rows), "rejected": len(rejects)}
+
+
+def code_row(spec_row_: dict[str, Any], source: str, seed_state: dict[str, Any], *, attempt: int, backend: str,
+             model: str | None = None, prompt_version: str | None = None) -> dict[str, Any]:  # fmt: skip
+    code_sha256 = sha256_hex(source)
+    return {
+        "id": f"code_{code_sha256[:16]}",
+        "domain": spec_row_["domain"],
+        "env_spec_id": spec_row_["id"],
+        "proposal_id": spec_row_["proposal_id"],
+        "class_name": spec_row_["class_name"],
+        "attempt": attempt,
+        "source": source,
+        "code_sha256": code_sha256,
+        "line_count": source.count("\n") + 1,
+        "seed_state_json": canonical_json(seed_state),
+        "resource_ids": list(spec_row_["resource_ids"]),
+        "backend": backend,
+        "model": model,
+        "prompt_version": prompt_version,
+    }
+
+
+def env_verification_rows(code_rows: Rows, spec_rows: Rows) -> tuple[Rows, dict[str, Any]]:
+    """Verify every module in the sandbox (one batch); one report row per module, pass or fail."""
+    specs = {r["id"]: EnvSpec.model_validate_json(r["spec_json"]) for r in spec_rows}
+    items = [(specs[c["env_spec_id"]], c["source"], json.loads(c["seed_state_json"])) for c in code_rows]
+    reports = verify_batch(items) if items else []
+    rows = [verification_row(code, report) for code, report in zip(code_rows, reports, strict=True)]
+    failed_checks = Counter(f.split(":", 1)[0] for r in reports if not r.passed for f in r.failures)
+    metrics = {
+        "verified": len(rows),
+        "passed": sum(r["passed"] for r in rows),
+        "failed": sum(not r["passed"] for r in rows),
+        "failures_by_check": dict(failed_checks),
+        "tests_run": sum(r.tests_run for r in reports),
+        "seconds_per_environment": round(statistics.fmean([r.duration_s for r in reports]), 4)
+        if reports
+        else None,
+    }
+    return rows, metrics
+
+
+def verification_row(
+    code: dict[str, Any], report: VerificationReport, attempts: Rows | None = None
+) -> dict[str, Any]:
+    per_tool = report.tests_per_tool
+    return {
+        "id": content_id([code["id"], report.replay_digest, report.passed], "ver_"),
+        "domain": code["domain"],
+        "env_code_id": code["id"],
+        "env_spec_id": code["env_spec_id"],
+        "class_name": code["class_name"],
+        "code_sha256": report.code_sha256,
+        "passed": report.passed,
+        "tests_run": report.tests_run,
+        "tests_passed": report.tests_passed,
+        "min_tests_per_tool": min(per_tool.values()) if per_tool else 0,
+        "roundtrip_ok": report.roundtrip_ok,
+        "determinism_ok": report.determinism_ok,
+        "replay_digest": report.replay_digest,
+        "latency_p50_us": report.latency_p50_us,
+        "latency_p95_us": report.latency_p95_us,
+        "sandbox_status": report.sandbox_status,
+        "network_isolated": report.network_isolated,
+        "duration_s": report.duration_s,
+        "failures_json": json.dumps(report.failures),
+        "checks_json": json.dumps([c.model_dump(mode="json") for c in report.checks]),
+        "tests_per_tool_json": json.dumps(per_tool, sort_keys=True),
+        "attempts_json": json.dumps(attempts or []),
+        "resource_ids": list(code["resource_ids"]),
+    }
+
+
+def verified_env_rows(
+    verification_rows: Rows, code_rows: Rows, spec_rows: Rows
+) -> tuple[Rows, dict[str, Any]]:
+    """The registry: one row per environment whose version passed verification."""
+    codes = {c["id"]: c for c in code_rows}
+    specs = {s["id"]: s for s in spec_rows}
+    rows = []
+    for ver in verification_rows:
+        if not ver["passed"]:
+            continue
+        code, spec_row_ = codes[ver["env_code_id"]], specs[ver["env_spec_id"]]
+        spec = EnvSpec.model_validate_json(spec_row_["spec_json"])
+        seed_state = json.loads(code["seed_state_json"])
+        rows.append(
+            {
+                "env_id": f"env_{code['code_sha256'][:16]}",
+                "id": f"env_{code['code_sha256'][:16]}",
+                "domain": ver["domain"],
+                "class_name": code["class_name"],
+                "title": spec.title,
+                "description": spec.description,
+                "source": code["source"],
+                "code_sha256": code["code_sha256"],
+                "spec_json": spec_row_["spec_json"],
+                "seed_state_json": code["seed_state_json"],
+                "tool_count": len(spec.tools),
+                "write_tool_count": sum(t.kind == "write" for t in spec.tools),
+                "read_only_source": spec_row_["source_write_operations"] == 0,
+                "verification_passed": ver["passed"],
+                "tool_signature": tool_signature(spec),
+                "tools_with_schemas": sum(bool(t.input_schema) and bool(t.output_schema) for t in spec.tools),
+                "entity_count": len(spec.entities),
+                "state_rows": sum(len(v) for v in seed_state.values() if isinstance(v, dict)),
+                "state_bytes": len(code["seed_state_json"]),
+                "min_tests_per_tool": ver["min_tests_per_tool"],
+                "verification_id": ver["id"],
+                "replay_digest": ver["replay_digest"],
+                "env_code_id": code["id"],
+                "env_spec_id": spec_row_["id"],
+                "proposal_id": spec_row_["proposal_id"],
+                "resource_ids": list(spec_row_["resource_ids"]),
+                "lookalike_tags": lookalike_tags(spec),
+                "backend": code["backend"],
+                "model": code["model"],
+                "prompt_version": code["prompt_version"],
+            }
+        )
+    return rows, {"environments": len(rows), **_tool_stats(rows)}
+
+
+def tool_signature(spec: EnvSpec) -> str:
+    """Hash of the set of tool signatures (name + input property names): equal sets, equal hash."""
+    signatures = sorted(
+        f"{t.name}({','.join(sorted(t.input_schema.get('properties', {})))})" for t in spec.tools
+    )
+    return sha256_hex(canonical_json(signatures))[:16]
+
+
+def _tool_stats(rows: Rows) -> dict[str, Any]:
+    counts = [r["tool_count"] for r in rows]
+    return {
+        "tools": sum(counts),
+        "median_tools_per_env": statistics.median(counts) if counts else 0,
+    }
+
+
+def _reject(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
+    return {
+        "domain": row.get("domain"),
+        "stage": stage,
+        "item_id": row.get("id"),
+        "reason": reason[:2000],
+        "resource_ids": list(row.get("resource_ids") or []),
+    }

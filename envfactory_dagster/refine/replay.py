@@ -1,0 +1,96 @@
+"""Replay a trajectory's gold calls on fresh environments: per-turn state snapshots and outputs.
+
+Refinement checks grounding proofs against these (the state a user describes is the state at the
+start of their turn; an earlier output is the output the replay produced), and the RL export uses
+the same replay to confirm masked arguments and gold final states.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.runtime.contract import ToolError
+from envfactory_dagster.runtime.loader import VerifiedEnvironment
+from envfactory_dagster.runtime.toolset import Toolset, exported_tool_names
+
+EnvironmentRows = Iterable[Mapping[str, Any] | VerifiedEnvironment]
+
+
+def environments_by_id(envs: EnvironmentRows) -> dict[str, VerifiedEnvironment]:
+    """`verified_envs` rows (or VerifiedEnvironment objects) indexed by env_id."""
+    index: dict[str, VerifiedEnvironment] = {}
+    for env in envs:
+        verified = env if isinstance(env, VerifiedEnvironment) else VerifiedEnvironment.from_row(env)
+        index[verified.env_id] = verified
+    return index
+
+
+def task_environments(
+    env_ids: list[str], index: Mapping[str, VerifiedEnvironment]
+) -> list[VerifiedEnvironment]:
+    """The environments of one task in its order; KeyError names a missing env_id."""
+    missing = [e for e in env_ids if e not in index]
+    if missing:
+        raise KeyError(f"environment(s) not in verified_envs: {', '.join(missing)}")
+    return [index[e] for e in env_ids]
+
+
+def exported_name_of(envs: list[VerifiedEnvironment]) -> dict[tuple[str, str], str]:
+    """(env_id, tool) -> the exported name agents see in this task's Toolset."""
+    return {target: name for name, target in exported_tool_names(envs).items()}
+
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def read_path(value: Any, path: str) -> Any:
+    """`orders[0].id` inside a JSON value; KeyError/IndexError/TypeError when it does not resolve."""
+    for name, index in _PATH_TOKEN.findall(path):
+        value = value[int(index)] if index else value[name]
+    return value
+
+
+@dataclass
+class Replay:
+    """What replaying a trajectory produced: states at each turn start, outputs, final states."""
+
+    turn_states: list[dict[str, dict[str, Any]]]  # turn index -> env_id -> state at the turn's start
+    outputs: list[list[dict[str, Any]]]  # turn index -> call index -> output (or error dict)
+    final_states: dict[str, dict[str, Any]]
+    errors: list[str]  # calls that raised ToolError (gold calls never should)
+
+
+def replay_trajectory(
+    trajectory: Trajectory,
+    envs: list[VerifiedEnvironment],
+    *,
+    override: tuple[int, int, dict[str, Any]] | None = None,
+) -> Replay:
+    """Run every gold call in order from the initial states.
+
+    `override=(turn, call, arguments)` replaces one call's arguments (to test whether an argument
+    matters); every other call runs with its gold arguments.
+    """
+    toolset = Toolset(envs, trajectory.initial_states)
+    names = exported_name_of(envs)
+    turn_states, outputs, errors = [], [], []
+    for turn in trajectory.turns:
+        turn_states.append(toolset.dump_states())
+        turn_outputs = []
+        for index, call in enumerate(turn.calls):
+            arguments = call.arguments
+            if override is not None and override[:2] == (turn.index, index):
+                arguments = override[2]
+            try:
+                output = toolset.call(names[(call.env_id, call.tool)], copy.deepcopy(arguments))
+            except ToolError as exc:
+                output = exc.to_dict()
+                errors.append(f"turn {turn.index} call {index} {call.tool}: {exc}")
+            turn_outputs.append(output)
+        outputs.append(turn_outputs)
+    return Replay(turn_states=turn_states, outputs=outputs, final_states=toolset.dump_states(), errors=errors)
