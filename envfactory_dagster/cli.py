@@ -49,7 +49,13 @@ def prepare_instance(home: str) -> None:
 
 
 def materialize_partition(
-    resources_directory: str, home: str, domain: str, select: str | None, log_level: str = "WARNING"
+    resources_directory: str,
+    home: str,
+    domain: str,
+    select: str | None,
+    log_level: str = "WARNING",
+    llm_model: str | None = None,
+    llm_api_base: str | None = None,
 ) -> tuple[str, bool, float]:
     """Run every selected asset (with its checks) for one domain partition; returns (domain, ok, seconds)."""
     import dagster as dg
@@ -58,7 +64,7 @@ def materialize_partition(
 
     os.environ["DAGSTER_HOME"] = str(dagster_home(home))
     started = time.perf_counter()
-    defs = build_definitions(Path(resources_directory), home)
+    defs = build_definitions(Path(resources_directory), home, llm_model, llm_api_base)
     assets = list(defs.assets or [])
     result = dg.materialize(
         assets,
@@ -93,7 +99,10 @@ def _materialize(args: argparse.Namespace) -> int:
     print(f"materializing {len(domains)} domain(s) from {directory} into {home}", flush=True)
     workers = max(1, min(args.workers, len(domains)))
     prepare_instance(home)
-    jobs = [(str(directory), home, domain, args.select, args.log_level) for domain in domains]
+    jobs = [
+        (str(directory), home, domain, args.select, args.log_level, args.llm_model, args.llm_api_base)
+        for domain in domains
+    ]
     if workers == 1:
         outcomes = [materialize_partition(*job) for job in jobs]
     else:
@@ -132,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="partitions run in parallel processes"
     )
+    run.add_argument(
+        "--llm-model", help="litellm model string: use the LLM backend (default: offline template)"
+    )
+    run.add_argument("--llm-api-base", help="OpenAI-compatible endpoint for --llm-model (vLLM, Ollama, ...)")
     run.add_argument(
         "--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)"
     )

@@ -7,6 +7,7 @@ Domain partitions are the sub-folders of the resource catalog when the code loca
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +16,13 @@ from assets.automation import build_daily_schedule, build_resource_file_sensor
 from assets.envgen import build_envgen_assets
 from assets.ingest import build_ingest_assets
 from envfactory_dagster.ingest.authentic_resources import list_domains
-from envfactory_dagster.settings import catalog_path, envfactory_home, resources_dir
+from envfactory_dagster.settings import (
+    LLM_API_BASE_ENV_VAR,
+    LLM_MODEL_ENV_VAR,
+    catalog_path,
+    envfactory_home,
+    resources_dir,
+)
 from resources.llm import LLMResource
 from resources.settings import EnvFactorySettings
 from resources.storage import ParquetPartitionIOManager
@@ -27,9 +34,22 @@ def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     return [*build_ingest_assets(partitions), *build_envgen_assets(partitions)]
 
 
-def build_definitions(resources_directory: Path | None = None, home: str | None = None) -> dg.Definitions:
+def build_definitions(
+    resources_directory: Path | None = None,
+    home: str | None = None,
+    llm_model: str | None = None,
+    llm_api_base: str | None = None,
+) -> dg.Definitions:
+    """The code location for a resource directory and data directory (defaults: the environment's).
+
+    An `llm_model` (any litellm model string; default `$ENVFACTORY_LLM_MODEL`) switches the
+    LLM stages on for every role; finer settings (per-role models, budget) are the `llm`
+    resource's config in the launchpad.
+    """
     resources_directory = resources_directory or resources_dir()
     home = home or envfactory_home()
+    llm_model = llm_model or os.environ.get(LLM_MODEL_ENV_VAR) or None
+    llm_api_base = llm_api_base or os.environ.get(LLM_API_BASE_ENV_VAR) or None
     partitions = dg.StaticPartitionsDefinition(list_domains(resources_directory))
     all_assets = build_assets(partitions)
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions)
@@ -39,9 +59,11 @@ def build_definitions(resources_directory: Path | None = None, home: str | None 
         schedules=[build_daily_schedule(job, partitions)],
         sensors=[build_resource_file_sensor(job, resources_directory)],
         resources={
-            "settings": EnvFactorySettings(home=home, resources_dir=str(resources_directory)),
+            "settings": EnvFactorySettings(
+                home=home, resources_dir=str(resources_directory), backend="llm" if llm_model else "template"
+            ),
             "io_manager": ParquetPartitionIOManager(home=home, catalog_path=catalog_path(home)),
-            "llm": LLMResource(),
+            "llm": LLMResource(default_model=llm_model, api_base=llm_api_base),
         },
     )
 

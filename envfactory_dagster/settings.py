@@ -11,6 +11,8 @@ from pathlib import Path
 
 HOME_ENV_VAR = "ENVFACTORY_HOME"
 RESOURCES_DIR_ENV_VAR = "ENVFACTORY_RESOURCES_DIR"
+LLM_MODEL_ENV_VAR = "ENVFACTORY_LLM_MODEL"  # set: the LLM backend for every role
+LLM_API_BASE_ENV_VAR = "ENVFACTORY_LLM_API_BASE"  # an OpenAI-compatible endpoint (vLLM, Ollama)
 DEFAULT_HOME = "~/.envfactory"
 BUNDLED_RESOURCES_DIR = Path(__file__).resolve().parent / "resource_catalog"
 

@@ -308,6 +308,8 @@ def _render_read_rows(
         f = fields.get(fname)
         if f is not None and f.ref_entity and param in required:
             _fk_check(body, param, f, entities, 0, optional=False)
+        elif fname == entity.key_field and param in required:
+            body.add(f'self.require("{entity.collection}", {param}, "{entity.name}")')
     query = next((p for p, f in tool.param_fields.items() if f == "$query"), None)
     if query is not None:
         body.add(
@@ -330,6 +332,15 @@ def _render_read_rows(
     limit = next((p for p, f in tool.param_fields.items() if f == "$limit"), None)
     rows = "_rows" if limit is None else f"_rows if {limit} is None else _rows[:{limit}]"
     body.add(f'return {{"{entity.collection}": {rows}}}')
+
+
+def _scope_checks(body: _Body, tool: ToolSpec, entity: EntitySpec, key_param: str, scopes: list[str]) -> None:
+    """A row addressed under a parent (`/plans/{plan_id}/accounts/{account_id}`) must belong to it."""
+    for param in scopes:
+        field = tool.param_fields[param]
+        body.add(f'if _row["{field}"] != {param}:')
+        message = f'f"{entity.name} {{{key_param}!r}} does not exist under {field} {{{param}!r}}"'
+        body.add(f'raise ToolError("not_found", {message})', 1)
 
 
 def _render_tool(
@@ -359,7 +370,16 @@ def _render_tool(
     if action in ("get", "update", "delete", "transition") and key_param is None:
         raise ValueError(f"tool {tool.name}: {action} needs a key parameter bound to {entity.key_field}")
 
-    if action == "get":
+    scopes = [
+        p
+        for p, f in tool.param_fields.items()
+        if p in required and p != key_param and f in fields and fields[f].ref_entity
+    ]
+    if action == "get" and scopes:
+        body.add(f'_row = self.require("{coll}", {key_param}, "{entity.name}")')
+        _scope_checks(body, tool, entity, key_param, scopes)
+        body.add(f'return {{"{snake}": dict(_row)}}')
+    elif action == "get":
         body.add(f'return {{"{snake}": dict(self.require("{coll}", {key_param}, "{entity.name}"))}}')
     elif action in ("list", "search") or (action == "custom" and tool.kind == "read"):
         _render_read_rows(body, tool, entity, entities)
@@ -393,6 +413,7 @@ def _render_tool(
         body.add(f'return {{"{out_key}": self.put("{coll}", _key, _row)}}')
     elif action in ("update", "transition"):
         body.add(f'_row = self.require("{coll}", {key_param}, "{entity.name}")')
+        _scope_checks(body, tool, entity, key_param, scopes)
         transition = tool.transition
         if transition is not None and transition.from_values:
             allowed = tuple(transition.from_values)
@@ -406,7 +427,7 @@ def _render_tool(
             f"_changes: dict[str, Any] = {{{', '.join(f'{_scalar(k)}: {v}' for k, v in changes.items())}}}"
         )
         for param, fname in tool.param_fields.items():
-            if fname not in fields or param == key_param or fname in changes:
+            if fname not in fields or param == key_param or fname in changes or param in scopes:
                 continue
             body.add(f"if {param} is not None:")
             _fk_check(body, param, fields[fname], entities, 1, optional=False)
@@ -419,7 +440,11 @@ def _render_tool(
             body.add(f'_changes["{stamp}"] = self.state["now"]')
         body.add(f'return {{"{snake}": self.put("{coll}", {key_param}, {{**_row, **_changes}})}}')
     elif action == "delete":
-        body.add(f'self.require("{coll}", {key_param}, "{entity.name}")')
+        if scopes:
+            body.add(f'_row = self.require("{coll}", {key_param}, "{entity.name}")')
+            _scope_checks(body, tool, entity, key_param, scopes)
+        else:
+            body.add(f'self.require("{coll}", {key_param}, "{entity.name}")')
         for child_coll, child_field, child_name in referencing.get(entity.name, []):
             body.add(
                 f'if any(_r["{child_field}"] == {key_param} for _r in self.table("{child_coll}").values()):'

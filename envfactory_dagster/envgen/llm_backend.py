@@ -89,8 +89,14 @@ def propose_environments_llm(
         unknown = [op for op in proposal.operation_ids if op not in known]
         if unknown or not proposal.operation_ids or proposal.class_name in seen:
             reason = f"unknown operations {unknown}" if unknown else "no operations or duplicate class name"
-            rejects.append({"domain": domain, "stage": STAGE_PROPOSALS, "item_id": proposal.class_name,
-                            "reason": f"proposal {proposal.class_name}: {reason}"})  # fmt: skip
+            rejects.append(
+                {
+                    "domain": domain,
+                    "stage": STAGE_PROPOSALS,
+                    "item_id": proposal.class_name,
+                    "reason": f"proposal {proposal.class_name}: {reason}",
+                }
+            )
             continue
         seen.add(proposal.class_name)
         resource_ids = sorted({op.partition(":")[0] for op in proposal.operation_ids})
@@ -123,16 +129,33 @@ def env_code_rows_llm(
         )
         outcomes.append(outcome.stop_reason)
         if not outcome.attempts:
-            rejects.append({"domain": row["domain"], "stage": "env_code", "item_id": row["id"],
-                            "reason": outcome.stop_detail, "resource_ids": list(row["resource_ids"])})  # fmt: skip
+            rejects.append(
+                {
+                    "domain": row["domain"],
+                    "stage": "env_code",
+                    "item_id": row["id"],
+                    "reason": outcome.stop_detail,
+                    "resource_ids": list(row["resource_ids"]),
+                }
+            )
         for attempt in outcome.attempts:
             prompt_name, _, prompt_version = attempt.prompt.partition("@")
-            code = code_row(row, attempt.source, seed_state, attempt=attempt.attempt, backend="llm",
-                            model=attempt.model, prompt_version=f"{prompt_name}@{prompt_version}")  # fmt: skip
+            code = code_row(
+                row,
+                attempt.source,
+                seed_state,
+                attempt=attempt.attempt,
+                backend="llm",
+                model=attempt.model,
+                prompt_version=f"{prompt_name}@{prompt_version}",
+            )
             code["revision_history_json"] = json.dumps(
                 [a.model_dump(mode="json", exclude={"source"}) for a in outcome.attempts]
             )
             rows.append(code)
-    metrics = {"modules": len(rows), "stop_reasons": {r: outcomes.count(r) for r in set(outcomes)},
-               **gateway.usage().as_metadata()}  # fmt: skip
+    metrics = {
+        "modules": len(rows),
+        "stop_reasons": {r: outcomes.count(r) for r in set(outcomes)},
+        **gateway.usage().as_metadata(),
+    }
     return rows, rejects, metrics

@@ -57,6 +57,7 @@ class EnvSpecError(ValueError):
 MAX_FIELDS = 30
 LIMIT_NAMES = frozenset({"limit", "page_size", "per_page", "max_results", "page_limit", "top", "max_items"})
 QUERY_NAMES = frozenset({"q", "query", "search", "keyword", "keywords", "term", "text", "search_term"})
+ID_LIKE_NAMES = frozenset({"id", "sid", "uuid", "key"})
 KEY_NAMES = ("id", "sid", "uuid", "key", "code", "slug", "path", "name")
 _VERSION_SEGMENT = re.compile(r"^(v\d+(\.\d+)*|api|rest|\d+(\.\d+)*|@me|me)$", re.I)
 _BODY_SUFFIX = re.compile(
@@ -453,7 +454,7 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     has_query = any(snake_case(p) in QUERY_NAMES for p in params) or last == "search"
 
     if method == "get":
-        action = "get" if key_param and not response_is_list else "search" if has_query else "list"
+        action = "get" if key_param else "search" if has_query else "list"
         kind = "read"
     elif method == "delete":
         action, kind = ("delete" if key_param else "custom"), "write"
@@ -688,7 +689,9 @@ def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, Nor
         raise
     except (ValidationError, KeyError, ValueError, TypeError) as exc:
         pid = proposal.get("id", "?") if isinstance(proposal, dict) else "?"
-        raise EnvSpecError(f"proposal {pid}: cannot infer a spec: {type(exc).__name__}: {exc}"[:1000]) from exc
+        raise EnvSpecError(
+            f"proposal {pid}: cannot infer a spec: {type(exc).__name__}: {exc}"[:1000]
+        ) from exc
 
 
 def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, NormalizedSpec]) -> EnvSpec:
@@ -727,11 +730,24 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
     _add_context_entities(
         drafts, [specs_by_resource_id[rid] for rid in dict.fromkeys(s.resource_id for s in shapes)]
     )
+    created_tool_entities = {s.entity for s in shapes if s.action == "create" and s.op.path is None}
     for shape in shapes:
         draft = drafts[shape.entity]
         key_params = [shape.key_param] if shape.key_param else []
+        if shape.entity in created_tool_entities and not draft.from_schema:
+            # a create tool makes new rows, so their key is generated; the natural key
+            # (`path`, `name`) stays an ordinary field
+            key_params = []
         if draft.key_field is None and (draft.fields or key_params):
             draft.key_field = _pick_key(draft, key_params)
+    for shape in shapes:
+        key_field = drafts[shape.entity].key_field
+        if (
+            shape.op.path is None
+            and shape.action in ("get", "update", "delete")
+            and shape.key_param != key_field
+        ):
+            shape.action = "custom"
     for draft in drafts.values():
         key = draft.key_field or "id"
         draft.key_field = key
@@ -825,6 +841,8 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
     taken: set[str] = set()
     request_entities: list[EntitySpec] = []
     read_only = all(s.kind == "read" for s in shapes)
+    for shape in shapes:  # first pass: write tools add the fields they store, which reads then bind
+        _build_tool(shape, entities, set(), read_only)
     for shape in shapes:
         tool, extra_entity = _build_tool(shape, entities, taken, read_only)
         tools.append(tool)
@@ -911,6 +929,12 @@ def _build_tool(
     action = shape.action
     for source_name, schema, is_required, param in inputs:
         pname = snake_case(source_name)
+        if (
+            action == "create"
+            and _bind(source_name, entity) == entity.key_field
+            and entity.key_field in ID_LIKE_NAMES
+        ):
+            continue  # the environment assigns ids of new rows
         if source_name == shape.key_param:
             if op.path is not None:  # `{id}`, `{Sid}`, `{task}` -> `task_id`; MCP arguments keep their name
                 key_suffix = (
@@ -1083,13 +1107,13 @@ def _build_tool(
 def _fk_field_name(field_names: set[str] | dict[str, Any], param: str, parent: str) -> str:
     """The child's field that a parent path parameter fills (existing, or `<parent>_id`)."""
     snake = snake_case(param)
-    if snake in field_names:
+    if snake in field_names and snake not in ID_LIKE_NAMES:  # `{id}` of a parent is not the child's id
         return snake
     parent_snake = snake_case(parent)
     for candidate in (f"{parent_snake}_id", f"{parent_snake}_sid"):
         if candidate in field_names:
             return candidate
-    return snake if snake.endswith(("_id", "_sid")) else f"{parent_snake}_id"
+    return snake if snake.endswith(("_id", "_sid")) and snake not in ID_LIKE_NAMES else f"{parent_snake}_id"
 
 
 def _request_entity(tool_name: str, properties: dict[str, dict[str, Any]], required: list[str]) -> EntitySpec:

@@ -58,8 +58,14 @@ def source_write_operations(proposal: dict[str, Any], specs: dict[str, Normalize
     return count
 
 
-def spec_row(spec: EnvSpec, proposal: dict[str, Any], *, backend: str, model: str | None = None,
-             prompt_version: str | None = None) -> dict[str, Any]:  # fmt: skip
+def spec_row(
+    spec: EnvSpec,
+    proposal: dict[str, Any],
+    *,
+    backend: str,
+    model: str | None = None,
+    prompt_version: str | None = None,
+) -> dict[str, Any]:
     spec_json = canonical_json(spec.model_dump(mode="json"))
     return {
         "id": content_id(spec_json, "spec_"),
@@ -94,8 +100,16 @@ def env_code_rows(spec_rows: Rows, *, base_seed: int) -> tuple[Rows, Rows, dict[
     return rows, rejects, {"modules": len(rows), "rejected": len(rejects)}
 
 
-def code_row(spec_row_: dict[str, Any], source: str, seed_state: dict[str, Any], *, attempt: int, backend: str,
-             model: str | None = None, prompt_version: str | None = None) -> dict[str, Any]:  # fmt: skip
+def code_row(
+    spec_row_: dict[str, Any],
+    source: str,
+    seed_state: dict[str, Any],
+    *,
+    attempt: int,
+    backend: str,
+    model: str | None = None,
+    prompt_version: str | None = None,
+) -> dict[str, Any]:
     code_sha256 = sha256_hex(source)
     return {
         "id": f"code_{code_sha256[:16]}",

@@ -43,17 +43,33 @@ _CONNECTORS = [
     "And then {p}.",
 ]
 _ACTION_PHRASES: dict[str, list[str]] = {
-    "list": ["show me the {plural}{filters}", "list the {plural}{filters}", "pull up every {noun}{filters}",
-             "give me an overview of the {plural}{filters}"],
+    "list": [
+        "show me the {plural}{filters}",
+        "list the {plural}{filters}",
+        "pull up every {noun}{filters}",
+        "give me an overview of the {plural}{filters}",
+    ],
     "search": ["search for {plural}{filters}", "find {plural}{filters}", "look up any {noun}{filters}"],
-    "get": ["show me the details of {ref}{filters}", "open {ref}{filters}", "look at {ref}{filters}",
-            "fetch {ref}{filters}"],
-    "create": ["create a new {noun}{values}", "add a {noun}{values}", "set up a new {noun}{values}",
-               "make a {noun}{values}"],
+    "get": [
+        "show me the details of {ref}{filters}",
+        "open {ref}{filters}",
+        "look at {ref}{filters}",
+        "fetch {ref}{filters}",
+    ],
+    "create": [
+        "create a new {noun}{values}",
+        "add a {noun}{values}",
+        "set up a new {noun}{values}",
+        "make a {noun}{values}",
+    ],
     "update": ["update {ref}{values}", "change {ref}{values}", "edit {ref}{values}", "modify {ref}{values}"],
     "delete": ["delete {ref}", "remove {ref}", "get rid of {ref}"],
-    "transition": ["{verb} {ref}{values}", "go ahead and {verb} {ref}{values}", "{verb} {ref} for me{values}"],
-}  # fmt: skip
+    "transition": [
+        "{verb} {ref}{values}",
+        "go ahead and {verb} {ref}{values}",
+        "{verb} {ref} for me{values}",
+    ],
+}
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[a-z]+[A-Z][A-Za-z0-9]*")
 
 
@@ -93,7 +109,13 @@ def query_leaks_tool_name(query: str, tool_names: Iterable[str], param_names: It
 
 
 def call_phrase(
-    call: GoldCall, tool: ToolSpec, spec: EnvSpec, rng: random.Random, *, turn: int, vendor: str | None,
+    call: GoldCall,
+    tool: ToolSpec,
+    spec: EnvSpec,
+    rng: random.Random,
+    *,
+    turn: int,
+    vendor: str | None,
     ref_hint: str = "",
 ) -> str:
     """One clause describing a call, in the user's words; `ref_hint` singles out the referred row
@@ -176,8 +198,15 @@ def render_turn_query(
     previous_vendor = None
     for index, (call, tool, spec, vendor) in enumerate(zip(calls, tools, specs, vendors, strict=True)):
         # name the service only where it changes, as a person switching apps would
-        clause = call_phrase(call, tool, spec, rng, turn=turn, vendor=vendor if vendor != previous_vendor else None,
-                             ref_hint=ref_hints[index] if ref_hints else "")
+        clause = call_phrase(
+            call,
+            tool,
+            spec,
+            rng,
+            turn=turn,
+            vendor=vendor if vendor != previous_vendor else None,
+            ref_hint=ref_hints[index] if ref_hints else "",
+        )
         previous_vendor = vendor
         template = rng.choice(_FRAMES if index == 0 else _CONNECTORS)
         parts.append(template.format(p=clause))
@@ -230,9 +259,13 @@ def write_queries_llm(
         {"title": specs[e].title, "description": specs[e].description} for e in trajectory.env_ids
     ]
     chain = [
-        {"environment": specs[c.env_id].title, "step": next(t.description for t in specs[c.env_id].tools if t.name == c.tool)}
-        for turn in trajectory.turns for c in turn.calls
-    ]  # fmt: skip
+        {
+            "environment": specs[c.env_id].title,
+            "step": next(t.description for t in specs[c.env_id].tools if t.name == c.tool),
+        }
+        for turn in trajectory.turns
+        for c in turn.calls
+    ]
     persona_result = gateway.complete_structured(
         stage=stage,
         role="query_writer",
@@ -269,15 +302,24 @@ def write_queries_llm(
         leak = query_leaks_tool_name(query, tool_names, param_names)
         missing = missing_user_values(query, turn.calls)
         if leak or missing or not query:
+            faults = ["leaks a tool or parameter name"] if leak else []
+            faults += [f"misses {', '.join(missing)}"] if missing else []
+            faults += ["empty"] if not query else []
             problems.append(
-                f"turn {turn.index}: LLM query kept as template ({'leaks a name' if leak else ''}{'; ' if leak and missing else ''}{'misses ' + ', '.join(missing) if missing else ''}{'empty' if not query else ''})"
+                f"turn {turn.index}: LLM query replaced by the template one ({'; '.join(faults)})"
             )
             query = turn.query
         history.append({"role": "user", "content": query})
         turns.append(turn.model_copy(update={"query": query}))
-    updated = trajectory.model_copy(update={
-        "turns": turns, "persona": f"{persona.persona} {persona.scenario}".strip(), "backend": "llm",
-        "model": persona_result.model,
-        "prompt_version": f"persona@{persona_result.prompt_version},user_query@{result.prompt_version}" if turns else persona_result.prompt_ref,
-    })  # fmt: skip
+    updated = trajectory.model_copy(
+        update={
+            "turns": turns,
+            "persona": f"{persona.persona} {persona.scenario}".strip(),
+            "backend": "llm",
+            "model": persona_result.model,
+            "prompt_version": f"persona@{persona_result.prompt_version},user_query@{result.prompt_version}"
+            if turns
+            else persona_result.prompt_ref,
+        }
+    )
     return updated, problems

@@ -83,7 +83,8 @@ def validate_chain(chain: Chain, graph: ToolGraph, *, max_envs: int = 3) -> list
         for p in graph.tool_inputs[tool]:
             if graph.required(p) and not _satisfiable(graph, p, prefix):
                 problems.append(
-                    f"call {position} {tool}: required input {graph.node(p)['name']!r} has no earlier producer and is not user-provided"
+                    f"call {position} {tool}: required input {graph.node(p)['name']!r} "
+                    "has no earlier producer and is not user-provided"
                 )
         prefix.add(tool)
     envs = {t.split("::", 1)[0] for t in chain.tools}

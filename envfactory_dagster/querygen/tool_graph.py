@@ -55,21 +55,118 @@ ID_WORDS = {"id", "ids", "uuid", "uuids", "sid", "key", "keys", "gid"}
 
 # -- user_provided rules ---------------------------------------------------------------
 _MACHINE_WORDS = {
-    "id", "ids", "uuid", "sid", "gid", "token", "tokens", "cursor", "page", "offset", "limit",
-    "per", "size", "etag", "hash", "signature", "secret", "nonce", "checksum", "version",
-    "revision", "lat", "latitude", "lon", "lng", "longitude", "coordinates", "zip", "postcode",
-    "postal", "timestamp", "ts", "epoch", "sequence", "idempotency", "fingerprint",
-}  # fmt: skip
+    "id",
+    "ids",
+    "uuid",
+    "sid",
+    "gid",
+    "token",
+    "tokens",
+    "cursor",
+    "page",
+    "offset",
+    "limit",
+    "per",
+    "size",
+    "etag",
+    "hash",
+    "signature",
+    "secret",
+    "nonce",
+    "checksum",
+    "version",
+    "revision",
+    "lat",
+    "latitude",
+    "lon",
+    "lng",
+    "longitude",
+    "coordinates",
+    "zip",
+    "postcode",
+    "postal",
+    "timestamp",
+    "ts",
+    "epoch",
+    "sequence",
+    "idempotency",
+    "fingerprint",
+}
 _HUMAN_WORDS = {
-    "name", "title", "email", "text", "description", "query", "q", "search", "keyword", "keywords",
-    "message", "body", "subject", "note", "notes", "comment", "comments", "summary", "reason",
-    "city", "country", "address", "street", "phone", "amount", "price", "total", "quantity",
-    "qty", "count", "currency", "tags", "tag", "label", "labels", "color", "colour", "date",
-    "birthday", "content", "memo", "bio", "nickname", "first", "last", "username", "url",
-    "website", "path", "language", "timezone", "rating", "score", "duration", "nights", "guests",
-    "adults", "children", "seats", "party", "budget", "destination", "origin", "departure",
-    "arrival", "priority", "visibility", "status", "state", "type", "category", "topic", "goal",
-}  # fmt: skip
+    "name",
+    "title",
+    "email",
+    "text",
+    "description",
+    "query",
+    "q",
+    "search",
+    "keyword",
+    "keywords",
+    "message",
+    "body",
+    "subject",
+    "note",
+    "notes",
+    "comment",
+    "comments",
+    "summary",
+    "reason",
+    "city",
+    "country",
+    "address",
+    "street",
+    "phone",
+    "amount",
+    "price",
+    "total",
+    "quantity",
+    "qty",
+    "count",
+    "currency",
+    "tags",
+    "tag",
+    "label",
+    "labels",
+    "color",
+    "colour",
+    "date",
+    "birthday",
+    "content",
+    "memo",
+    "bio",
+    "nickname",
+    "first",
+    "last",
+    "username",
+    "url",
+    "website",
+    "path",
+    "language",
+    "timezone",
+    "rating",
+    "score",
+    "duration",
+    "nights",
+    "guests",
+    "adults",
+    "children",
+    "seats",
+    "party",
+    "budget",
+    "destination",
+    "origin",
+    "departure",
+    "arrival",
+    "priority",
+    "visibility",
+    "status",
+    "state",
+    "type",
+    "category",
+    "topic",
+    "goal",
+}
 _HUMAN_FORMATS = {"email", "date", "uri", "url"}
 
 
@@ -93,9 +190,8 @@ def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | Non
         return False
     if schema.get("enum") or fmt in _HUMAN_FORMATS or set(ws) & _HUMAN_WORDS:
         return True
-    if bound_field is not None and bound_field.type in ("string", "number", "integer", "boolean"):
-        return True  # a plain attribute of the entity, e.g. `when_made`, `is_digital`
-    return False
+    # a plain attribute of the entity, e.g. `when_made`, `is_digital`
+    return bound_field is not None and bound_field.type in ("string", "number", "integer", "boolean")
 
 
 # -- schema helpers --------------------------------------------------------------------
@@ -242,9 +338,11 @@ class ToolGraph:
     def unfillable_inputs(self) -> list[str]:
         """Required inputs that no tool produces and a user would not type."""
         return sorted(
-            i for inputs in self.tool_inputs.values() for i in inputs
+            i
+            for inputs in self.tool_inputs.values()
+            for i in inputs
             if self.required(i) and not self.user_provided(i) and not self.input_producers.get(i)
-        )  # fmt: skip
+        )
 
 
 def _tool_id(env_id: str, tool: str) -> str:
@@ -354,7 +452,8 @@ def _add_env_nodes(g: nx.DiGraph, env: EnvDescriptor) -> None:
 
 
 def _param_text(attrs: Mapping[str, Any]) -> str:
-    return f"{' '.join(words(attrs['name_key']))} {' '.join(words(attrs['name']))} ({attrs['type']}): {attrs['description']}"
+    name_words = " ".join(words(attrs["name_key"]) + words(attrs["name"]))
+    return f"{name_words} ({attrs['type']}): {attrs['description']}"
 
 
 def _cosine_pairs(vectors_out: Any, vectors_in: Any) -> Any:
@@ -475,7 +574,8 @@ def build_tool_graph(
                         {
                             "env_id": env.env_id,
                             "stage": "tool_graph",
-                            "reason": f"LLM edge {o!r} -> {i!r} ignored: not an output and an input of two tools of {env.env_id}",
+                            "reason": f"LLM edge {o!r} -> {i!r} ignored: "
+                            f"not an output and an input of two tools of {env.env_id}",
                         }
                     )
                 elif (o, i) not in feeds:
@@ -518,29 +618,52 @@ def graph_nodes_rows(tg: ToolGraph) -> list[dict[str, Any]]:
     """One row per node: id, domain, env_id, kind (tool/input/output), name, tool, type, ..."""
     rows = []
     for node_id, a in sorted(tg.graph.nodes(data=True)):
-        rows.append({
-            "id": node_id, "domain": a["domain"], "env_id": a["env_id"], "kind": a["kind"], "name": a["name"],
-            "tool": a["tool"], "type": a.get("type"), "required": a.get("required"),
-            "user_provided": a.get("user_provided"), "labelled_by": a.get("labelled_by"),
-            "entity": a.get("entity") or None, "normalized_name": a.get("name_key") or None,
-            "description": a.get("description", ""),
-            "unfillable": a["kind"] == "input" and a["required"] and not a["user_provided"] and not tg.input_producers.get(node_id),
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": node_id,
+                "domain": a["domain"],
+                "env_id": a["env_id"],
+                "kind": a["kind"],
+                "name": a["name"],
+                "tool": a["tool"],
+                "type": a.get("type"),
+                "required": a.get("required"),
+                "user_provided": a.get("user_provided"),
+                "labelled_by": a.get("labelled_by"),
+                "entity": a.get("entity") or None,
+                "normalized_name": a.get("name_key") or None,
+                "description": a.get("description", ""),
+                "unfillable": a["kind"] == "input"
+                and a["required"]
+                and not a["user_provided"]
+                and not tg.input_producers.get(node_id),
+            }
+        )
     return rows
 
 
 def graph_edges_rows(tg: ToolGraph) -> list[dict[str, Any]]:
-    """One row per edge: id, domain, env_id (of the source), target_env_id, source, target, kind, provenance, score, ..."""
+    """One row per edge: id, domain, env_id (of the source), target_env_id, source, target, kind,
+    provenance, score, required (consumes edges), cross_env."""
     g = tg.graph
     rows = []
     for s, t, a in sorted(g.edges(data=True), key=lambda e: (e[0], e[1])):
-        rows.append({
-            "id": content_id([s, t, a["kind"]], "edge_"), "domain": tg.domain, "env_id": g.nodes[s]["env_id"],
-            "target_env_id": g.nodes[t]["env_id"], "source": s, "target": t, "kind": a["kind"],
-            "name": f"{g.nodes[s]['name']} -> {g.nodes[t]['name']}", "provenance": a["provenance"],
-            "score": float(a["score"]), "required": a.get("required"),
-            "cross_env": g.nodes[s]["env_id"] != g.nodes[t]["env_id"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": content_id([s, t, a["kind"]], "edge_"),
+                "domain": tg.domain,
+                "env_id": g.nodes[s]["env_id"],
+                "target_env_id": g.nodes[t]["env_id"],
+                "source": s,
+                "target": t,
+                "kind": a["kind"],
+                "name": f"{g.nodes[s]['name']} -> {g.nodes[t]['name']}",
+                "provenance": a["provenance"],
+                "score": float(a["score"]),
+                "required": a.get("required"),
+                "cross_env": g.nodes[s]["env_id"] != g.nodes[t]["env_id"],
+            }
+        )
     return rows
 
 
@@ -589,9 +712,12 @@ def render_graph_summary(tg: ToolGraph, *, max_edges_per_env: int = 25) -> str:
     """Markdown for asset metadata: a table per environment and a Mermaid chart of tool -> tool edges."""
     g = tg.graph
     unfillable = set(tg.unfillable_inputs())
-    lines = [f"### Tool graph `{tg.domain}`: {len(tg.envs)} environments, {len(tg.tools)} tools", "",
-             "| environment | tools | inputs | user-provided | unfillable | edges in | edges out (cross-env) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"### Tool graph `{tg.domain}`: {len(tg.envs)} environments, {len(tg.tools)} tools",
+        "",
+        "| environment | tools | inputs | user-provided | unfillable | edges in | edges out (cross-env) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for env_id, env in sorted(tg.envs.items()):
         tools = tg.tools_by_env.get(env_id, [])
         inputs = [i for t in tools for i in tg.tool_inputs[t]]
@@ -599,7 +725,8 @@ def render_graph_summary(tg: ToolGraph, *, max_edges_per_env: int = 25) -> str:
         cross = sum(1 for t in tools for s in tg.tool_successors[t] if g.nodes[s]["env_id"] != env_id)
         lines.append(
             f"| {env.spec.class_name} (`{env_id}`) | {len(tools)} | {len(inputs)} | "
-            f"{sum(g.nodes[i]['user_provided'] for i in inputs)} | {len(unfillable & set(inputs))} | {within} | {cross} |"
+            f"{sum(g.nodes[i]['user_provided'] for i in inputs)} | {len(unfillable & set(inputs))} | "
+            f"{within} | {cross} |"
         )
     for env_id, env in sorted(tg.envs.items()):
         edges = sorted(
@@ -616,7 +743,8 @@ def render_graph_summary(tg: ToolGraph, *, max_edges_per_env: int = 25) -> str:
                 else f"{tg.envs[g.nodes[b]['env_id']].spec.class_name}.{g.nodes[b]['tool']}"
             )
             lines.append(
-                f"  {_mermaid_id(a)}[{g.nodes[a]['tool']}] -->|{attrs['provenance']}| {_mermaid_id(b)}[{label}]"
+                f"  {_mermaid_id(a)}[{g.nodes[a]['tool']}] -->|{attrs['provenance']}| "
+                f"{_mermaid_id(b)}[{label}]"
             )
         lines.append("```")
     return "\n".join(lines)

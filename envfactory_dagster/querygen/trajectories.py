@@ -47,6 +47,7 @@ from envfactory_dagster.querygen.query_templates import (
 from envfactory_dagster.querygen.tool_chains import Chain, chain_seed
 from envfactory_dagster.querygen.tool_graph import ToolGraph, build_tool_graph, json_type
 from envfactory_dagster.querygen.trajectory_model import ArgumentSource, GoldCall, Trajectory, Turn
+from envfactory_dagster.querygen.trajectory_quality import drop_exact_duplicates
 from envfactory_dagster.runtime.contract import Environment, ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 
@@ -62,7 +63,9 @@ class ChainRejected(Exception):
         self.reason = reason
 
 
-def load_envs(envs: Sequence[VerifiedEnvironment | Mapping[str, Any]]) -> tuple[dict[str, VerifiedEnvironment], list[dict[str, Any]]]:
+def load_envs(
+    envs: Sequence[VerifiedEnvironment | Mapping[str, Any]],
+) -> tuple[dict[str, VerifiedEnvironment], list[dict[str, Any]]]:
     """Loaded environments by env_id, and error rows for rows whose code does not load."""
     loaded: dict[str, VerifiedEnvironment] = {}
     errors: list[dict[str, Any]] = []
@@ -73,7 +76,13 @@ def load_envs(envs: Sequence[VerifiedEnvironment | Mapping[str, Any]]) -> tuple[
             venv = venv or VerifiedEnvironment.from_row(env)  # type: ignore[arg-type]
             _ = venv.env_class, venv.spec
         except (KeyError, ValueError, SyntaxError, ImportError, ValidationError) as exc:
-            errors.append({"env_id": env_id, "stage": "trajectories", "reason": f"environment {env_id} does not load: {exc}"[:1000]})
+            errors.append(
+                {
+                    "env_id": env_id,
+                    "stage": "trajectories",
+                    "reason": f"environment {env_id} does not load: {exc}"[:1000],
+                }
+            )
             continue
         loaded[env_id] = venv
     return loaded, errors
@@ -92,7 +101,11 @@ def state_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str,
         for k, row in table.items():
             prev = old.get(k)
             if prev is not None and prev is not row and prev != row:
-                changed[k] = {f: [prev.get(f), row.get(f)] for f in sorted(set(prev) | set(row)) if prev.get(f) != row.get(f)}
+                changed[k] = {
+                    f: [prev.get(f), row.get(f)]
+                    for f in sorted(set(prev) | set(row))
+                    if prev.get(f) != row.get(f)
+                }
         if added or removed or changed:
             diff[name] = {"added": added, "changed": changed, "removed": removed}
     return diff
@@ -108,7 +121,11 @@ def _path_values(output: Any, path: str) -> list[tuple[str, Any]]:
     if "[]." in path:
         prop, field = path.split("[].", 1)
         items = output.get(prop) if isinstance(output, dict) else None
-        return [(f"{prop}[{n}].{field}", item.get(field)) for n, item in enumerate(items or []) if isinstance(item, dict)]
+        return [
+            (f"{prop}[{n}].{field}", item.get(field))
+            for n, item in enumerate(items or [])
+            if isinstance(item, dict)
+        ]
     if "." in path:
         prop, field = path.split(".", 1)
         obj = output.get(prop) if isinstance(output, dict) else None
@@ -135,7 +152,11 @@ class _ChainRunner:
             row = env.state.get(entity.collection, {}).get(value) if isinstance(value, str | int) else None
             if row is None:
                 return 0
-            if tool.transition and tool.transition.from_values and row.get(tool.transition.field) not in tool.transition.from_values:
+            if (
+                tool.transition
+                and tool.transition.from_values
+                and row.get(tool.transition.field) not in tool.transition.from_values
+            ):
                 return 1
             return 2
         bound = next((f for f in entity.fields if f.name == binding), None)
@@ -144,7 +165,9 @@ class _ChainRunner:
             return 2 if isinstance(value, str | int) and value in env.state.get(target.collection, {}) else 0
         return 1
 
-    def _from_outputs(self, input_id: str, tool: ToolSpec, spec: EnvSpec, env: Environment, schema: dict[str, Any]) -> tuple[Any, ArgumentSource] | None:
+    def _from_outputs(
+        self, input_id: str, tool: ToolSpec, spec: EnvSpec, env: Environment, schema: dict[str, Any]
+    ) -> tuple[Any, ArgumentSource] | None:
         candidates: list[tuple[int, float, int, str, Any, int, int]] = []
         param = self.x.graph.node(input_id)["name"]
         validate = self.x.validator(schema)
@@ -165,7 +188,9 @@ class _ChainRunner:
         _, _, _, concrete, value, turn, call = pick
         return value, ArgumentSource(kind="output", turn=turn, call=call, path=concrete)
 
-    def _row_value(self, spec: EnvSpec, tool: ToolSpec, param: str, env: Environment) -> tuple[Any, ArgumentSource] | None:
+    def _row_value(
+        self, spec: EnvSpec, tool: ToolSpec, param: str, env: Environment
+    ) -> tuple[Any, ArgumentSource] | None:
         """A value of an existing row a user would know (for lookups, filters and searches)."""
         entity = next((e for e in spec.entities if e.name == tool.entity), None)
         if entity is None:
@@ -177,35 +202,64 @@ class _ChainRunner:
         row = table[key]
         binding = tool.param_fields.get(param, "")
         if binding == "$query":
-            texts = [f for f in entity.fields if f.type == "string" and f.name != entity.key_field and not f.ref_entity
-                     and (f.format or "") not in _TEXT_SKIP_FORMATS and not f.enum and not f.pattern
-                     and isinstance(row.get(f.name), str) and any(len(w) >= 4 for w in row[f.name].split())]
+            texts = [
+                f
+                for f in entity.fields
+                if f.type == "string"
+                and f.name != entity.key_field
+                and not f.ref_entity
+                and (f.format or "") not in _TEXT_SKIP_FORMATS
+                and not f.enum
+                and not f.pattern
+                and isinstance(row.get(f.name), str)
+                and any(len(w) >= 4 for w in row[f.name].split())
+            ]
             if not texts:
                 return None
             f = texts[0] if any(t.name in ("name", "title") for t in texts[:1]) else self.rng.choice(texts)
-            word = self.rng.choice([w.strip(".,;:!?\"'()") for w in row[f.name].split() if len(w.strip(".,;:!?\"'()")) >= 4] or [row[f.name]])
-            return word, ArgumentSource(kind="state", collection=entity.collection, key=str(key), field=f.name)
+            word = self.rng.choice(
+                [w.strip(".,;:!?\"'()") for w in row[f.name].split() if len(w.strip(".,;:!?\"'()")) >= 4]
+                or [row[f.name]]
+            )
+            return word, ArgumentSource(
+                kind="state", collection=entity.collection, key=str(key), field=f.name
+            )
         if binding in row and row[binding] is not None:
-            return row[binding], ArgumentSource(kind="state", collection=entity.collection, key=str(key), field=binding)
+            return row[binding], ArgumentSource(
+                kind="state", collection=entity.collection, key=str(key), field=binding
+            )
         return None
 
-    def _fresh_value(self, spec: EnvSpec, tool: ToolSpec, param: str, schema: dict[str, Any]) -> tuple[Any, ArgumentSource]:
+    def _fresh_value(
+        self, spec: EnvSpec, tool: ToolSpec, param: str, schema: dict[str, Any]
+    ) -> tuple[Any, ArgumentSource]:
         """A new value the user states (a title for a new row, a new price...)."""
         entity = next((e for e in spec.entities if e.name == tool.entity), None)
         binding = tool.param_fields.get(param)
         bound = next((f for f in entity.fields if f.name == binding), None) if entity and binding else None
         field = bound or FieldSpec(
-            name=param, type=json_type(schema) if json_type(schema) in ("string", "integer", "number", "boolean", "array", "object") else "string",  # type: ignore[arg-type]
-            format=schema.get("format"), enum=schema.get("enum"), minimum=schema.get("minimum"),
-            maximum=schema.get("maximum"), max_length=schema.get("maxLength"), pattern=schema.get("pattern"),
-            item_type=(schema.get("items") or {}).get("type") if isinstance(schema.get("items"), dict) else None,
+            name=param,
+            type=json_type(schema)
+            if json_type(schema) in ("string", "integer", "number", "boolean", "array", "object")
+            else "string",  # type: ignore[arg-type]
+            format=schema.get("format"),
+            enum=schema.get("enum"),
+            minimum=schema.get("minimum"),
+            maximum=schema.get("maximum"),
+            max_length=schema.get("maxLength"),
+            pattern=schema.get("pattern"),
+            item_type=(schema.get("items") or {}).get("type")
+            if isinstance(schema.get("items"), dict)
+            else None,
         )
         value = field_value(field, self.x.faker, self.rng, self.x.clock(spec), self.rng.randint(0, 49))
         if not self.x.validator(schema)(value):
             value = schema_value(schema, spec.clock)
         return value, ArgumentSource(kind="user")
 
-    def bind(self, tool_id: str, spec: EnvSpec, tool: ToolSpec, env: Environment) -> tuple[dict[str, Any], dict[str, ArgumentSource]]:
+    def bind(
+        self, tool_id: str, spec: EnvSpec, tool: ToolSpec, env: Environment
+    ) -> tuple[dict[str, Any], dict[str, ArgumentSource]]:
         arguments: dict[str, Any] = {}
         sources: dict[str, ArgumentSource] = {}
         properties = tool.input_schema.get("properties") or {}
@@ -222,18 +276,26 @@ class _ChainRunner:
                     if binding.startswith("$"):
                         bound = schema_value(schema, spec.clock), ArgumentSource(kind="user")
                     else:
-                        raise ChainRejected("unbound_input", f"{tool_id}: no earlier output supplies required input {param!r}")
+                        raise ChainRejected(
+                            "unbound_input", f"{tool_id}: no earlier output supplies required input {param!r}"
+                        )
             elif required or (not binding.startswith("$") and self.rng.random() < self.x.p_optional_user):
-                if tool.action in ("create", "update") or binding not in ("$query",) and tool.action in ("custom", "transition"):
+                if tool.action in ("create", "update") or (
+                    binding not in ("$query",) and tool.action in ("custom", "transition")
+                ):
                     bound = self._fresh_value(spec, tool, param, schema)
                 else:
-                    bound = self._row_value(spec, tool, param, env) or (self._fresh_value(spec, tool, param, schema) if required else None)
+                    bound = self._row_value(spec, tool, param, env) or (
+                        self._fresh_value(spec, tool, param, schema) if required else None
+                    )
             if bound is not None:
                 value, source = bound
                 if not self.x.validator(schema)(value):
                     if not required:
                         continue
-                    raise ChainRejected("unbound_input", f"{tool_id}: no valid value for required input {param!r} ({value!r})")
+                    raise ChainRejected(
+                        "unbound_input", f"{tool_id}: no valid value for required input {param!r} ({value!r})"
+                    )
                 arguments[param], sources[param] = value, source
         return arguments, sources
 
@@ -244,13 +306,30 @@ class _ChainRunner:
             if source.kind != "output" or source.path is None or "[" not in source.path:
                 continue
             prop, _, rest = source.path.partition("[")
-            element = next(o for t, c, _, o in self.records if (t, c) == (source.turn, source.call))[prop][int(rest.split("]", 1)[0])]
-            for name in ("name", "title", "display_name", "full_name", "email", "subject", "summary", "label", "code"):
+            element = next(o for t, c, _, o in self.records if (t, c) == (source.turn, source.call))[prop][
+                int(rest.split("]", 1)[0])
+            ]
+            for name in (
+                "name",
+                "title",
+                "display_name",
+                "full_name",
+                "email",
+                "subject",
+                "summary",
+                "label",
+                "code",
+            ):
                 value = element.get(name)
                 if isinstance(value, str) and 0 < len(value) <= 80:
                     return f'with {" ".join(words(name))} "{value}"'
             for name, value in sorted(element.items()):
-                if isinstance(value, str) and 3 <= len(value) <= 60 and not words(name)[-1:] in (["id"], ["at"]) and "T" not in value[10:11]:
+                if (
+                    isinstance(value, str)
+                    and 3 <= len(value) <= 60
+                    and words(name)[-1:] not in (["id"], ["at"])
+                    and "T" not in value[10:11]
+                ):
                     return f'with {" ".join(words(name))} "{value}"'
         return ""
 
@@ -262,7 +341,9 @@ class _ChainRunner:
         for env_id in chain.env_ids:
             venv = x.envs.get(env_id)
             if venv is None:
-                raise ChainRejected("missing_env", f"environment {env_id} is not among the loaded environments")
+                raise ChainRejected(
+                    "missing_env", f"environment {env_id} is not among the loaded environments"
+                )
             snapshot = x.initial_state(venv, state_seed)
             instance = venv.env_class()
             instance.reset(snapshot)
@@ -287,31 +368,66 @@ class _ChainRunner:
                 try:
                     output = env.call(name, arguments)
                 except ToolError as exc:
-                    raise ChainRejected(f"tool_error:{exc.code}", f"turn {turn_index} call {call_index} {tool_id}: {exc.code}: {exc.message}") from None
+                    raise ChainRejected(
+                        f"tool_error:{exc.code}",
+                        f"turn {turn_index} call {call_index} {tool_id}: {exc.code}: {exc.message}",
+                    ) from None
                 output = json.loads(canonical_json(output))
-                masked = [p for p in arguments if tool.param_fields.get(p, "").startswith("$") and tool.param_fields[p] != "$query"]
-                calls.append(GoldCall(env_id=env_id, tool=name, arguments=arguments, output=output, argument_sources=sources,
-                                      masked_arguments=masked, state_diff=state_diff(before, env.state)))
+                masked = [
+                    p
+                    for p in arguments
+                    if tool.param_fields.get(p, "").startswith("$") and tool.param_fields[p] != "$query"
+                ]
+                calls.append(
+                    GoldCall(
+                        env_id=env_id,
+                        tool=name,
+                        arguments=arguments,
+                        output=output,
+                        argument_sources=sources,
+                        masked_arguments=masked,
+                        state_diff=state_diff(before, env.state),
+                    )
+                )
                 hints.append(self._ref_hint(sources))
                 self.records.append((turn_index, call_index, tool_id, output))
                 tools.append(tool)
                 specs.append(spec)
             vendors = [vendor_of[c.env_id] if multi_env else None for c in calls]
-            query = render_turn_query(calls, tools, specs, self.rng, turn=turn_index, vendors=vendors, ref_hints=hints)
+            query = render_turn_query(
+                calls, tools, specs, self.rng, turn=turn_index, vendors=vendors, ref_hints=hints
+            )
             turns.append(Turn(index=turn_index, query=query, calls=calls))
         # the instances end here, so a one-level copy of their state is independent enough
         final = {env_id: _snapshot(inst) for env_id, inst in self.instances.items()}
         call_list = [[c.env_id, c.tool, c.arguments] for t in turns for c in t.calls]
         tid = content_id({"env_ids": chain.env_ids, "initial_states": initial, "calls": call_list}, "traj_")
-        return Trajectory(id=tid, domain=chain.domain, chain_id=chain.id, seed=chain.seed, env_ids=chain.env_ids,
-                          initial_states=initial, turns=turns, final_states=final, backend="template")
+        return Trajectory(
+            id=tid,
+            domain=chain.domain,
+            chain_id=chain.id,
+            seed=chain.seed,
+            env_ids=chain.env_ids,
+            initial_states=initial,
+            turns=turns,
+            final_states=final,
+            backend="template",
+        )
 
 
 class ChainExecutor:
     """Shared per run: loaded environments, the graph, the state pool, compiled validators."""
 
-    def __init__(self, envs: dict[str, VerifiedEnvironment], graph: ToolGraph, *, seed: int, state_pool_size: int,
-                 p_optional_output: float, p_optional_user: float) -> None:
+    def __init__(
+        self,
+        envs: dict[str, VerifiedEnvironment],
+        graph: ToolGraph,
+        *,
+        seed: int,
+        state_pool_size: int,
+        p_optional_output: float,
+        p_optional_user: float,
+    ) -> None:
         self.envs, self.graph, self.seed = envs, graph, seed
         self.state_seeds = [chain_seed(seed, 1_000_000 + k) for k in range(max(1, state_pool_size))]
         self.p_optional_output, self.p_optional_user = p_optional_output, p_optional_user
@@ -326,7 +442,9 @@ class ChainExecutor:
 
     def clock(self, spec: EnvSpec) -> datetime:
         if spec.clock not in self._clocks:
-            self._clocks[spec.clock] = datetime.fromisoformat(spec.clock.replace("Z", "+00:00")).astimezone(UTC)
+            self._clocks[spec.clock] = datetime.fromisoformat(spec.clock.replace("Z", "+00:00")).astimezone(
+                UTC
+            )
         return self._clocks[spec.clock]
 
     def validator(self, schema: dict[str, Any]) -> Any:
@@ -351,7 +469,10 @@ class ChainExecutor:
             try:
                 self._states[key] = venv.env_class(generate_state(venv.spec, state_seed)).dump_state()
             except (ValidationError, ValueError) as exc:
-                raise ChainRejected("state_load", f"environment {venv.env_id}: seeded state {state_seed} does not load: {exc}"[:1000]) from None
+                raise ChainRejected(
+                    "state_load",
+                    f"environment {venv.env_id}: seeded state {state_seed} does not load: {exc}"[:1000],
+                ) from None
         return self._states[key]
 
     def execute(self, chain: Chain, attempts: int) -> Trajectory:
@@ -373,16 +494,25 @@ def trajectory_row(trajectory: Trajectory, chain: Chain | None = None) -> dict[s
     tool_names = {c.tool for t in trajectory.turns for c in t.calls}
     param_names = {p for t in trajectory.turns for c in t.calls for p in c.arguments}
     return {
-        "id": trajectory.id, "domain": trajectory.domain, "chain_id": trajectory.chain_id, "seed": trajectory.seed,
-        "env_ids": trajectory.env_ids, "sampler": chain.sampler if chain else None, "backend": trajectory.backend,
-        "model": trajectory.model, "prompt_version": trajectory.prompt_version,
-        "turn_count": len(trajectory.turns), "call_count": sum(len(t.calls) for t in trajectory.turns),
+        "id": trajectory.id,
+        "domain": trajectory.domain,
+        "chain_id": trajectory.chain_id,
+        "seed": trajectory.seed,
+        "env_ids": trajectory.env_ids,
+        "sampler": chain.sampler if chain else None,
+        "backend": trajectory.backend,
+        "model": trajectory.model,
+        "prompt_version": trajectory.prompt_version,
+        "turn_count": len(trajectory.turns),
+        "call_count": sum(len(t.calls) for t in trajectory.turns),
         "env_count": len(trajectory.env_ids),
-        "query_leaks_tool_name": any(query_leaks_tool_name(t.query, tool_names, param_names) for t in trajectory.turns),
+        "query_leaks_tool_name": any(
+            query_leaks_tool_name(t.query, tool_names, param_names) for t in trajectory.turns
+        ),
         "missing_user_values": sum(len(missing_user_values(t.query, t.calls)) for t in trajectory.turns),
         "calls_signature": exact_duplicate_key(trajectory),
         "trajectory_json": trajectory.model_dump_json(),
-    }  # fmt: skip
+    }
 
 
 def exact_duplicate_key(trajectory: Trajectory) -> str:
@@ -412,18 +542,33 @@ def execute_chains(
     """
     loaded, errors = load_envs(envs)
     graph = graph or build_tool_graph(list(loaded.values()))
-    executor = ChainExecutor(loaded, graph, seed=seed, state_pool_size=state_pool_size,
-                             p_optional_output=p_optional_output, p_optional_user=p_optional_user)
+    executor = ChainExecutor(
+        loaded,
+        graph,
+        seed=seed,
+        state_pool_size=state_pool_size,
+        p_optional_output=p_optional_output,
+        p_optional_user=p_optional_user,
+    )
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = list(errors)
     kinds: Counter[str] = Counter()
-    seen: set[str] = set()
     for raw in chains:
-        chain = raw if isinstance(raw, Chain) else Chain.model_validate({k: raw[k] for k in Chain.model_fields if k in raw})
+        chain = (
+            raw
+            if isinstance(raw, Chain)
+            else Chain.model_validate({k: raw[k] for k in Chain.model_fields if k in raw})
+        )
         base = {"chain_id": chain.id, "domain": chain.domain, "seed": chain.seed, "stage": "trajectories"}
         if not chain.valid:
             kinds["invalid_chain"] += 1
-            rejected.append({**base, "kind": "invalid_chain", "reason": f"chain {chain.id} is not valid: {'; '.join(chain.problems)}"})
+            rejected.append(
+                {
+                    **base,
+                    "kind": "invalid_chain",
+                    "reason": f"chain {chain.id} is not valid: {'; '.join(chain.problems)}",
+                }
+            )
             continue
         try:
             trajectory = executor.execute(chain, attempts)
@@ -431,13 +576,10 @@ def execute_chains(
             kinds[exc.kind] += 1
             rejected.append({**base, "kind": exc.kind, "reason": f"chain {chain.id}: {exc.reason}"})
             continue
-        row = trajectory_row(trajectory, chain)
-        if row["calls_signature"] in seen:
-            kinds["exact_duplicate"] += 1
-            rejected.append({**base, "kind": "exact_duplicate", "reason": f"chain {chain.id}: same calls and arguments as an earlier trajectory"})
-            continue
-        seen.add(row["calls_signature"])
-        rows.append(row)
+        rows.append(trajectory_row(trajectory, chain))
+    rows, duplicates = drop_exact_duplicates(rows)
+    kinds["exact_duplicate"] += len(duplicates)
+    rejected += duplicates
     calls = [r["call_count"] for r in rows]
     metrics = {
         "chains": len(chains),
@@ -456,14 +598,20 @@ def execute_chains(
     return rows, rejected, metrics
 
 
-def replay_trajectory(trajectory: Trajectory | Mapping[str, Any] | str,
-                      envs: Sequence[VerifiedEnvironment | Mapping[str, Any]] | Mapping[str, VerifiedEnvironment]) -> tuple[bool, str]:
+def replay_trajectory(
+    trajectory: Trajectory | Mapping[str, Any] | str,
+    envs: Sequence[VerifiedEnvironment | Mapping[str, Any]] | Mapping[str, VerifiedEnvironment],
+) -> tuple[bool, str]:
     """Re-execute from the initial states; (True, "") when every output and every final state is
     byte-identical (canonical JSON) to the recorded ones, else (False, the first difference)."""
     if isinstance(trajectory, str):
         trajectory = Trajectory.model_validate_json(trajectory)
     elif not isinstance(trajectory, Trajectory):
-        trajectory = Trajectory.model_validate_json(trajectory["trajectory_json"]) if "trajectory_json" in trajectory else Trajectory.model_validate(trajectory)
+        trajectory = (
+            Trajectory.model_validate_json(trajectory["trajectory_json"])
+            if "trajectory_json" in trajectory
+            else Trajectory.model_validate(trajectory)
+        )
     loaded = dict(envs) if isinstance(envs, Mapping) else load_envs(envs)[0]
     instances: dict[str, Environment] = {}
     for env_id in trajectory.env_ids:
@@ -473,7 +621,9 @@ def replay_trajectory(trajectory: Trajectory | Mapping[str, Any] | str,
             instances[env_id] = loaded[env_id].instance(trajectory.initial_states[env_id])
         except (ValidationError, KeyError) as exc:
             return False, f"initial state of {env_id} does not load: {exc}"[:500]
-        if canonical_json(instances[env_id].dump_state()) != canonical_json(trajectory.initial_states[env_id]):
+        if canonical_json(instances[env_id].dump_state()) != canonical_json(
+            trajectory.initial_states[env_id]
+        ):
             return False, f"initial state of {env_id} does not round-trip"
     for turn in trajectory.turns:
         for index, call in enumerate(turn.calls):

@@ -330,8 +330,7 @@ class TurnRenderer:
             "update": "updated",
         }
         verb = verbs.get(tool.action if tool else "", "dealt with")
-        when = "just" if source_turn == turn else "earlier"
-        return f"the {noun} you {verb} {when}"
+        return f"the {noun} you just {verb}" if source_turn == turn else f"the {noun} you {verb} earlier"
 
     # -- phrases -----------------------------------------------------------------------
     def call_phrase(self, call: GoldCall, phrases: dict[str, str]) -> str:
@@ -381,6 +380,11 @@ class TurnRenderer:
         details = ", ".join(f"{field_words(p)}: {phrases[p]}" for p in phrases)
         return sentence[:1].lower() + sentence[1:] + (f" ({details})" if details else "")
 
+    def where(self, call: GoldCall) -> str:
+        """Which environment, when the task spans several (tool names alone may be shared)."""
+        spec = self.specs.get(call.env_id)
+        return f" in {spec.title}" if len(self.trajectory.env_ids) > 1 and spec else ""
+
     def compressed_description(self, call: GoldCall, phrases: dict[str, str]) -> str:
         """How a compressed lookup reads inside the request that uses it ("matching "Ada"")."""
         tool = self.tool_spec(call)
@@ -429,6 +433,7 @@ class TurnRenderer:
                 )
         parts = [
             self.call_phrase(call, {s.argument: s.chosen.phrase for s in per_call[i] if s.chosen})
+            + self.where(call)
             for i, call in enumerate(calls)
             if self.mentioned[(turn, i)]
         ]

@@ -20,10 +20,10 @@ SHOP = "env_shop_v1"
 OUTLET = "env_outlet_v1"
 
 
-def _env_row(env_id: str, class_name: str, lookalike_tags: list[str]) -> dict[str, Any]:
+def _env_row(env_id: str, class_name: str, title: str, lookalike_tags: list[str]) -> dict[str, Any]:
     source = EXAMPLE_ENV_SOURCE.replace("ShopOrders", class_name)
     spec = EXAMPLE_SPEC.model_copy(
-        update={"class_name": class_name, "resource_ids": [f"res_{class_name.lower()}"]}
+        update={"class_name": class_name, "title": title, "resource_ids": [f"res_{class_name.lower()}"]}
     )
     return {
         "env_id": env_id,
@@ -40,7 +40,10 @@ def _env_row(env_id: str, class_name: str, lookalike_tags: list[str]) -> dict[st
 
 def env_rows() -> list[dict[str, Any]]:
     """`verified_envs` rows: the shop (tagged as a tau2 retail look-alike) and the outlet."""
-    return [_env_row(SHOP, "ShopOrders", ["tau2:retail"]), _env_row(OUTLET, "OutletOrders", [])]
+    return [
+        _env_row(SHOP, "ShopOrders", "the web shop", ["tau2:retail"]),
+        _env_row(OUTLET, "OutletOrders", "the outlet store", []),
+    ]
 
 
 def out(turn: int, call: int, path: str) -> ArgumentSource:

@@ -1,0 +1,120 @@
+"""QueryGen on the whole bundled catalog, offline: graph -> chains -> trajectories, timed per domain.
+
+Registry rows are built by the template EnvGen chain (ingest -> proposals -> specs -> code ->
+seed state) without the sandboxed verification. Prints per-domain counts and seconds, the
+acceptance figures, and replays every trajectory in a fresh process.
+Run: `.venv/bin/python benchmarks/querygen.py [n_chains]`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from envfactory_dagster.envgen.codegen import generate_module
+from envfactory_dagster.envgen.proposals import propose_environments
+from envfactory_dagster.envgen.seed_data import generate_state
+from envfactory_dagster.envgen.spec_inference import build_env_spec
+from envfactory_dagster.ingest.authentic_resources import default_resources_dir, ingest_domain, list_domains
+from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
+from envfactory_dagster.lineage import canonical_json, content_id, sha256_hex
+from envfactory_dagster.querygen.tool_chains import compare_samplers, sample_chains
+from envfactory_dagster.querygen.tool_graph import build_tool_graph, graph_metrics
+from envfactory_dagster.querygen.trajectories import execute_chains
+from envfactory_dagster.querygen.trajectory_quality import near_duplicate_share
+from envfactory_dagster.runtime.loader import VerifiedEnvironment
+
+
+def registry_rows(domain: str) -> list[dict[str, Any]]:
+    root = default_resources_dir()
+    resources = ingest_domain(root, domain).resources
+    proposals, _, _ = propose_environments(resources)
+    specs = {r["id"]: NormalizedSpec.model_validate_json(r["spec_json"]) for r in resources}
+    rows = []
+    for proposal in proposals:
+        spec = build_env_spec(proposal, specs)
+        source = generate_module(spec)
+        row = {
+            "env_id": content_id([spec.class_name, sha256_hex(source)], "env_"),
+            "domain": domain,
+            "class_name": spec.class_name,
+            "source": source,
+            "code_sha256": sha256_hex(source),
+            "spec_json": spec.model_dump_json(),
+            "resource_ids": spec.resource_ids,
+            "seed_state_json": "{}",
+        }
+        env_class = VerifiedEnvironment.from_row(row).env_class
+        row["seed_state_json"] = canonical_json(env_class(generate_state(spec, 0)).dump_state())
+        rows.append(row)
+    return rows
+
+
+REPLAY = """
+import json, sys
+from envfactory_dagster.querygen.trajectories import replay_trajectory
+data = json.load(open(sys.argv[1]))
+bad = [(t["id"], p) for t in data["trajectories"] for ok, p in [replay_trajectory(t["trajectory_json"], data["envs"])] if not ok]
+print(json.dumps({"replayed": len(data["trajectories"]), "failed": len(bad), "first": bad[:3]}))
+"""
+
+
+def main(n_chains: int = 540, seed: int = 7) -> None:
+    all_rows: list[dict[str, Any]] = []
+    all_envs: list[dict[str, Any]] = []
+    for domain in list_domains(default_resources_dir()):
+        envs = registry_rows(domain)
+        if not envs:
+            continue
+        t0 = time.perf_counter()
+        graph = build_tool_graph(envs)
+        t1 = time.perf_counter()
+        chains = sample_chains(graph, seed=seed, n_chains=n_chains)
+        t2 = time.perf_counter()
+        rows, rejected, metrics = execute_chains(chains, envs, seed=seed, graph=graph)
+        t3 = time.perf_counter()
+        samplers = compare_samplers(graph, seed=seed, n_chains=n_chains)
+        gm = graph_metrics(graph)
+        print(
+            f"{domain}: envs {len(envs)} tools {gm['tools']} feeds {gm['feed_edges_by_provenance']} "
+            f"unfillable {gm['unfillable_inputs_count']} user_provided {gm['user_provided_share']} | "
+            f"chains {len(chains)} -> trajectories {len(rows)} rejected {metrics['rejected_by_kind']} | "
+            f"graph {t1 - t0:.2f}s chains {t2 - t1:.2f}s execution {t3 - t2:.2f}s | "
+            f"valid multi-step topology {samplers['topology_valid_multistep']} vs random walk "
+            f"{samplers['random_walk_valid_multistep']} of {n_chains}"
+        )
+        all_rows += rows
+        all_envs += envs
+    calls = [r["call_count"] for r in all_rows]
+    print(
+        json.dumps(
+            {
+                "trajectories": len(all_rows),
+                "multi_env_share": round(sum(r["env_count"] > 1 for r in all_rows) / len(all_rows), 4),
+                "median_calls": statistics.median(calls),
+                "multi_turn_share": round(sum(r["turn_count"] >= 2 for r in all_rows) / len(all_rows), 4),
+                "exact_duplicates": len(all_rows) - len({r["calls_signature"] for r in all_rows}),
+                "near_duplicate_share": near_duplicate_share(all_rows),
+                "query_leaks": sum(r["query_leaks_tool_name"] for r in all_rows),
+                "missing_user_values": sum(r["missing_user_values"] for r in all_rows),
+            }
+        )
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"trajectories": all_rows, "envs": all_envs}, handle)
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", REPLAY, handle.name], capture_output=True, text=True, check=True
+    )
+    print("fresh-process replay:", done.stdout.strip(), f"{time.perf_counter() - t0:.1f}s")
+    Path(handle.name).unlink()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 540)
