@@ -58,9 +58,10 @@ def registry_rows(domain: str) -> list[dict[str, Any]]:
 
 REPLAY = """
 import json, sys
-from envfactory_dagster.querygen.trajectories import replay_trajectory
+from envfactory_dagster.querygen.trajectories import load_envs, replay_trajectory
 data = json.load(open(sys.argv[1]))
-bad = [(t["id"], p) for t in data["trajectories"] for ok, p in [replay_trajectory(t["trajectory_json"], data["envs"])] if not ok]
+envs = load_envs(data["envs"])[0]
+bad = [(t["id"], p) for t in data["trajectories"] for ok, p in [replay_trajectory(t["trajectory_json"], envs)] if not ok]
 print(json.dumps({"replayed": len(data["trajectories"]), "failed": len(bad), "first": bad[:3]}))
 """
 

@@ -8,9 +8,12 @@ Pydantic entity models (extra="forbid", Literal enums, Field constraints), a `St
 Tool bodies follow the action (see spec_inference): dict lookups for get/update/delete/
 transition, one scan of the table for list/search/custom reads, `next_id` for new rows. Rows are
 never mutated in place (`self.put(coll, key, {**row, ...})`); refused calls raise `ToolError`
-(`not_found`, `conflict` for a duplicate key or a delete still referenced, `invalid_state` for a
-transition from a wrong status). Locals in tool bodies start with `_` so they never shadow a
-parameter. Same spec -> byte-identical source.
+(`not_found` for a missing row, a foreign key to a missing row, or a row outside the parent
+named in the call; `conflict` for a duplicate natural key; `invalid_state` for a transition from
+a wrong status). Deleting a row leaves rows that referenced it in place; lookups through them
+then answer `not_found`. Updates and transitions stamp an `updated_at`-like field with the
+state's `now` unless the caller sets it. Locals in tool bodies start with `_` so they never
+shadow a parameter. Same spec -> byte-identical source.
 """
 
 from __future__ import annotations
@@ -294,7 +297,14 @@ def _row_filter(tool: ToolSpec, entity: EntitySpec, required: set[str]) -> list[
             and f.format not in ("date", "date-time", "uri", "uuid")
         ][:6] or [entity.key_field]
         if text_fields:
-            match = " or ".join(f'_needle in (_r["{n}"] or "").lower()' for n in text_fields)
+            # one lower() per row over the fields joined by a unit separator (no cross-field hits)
+            joined = "\\x1f".join(f"{{_r['{n}'] or ''}}" for n in text_fields)
+            match = (
+                f'_needle in f"{joined}".lower()'
+                if len(text_fields) > 1
+                else f'_needle in (_r["{text_fields[0]}"] or "").lower()'
+            )
+
             conditions.append(match if query in required else f"(_needle is None or {match})")
     return conditions
 
@@ -343,9 +353,7 @@ def _scope_checks(body: _Body, tool: ToolSpec, entity: EntitySpec, key_param: st
         body.add(f'raise ToolError("not_found", {message})', 1)
 
 
-def _render_tool(
-    tool: ToolSpec, entities: dict[str, EntitySpec], referencing: dict[str, list[tuple[str, str, str]]]
-) -> list[str]:
+def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
     entity = entities[tool.entity] if tool.entity else None
     if entity is None:
         raise ValueError(f"tool {tool.name}: no entity")
@@ -432,8 +440,16 @@ def _render_tool(
             body.add(f"if {param} is not None:")
             _fk_check(body, param, fields[fname], entities, 1, optional=False)
             body.add(f'_changes["{fname}"] = {_value_expr(param, fields[fname])}', 1)
+        bound_fields = set(tool.param_fields.values())
         stamp = next(
-            (f.name for f in entity.fields if f.name in UPDATED_NAMES and f.type == "string" and not f.enum),
+            (
+                f.name
+                for f in entity.fields
+                if f.name in UPDATED_NAMES
+                and f.type == "string"
+                and not f.enum
+                and f.name not in bound_fields
+            ),
             None,
         )
         if stamp is not None:
@@ -445,12 +461,6 @@ def _render_tool(
             _scope_checks(body, tool, entity, key_param, scopes)
         else:
             body.add(f'self.require("{coll}", {key_param}, "{entity.name}")')
-        for child_coll, child_field, child_name in referencing.get(entity.name, []):
-            body.add(
-                f'if any(_r["{child_field}"] == {key_param} for _r in self.table("{child_coll}").values()):'
-            )
-            message = f'f"{entity.name} {{{key_param}!r}} is referenced by a {child_name}"'
-            body.add(f'raise ToolError("conflict", {message})', 1)
         body.add(f'del self.table("{coll}")[{key_param}]')
         body.add(f'return {{"deleted": True, "id": {key_param}}}')
     else:
@@ -464,11 +474,6 @@ def generate_module(spec: EnvSpec) -> str:
         raise ValueError(f"environment class name {spec.class_name!r} is not a Python identifier")
     names = model_names(spec)
     entities = {e.name: e for e in spec.entities}
-    referencing: dict[str, list[tuple[str, str, str]]] = {}
-    for e in spec.entities:
-        for f in e.fields:
-            if f.ref_entity in entities and f.name != e.key_field:
-                referencing.setdefault(f.ref_entity, []).append((e.collection, f.name, e.name))  # type: ignore[arg-type]
     tool_names = [t.name for t in spec.tools]
     if len(tool_names) != len(set(tool_names)):
         raise ValueError(f"environment {spec.class_name}: tool names are not unique")
@@ -498,6 +503,6 @@ def generate_module(spec: EnvSpec) -> str:
     ]
     for t in spec.tools:
         lines.append("")
-        lines += _render_tool(t, entities, referencing)
+        lines += _render_tool(t, entities)
     lines += ["", "", f"ENVIRONMENT_CLASS = {spec.class_name}", ""]
     return "\n".join(lines)

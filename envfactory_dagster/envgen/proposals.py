@@ -412,5 +412,6 @@ def propose_environments(
         "errors": len(errors),
         "skipped_auth_operations": len(skipped_auth),
         "skipped_auth_operation_ids": skipped_auth,
+        "skipped_reason": "auth/token plumbing (token, login, session, API-key operations) is not simulated",
     }
     return proposals, errors, metrics

@@ -262,11 +262,15 @@ def _number_range(f: FieldSpec) -> tuple[float, float]:
     return low, high
 
 
-def field_value(f: FieldSpec, fake: Faker, rng: random.Random, now: datetime, index: int) -> Any:
-    """A realistic value for one field that its model and schema accept."""
+def field_value(
+    f: FieldSpec, fake: Faker, rng: random.Random, now: datetime, index: int, lifecycle: bool = False
+) -> Any:
+    """A realistic value for one field that its model and schema accept; `lifecycle` fields
+    (those transitions move) cycle through their values so every transition has candidates."""
     if f.enum:
-        # spread lifecycle values across rows so every transition has candidates
-        return f.enum[index % len(f.enum)] if f.name in ("status", "state") else rng.choice(f.enum)
+        return (
+            f.enum[index % len(f.enum)] if lifecycle or f.name in ("status", "state") else rng.choice(f.enum)
+        )
     if f.type == "boolean":
         return rng.random() < 0.5
     if f.type in ("integer", "number"):
@@ -343,6 +347,7 @@ def generate_state(spec: EnvSpec, seed: int) -> dict[str, Any]:
     counts = {e.name: seed_row_count(spec, e) for e in spec.entities}
     state: dict[str, Any] = {e.collection: {} for e in spec.entities}
     counters: dict[str, int] = {}
+    lifecycle_fields = {(t.entity, t.transition.field) for t in spec.tools if t.transition is not None}
     for entity in referenced_first(spec.entities):
         table: dict[str, Any] = state[entity.collection]
         for index in range(counts[entity.name]):
@@ -354,7 +359,8 @@ def generate_state(spec: EnvSpec, seed: int) -> dict[str, Any]:
                 elif f.ref_entity and f.ref_entity in by_name:
                     row[f.name] = _reference(by_name[f.ref_entity], counts[f.ref_entity], state, rng, f)
                 else:
-                    row[f.name] = field_value(f, fake, rng, now, index)
+                    lifecycle = f.name == entity.status_field or (entity.name, f.name) in lifecycle_fields
+                    row[f.name] = field_value(f, fake, rng, now, index, lifecycle)
             table[key] = row
         counters[entity.collection] = counts[entity.name]
     state["counters"] = counters

@@ -8,11 +8,16 @@ descending through list wrappers such as `{"data": [...]}` or `{"data": {"accoun
 named by its `x-ref-name`), else the one its request body names (`OrderCreate` -> `Order`),
 else the collection segment of its path (`/lists/{tasklist}/tasks/{task}` -> `Task`), else the
 noun of an MCP tool name (`create_directory` -> `Directory`). Fields come from that schema
-(`allOf` merged, one level; nested objects stay `object` fields), keys from `id`/`sid`/`uuid`/
+(`allOf` merged, a JSON:API `{id, type, attributes}` object lifted flat, one level; nested
+objects stay `object` fields; an MCP result envelope `{content: [...]}` names no entity), keys
+from `id`/`sid`/`uuid`/
 `<entity>_id`/the item path parameter, foreign keys from `x-foreign-key` or `<entity>_id`/
 `<entity>_sid` names. Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
-fields of the child. Entities referenced by a foreign key but acted on by no tool are `context`
-entities: lookups that are seeded and checked, not edited.
+fields of the child, and a row addressed under its parent must belong to it (else `not_found`).
+Entities referenced by a foreign key (and described by a component schema) but acted on by no
+tool are `context` entities: lookups that are seeded and checked, not edited. An MCP entity that
+a create tool fills gets generated ids; its natural key (`path`, `name`) is an ordinary field,
+and tools that look it up by that argument are custom reads filtering on it.
 
 Tools. One per operation; the action comes from method + path shape:
 GET collection = list (search when the last segment is `search` or a `q`/`query`/`search`
@@ -25,6 +30,8 @@ Everything else is a `custom` tool with one honest generic behaviour:
   field (arguments naming no field are accepted and do not filter);
 - a custom write records the request (its arguments) as a new row of a `<tool>_requests`
   collection and returns that row.
+Create tools never take an id-like key (the environment assigns it); a body copy of the key
+in an update is dropped (the path parameter says it).
 Arguments of get/list/search tools that bind to no field are accepted and ignored (the tool
 description says so); arguments of create/update/transition tools that bind to no field become
 nullable fields of the entity, so what a caller writes is kept.
@@ -63,7 +70,7 @@ _VERSION_SEGMENT = re.compile(r"^(v\d+(\.\d+)*|api|rest|\d+(\.\d+)*|@me|me)$", r
 _BODY_SUFFIX = re.compile(
     r"(Create|Update|Patch|Input|Request|Body|Payload|Params|Wrapper|Post|Put|Save|New)+$"
 )
-_RESPONSE_SUFFIX = re.compile(r"(Response|Result|Wrapper|Envelope|Detail|Details|Summary)+$")
+_RESPONSE_SUFFIX = re.compile(r"(Response|Result|Resource|Wrapper|Envelope|Detail|Details|Summary)+$")
 
 # verb of a transition -> the status values it may move to, first match wins
 TRANSITION_VERBS: dict[str, tuple[str, ...]] = {
@@ -165,7 +172,27 @@ WRITE_WORDS = frozenset(
 
 # -- JSON Schema helpers ---------------------------------------------------------------
 def flatten_schema(schema: Any) -> dict[str, Any]:
-    """One object-ish schema: `allOf` merged, the first non-null `oneOf`/`anyOf` branch taken."""
+    """One object-ish schema: `allOf` merged, the first non-null `oneOf`/`anyOf` branch taken,
+    a JSON:API resource object (`{id, type, attributes: {...}}`) lifted to one flat object."""
+    return _lift_json_api(_merge_combinators(schema))
+
+
+def _lift_json_api(schema: dict[str, Any]) -> dict[str, Any]:
+    props = schema.get("properties") or {}
+    attributes = _merge_combinators(props.get("attributes")) if "attributes" in props else {}
+    if not (attributes.get("properties") and ("type" in props or "id" in props)):
+        return schema
+    lifted = {
+        k: v for k, v in props.items() if k not in ("attributes", "relationships", "links", "meta", "type")
+    }
+    lifted.update({k: v for k, v in attributes["properties"].items() if k not in lifted})
+    required = [r for r in schema.get("required") or [] if r in lifted] + [
+        r for r in attributes.get("required") or [] if r in lifted
+    ]
+    return {**schema, "properties": lifted, "required": list(dict.fromkeys(required))}
+
+
+def _merge_combinators(schema: Any) -> dict[str, Any]:
     if not isinstance(schema, dict):
         return {}
     if "allOf" in schema:
@@ -390,19 +417,33 @@ def _name_of(schema: dict[str, Any] | None, pattern: re.Pattern[str]) -> str | N
 
 
 def _noun_from_words(ws: list[str]) -> str | None:
-    nouns = [
-        w
-        for w in ws
-        if w not in WRITE_WORDS
-        and w not in MCP_VERBS
-        and w not in ("by", "with", "all", "multiple", "one", "info", "id")
-    ]
-    return entity_name(nouns[0]) if nouns else None
+    """The object noun of a tool name: the last noun before a preposition
+    (`read_text_file` -> File, `list_directory_with_sizes` -> Directory)."""
+    nouns: list[str] = []
+    for w in ws:
+        if w in ("by", "with", "for", "from", "in", "of", "to", "on"):
+            break
+        if (
+            w not in WRITE_WORDS
+            and w not in MCP_VERBS
+            and w not in ("all", "multiple", "one", "info", "id", "allowed")
+        ):
+            nouns.append(w)
+    return entity_name(nouns[-1]) if nouns else None
+
+
+def _is_mcp_envelope(schema: dict[str, Any]) -> bool:
+    """An MCP result `{content: [{type, text|data}]}` says nothing about an entity."""
+    return set(flatten_schema(schema).get("properties") or {}) <= {
+        "content",
+        "isError",
+        "structuredContent",
+    }
 
 
 def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationShape:
     """Entity and action of one operation (see the module docstring for the rules)."""
-    located = locate_entity_schema(op.response) if op.response else None
+    located = locate_entity_schema(op.response) if op.response and not _is_mcp_envelope(op.response) else None
     response_entity = located[0] if located else None
     response_is_list = bool(located and located[1])
     body = _body_entity(op.request_body)
@@ -742,12 +783,10 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             draft.key_field = _pick_key(draft, key_params)
     for shape in shapes:
         key_field = drafts[shape.entity].key_field
-        if (
-            shape.op.path is None
-            and shape.action in ("get", "update", "delete")
-            and shape.key_param != key_field
-        ):
-            shape.action = "custom"
+        if shape.op.path is None and shape.key_param is not None and shape.key_param != key_field:
+            shape.key_param = None  # the argument is an ordinary field of the row
+            if shape.action in ("get", "update", "delete"):
+                shape.action = "custom"
     for draft in drafts.values():
         key = draft.key_field or "id"
         draft.key_field = key
@@ -935,6 +974,12 @@ def _build_tool(
             and entity.key_field in ID_LIKE_NAMES
         ):
             continue  # the environment assigns ids of new rows
+        if (
+            source_name != shape.key_param
+            and action != "custom"
+            and _bind(source_name, entity) == entity.key_field
+        ):
+            continue  # a body copy of the key (`{"id": ...}`): the key parameter already says it
         if source_name == shape.key_param:
             if op.path is not None:  # `{id}`, `{Sid}`, `{task}` -> `task_id`; MCP arguments keep their name
                 key_suffix = (

@@ -170,11 +170,16 @@ def _arguments_for_row(
         if binding is not None and binding.role == "key" and row is not None:
             value = row.get(binding.entity.key_field)
         elif binding is not None and binding.role == "foreign_key":
-            if row is not None and binding.field is not None and row.get(binding.field.name) is not None:
-                value = row[binding.field.name]
+            current = row.get(binding.field.name) if row is not None and binding.field is not None else None
+            referenced = [r.get(binding.entity.key_field) for r in _rows(seed_state, binding.entity)]
+            if tool.action == "update":
+                # an update must change something: point the reference at another existing row
+                others = [key for key in referenced if key != current]
+                value = others[0] if others else current
+            elif current is not None:
+                value = current
             else:
-                referenced = _rows(seed_state, binding.entity)
-                value = referenced[0].get(binding.entity.key_field) if referenced else None
+                value = referenced[0] if referenced else None
         elif binding is not None and binding.field is not None and row is not None:
             value = row.get(binding.field.name)
             if tool.action == "update" and value is not None:

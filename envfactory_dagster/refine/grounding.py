@@ -124,6 +124,14 @@ def _single_element_path(output: Any, path: str) -> str:
     return ""
 
 
+def lookup_anchors(lookup: StateLookup) -> list[Any]:
+    """The literal values a state lookup starts from; the query must write each of them."""
+    anchors: list[Any] = []
+    for cond in lookup.filter:
+        anchors.extend(lookup_anchors(cond.lookup) if cond.lookup is not None else [cond.value])
+    return anchors
+
+
 def check_proof(proof: GroundingProof, replay: Replay, query: str) -> str:
     """'' when the proof holds on the replayed execution, else the reason it fails."""
     if proof.via == "literal":
@@ -143,6 +151,10 @@ def check_proof(proof: GroundingProof, replay: Replay, query: str) -> str:
         return _single_element_path(output, proof.path)
     if proof.lookup is None:
         return "state proof without lookup"
+    if query:
+        unwritten = [a for a in lookup_anchors(proof.lookup) if not is_literal_in(a, query)]
+        if unwritten:
+            return f"the query does not say {unwritten[0]!r}, which the lookup starts from"
     state = replay.turn_states[proof.turn].get(proof.lookup.env_id)
     if state is None:
         return f"no environment {proof.lookup.env_id}"

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envfactory_dagster.export.reward import values_equal
 from envfactory_dagster.lineage import canonical_json, content_id
+from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
 from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.refine.grounding import GroundingProof, check_proof, is_literal_in
+from envfactory_dagster.refine.grounding import GroundingProof, check_proof, is_literal_in, lookup_anchors
 from envfactory_dagster.refine.replay import (
     EnvironmentRows,
     environments_by_id,
@@ -102,7 +103,7 @@ def _audit(
 
 
 def _original_proofs(trajectory: Trajectory, turn: int, replay: Any) -> list[GroundingProof]:
-    """Proofs for a kept original query: literal where written, else the recorded output source if it holds."""
+    """Proofs for a kept original query: literal where written, else the recorded output source if valid."""
     proofs = []
     for index, call in enumerate(trajectory.turns[turn].calls):
         for argument, value in call.arguments.items():
@@ -130,7 +131,7 @@ def _llm_candidate(
     gateway: Any, trajectory: Trajectory, turn: int, template: TurnRefinement, queries: list[str], state: dict
 ) -> tuple[TurnRefinement, dict[str, str]]:
     """Ask the refiner for a phrasing; it may hide only values the template proved recoverable."""
-    hideable = {f"h{i}": p for i, p in enumerate(p for p in template.proofs if p.via != "literal")}
+    hideable = {f"h{i}": p for i, p in enumerate(template.alternatives)}
     calls = [{"tool": c.tool, "arguments": c.arguments} for c in trajectory.turns[turn].calls]
     variables = {
         "query": template.query,
@@ -149,12 +150,24 @@ def _llm_candidate(
         output_model=RefinedQueryAnswer,
     )
     answer: RefinedQueryAnswer = result.value
-    literal = [p for p in template.proofs if p.via == "literal"]
-    for p in literal:
-        p.phrase = ""
-    proofs = [*hideable.values(), *literal]
-    operations = sorted({p.operation for p in hideable.values()})
-    candidate = TurnRefinement(query=answer.query.strip(), proofs=proofs, operations=operations)
+    query = answer.query.strip()
+    proofs = []
+    for index, call in enumerate(trajectory.turns[turn].calls):
+        for argument, value in call.arguments.items():
+            if argument in call.masked_arguments or is_literal_in(value, query):
+                continue
+            proof = next(
+                (
+                    p
+                    for p in template.alternatives
+                    if (p.call, p.argument) == (index, argument)
+                    and (p.lookup is None or all(is_literal_in(a, query) for a in lookup_anchors(p.lookup)))
+                ),
+                None,
+            )
+            if proof is not None:
+                proofs.append(proof)
+    candidate = TurnRefinement(query=query, proofs=proofs, operations=sorted({p.operation for p in proofs}))
     return candidate, {"model": result.model, "prompt_version": result.prompt_version}
 
 
@@ -227,7 +240,7 @@ def refine_trajectories(
                         [t.query for t in new_turns],
                         replay.turn_states[position],
                     )
-                except (ValueError, RuntimeError) as exc:
+                except (LLMOutputError, LLMProviderError, BudgetExceeded) as exc:
                     counts["llm_errors"] += 1
                     llm, llm_lineage = None, {}
                     rejected.append(

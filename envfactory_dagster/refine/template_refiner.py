@@ -64,6 +64,7 @@ class TurnRefinement:
     operations: list[str]
     rejected_rewrites: list[str] = field(default_factory=list)  # implicit options whose proof failed
     unsolvable: list[str] = field(default_factory=list)  # values with no valid phrasing: keep the original
+    alternatives: list[GroundingProof] = field(default_factory=list)  # every checked implicit option
 
 
 def field_words(name: str) -> str:
@@ -383,7 +384,12 @@ class TurnRenderer:
     def where(self, call: GoldCall) -> str:
         """Which environment, when the task spans several (tool names alone may be shared)."""
         spec = self.specs.get(call.env_id)
-        return f" in {spec.title}" if len(self.trajectory.env_ids) > 1 and spec else ""
+        shared = [
+            e
+            for e, other in self.specs.items()
+            if e != call.env_id and any(t.name == call.tool for t in other.tools)
+        ]
+        return f" in {spec.title.split(' — ')[0]}" if shared and spec else ""
 
     def compressed_description(self, call: GoldCall, phrases: dict[str, str]) -> str:
         """How a compressed lookup reads inside the request that uses it ("matching "Ada"")."""
@@ -458,6 +464,7 @@ class TurnRenderer:
             operations=operations,
             rejected_rewrites=rejected,
             unsolvable=unsolvable,
+            alternatives=[o.proof for s in all_slots for o in s.options if o.implicit],
         )
 
     def _refresh_compressed_anaphors(self, turn: int, slots: list[Slot]) -> None:

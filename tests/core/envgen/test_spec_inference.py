@@ -123,10 +123,13 @@ def test_mcp_listing_without_output_schemas() -> None:
     proposals, _, _ = propose_environments([resource_row("res_mcp", "utilities", spec)])
     env = build_env_spec(proposals[0], {"res_mcp": spec})
     tools = {t.name: t for t in env.tools}
-    assert tools["read_note"].action == "get" and tools["list_notes"].action == "list"
-    assert tools["write_note"].action == "create"
+    assert tools["list_notes"].action == "list" and tools["write_note"].action == "create"
     note = next(e for e in env.entities if e.name == "Note")
-    assert {"path", "content"} <= {f.name for f in note.fields}
+    # write_note makes rows, so notes get generated ids and `path` is an ordinary field ...
+    assert note.key_field == "id" and {"path", "content"} <= {f.name for f in note.fields}
+    # ... which read_note filters on (a custom read: rows whose path equals the argument)
+    assert tools["read_note"].action == "custom" and tools["read_note"].kind == "read"
+    assert tools["read_note"].param_fields == {"path": "path"}
     sync = tools["sync_everything"]
     assert sync.action == "custom" and sync.kind == "write" and sync.entity == "SyncEverythingRequest"
     assert "recorded" in sync.description

@@ -1,0 +1,82 @@
+"""Refinement: implicit, solvable queries with proofs checked by execution; both backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from envfactory_dagster.llm.gateway import LLMGateway, LLMSettings
+from envfactory_dagster.llm.testing import ScriptedLLM
+from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.refine.grounding import Condition, GroundingProof, StateLookup, check_proof
+from envfactory_dagster.refine.refined_trajectories import leaked_names, refine_trajectories
+from envfactory_dagster.refine.replay import environments_by_id, replay_trajectory
+from tests.fakes.refine_fixtures import SHOP, env_rows, sample_trajectories, trajectory_rows
+
+
+def test_median_implicitness_and_every_proof_passes() -> None:
+    rows, rejected, metrics = refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=0)
+    assert not rejected and len(rows) == 4
+    assert metrics["median_implicitness"] >= 0.3 and metrics["proofs_passing_share"] == 1.0
+    tools = [t for r in env_rows() for t in json.loads(r["spec_json"])["tools"]]
+    for row in rows:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        for turn in trajectory.turns:
+            assert not leaked_names(turn.query, [t["name"] for t in tools], ["customer_id", "order_id"])
+        assert trajectory.turns[0].query not in row["original_queries"]
+    assert metrics.get("op_implicit_reference") and metrics.get("op_action_compression")
+
+
+def test_deterministic_per_seed() -> None:
+    first = refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=5)[0]
+    assert first == refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=5)[0]
+
+
+def test_proofs_are_checked_on_the_state_of_their_turn() -> None:
+    trajectory = sample_trajectories()[1]
+    envs = list(environments_by_id(env_rows()).values())[:1]
+    replay = replay_trajectory(trajectory, envs)
+    alan = StateLookup(
+        env_id=SHOP, collection="customers", filter=[Condition(field="name", value="Alan Turing")], field="id"
+    )
+    paid = StateLookup(
+        env_id=SHOP,
+        collection="orders",
+        filter=[Condition(field="customer_id", lookup=alan), Condition(field="status", value="paid")],
+        field="id",
+    )
+    proof = GroundingProof(
+        turn=0, call=1, argument="order_id", value="ord_0003", via="state_lookup", lookup=paid
+    )
+    assert check_proof(proof, replay, "") == ""
+    ada = alan.model_copy(update={"filter": [Condition(field="city", op="contains", value="o")]})
+    ambiguous = proof.model_copy(update={"lookup": ada, "value": "cus_0001"})
+    assert "rows match" in check_proof(ambiguous, replay, "")
+
+
+def test_unreplayable_and_unreadable_trajectories_are_rejected_with_reasons() -> None:
+    bad = sample_trajectories()[1]
+    bad.final_states[SHOP]["orders"]["ord_0003"]["status"] = "paid"
+    rows, rejected, _ = refine_trajectories(
+        [bad, {"id": "broken", "trajectory_json": "{"}], env_rows(), seed=0
+    )
+    assert rows == [] and {r["reason"].split(":")[0] for r in rejected} == {"does not replay", "unreadable"}
+
+
+def test_llm_backend_accepts_grounded_rewrites_and_rejects_unsolvable_ones(tmp_path: Path) -> None:
+    answers = {
+        "good": '{"query": "Please show me Alan Turing\'s paid order, then cancel it.", "hidden_values": []}',
+        "bad": '{"query": "Please cancel an order for me.", "hidden_values": []}',
+    }
+    for kind, answer in answers.items():
+        fake = ScriptedLLM(lambda messages, a=answer: a)
+        settings = LLMSettings(models={"refiner": "gpt-4o-mini"}, cache_dir=tmp_path / kind)
+        with LLMGateway(settings, completion_fn=fake) as gateway:
+            rows, _, metrics = refine_trajectories(
+                [sample_trajectories()[1]], env_rows(), seed=0, backend="llm", gateway=gateway
+            )
+        query = Trajectory.model_validate_json(rows[0]["trajectory_json"]).turns[0].query
+        if kind == "good":
+            assert query == json.loads(answer)["query"] and rows[0]["model"] == "gpt-4o-mini"
+        else:
+            assert query != json.loads(answer)["query"] and metrics["llm_rewrites_rejected"] == 1
