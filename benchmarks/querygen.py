@@ -61,7 +61,8 @@ import json, sys
 from envfactory_dagster.querygen.trajectories import load_envs, replay_trajectory
 data = json.load(open(sys.argv[1]))
 envs = load_envs(data["envs"])[0]
-bad = [(t["id"], p) for t in data["trajectories"] for ok, p in [replay_trajectory(t["trajectory_json"], envs)] if not ok]
+results = [(t["id"], *replay_trajectory(t["trajectory_json"], envs)) for t in data["trajectories"]]
+bad = [(i, p) for i, ok, p in results if not ok]
 print(json.dumps({"replayed": len(data["trajectories"]), "failed": len(bad), "first": bad[:3]}))
 """
 
@@ -78,7 +79,7 @@ def main(n_chains: int = 540, seed: int = 7) -> None:
         t1 = time.perf_counter()
         chains = sample_chains(graph, seed=seed, n_chains=n_chains)
         t2 = time.perf_counter()
-        rows, rejected, metrics = execute_chains(chains, envs, seed=seed, graph=graph)
+        rows, _, metrics = execute_chains(chains, envs, seed=seed, graph=graph)
         t3 = time.perf_counter()
         samplers = compare_samplers(graph, seed=seed, n_chains=n_chains)
         gm = graph_metrics(graph)

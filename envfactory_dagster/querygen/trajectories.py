@@ -576,7 +576,20 @@ def execute_chains(
             kinds[exc.kind] += 1
             rejected.append({**base, "kind": exc.kind, "reason": f"chain {chain.id}: {exc.reason}"})
             continue
-        rows.append(trajectory_row(trajectory, chain))
+        row = trajectory_row(trajectory, chain)
+        if row[
+            "query_leaks_tool_name"
+        ]:  # the template hit a name (e.g. a one-word tool name): drop, never keep
+            kinds["query_leak"] += 1
+            rejected.append(
+                {
+                    **base,
+                    "kind": "query_leak",
+                    "reason": f"chain {chain.id}: a query names a tool or parameter",
+                }
+            )
+            continue
+        rows.append(row)
     rows, duplicates = drop_exact_duplicates(rows)
     kinds["exact_duplicate"] += len(duplicates)
     rejected += duplicates

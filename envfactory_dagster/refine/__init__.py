@@ -1,0 +1,1 @@
+"""Refinement: calibrated implicit-intent queries, each hidden value with an executed grounding proof."""
