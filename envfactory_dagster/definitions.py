@@ -14,7 +14,9 @@ import dagster as dg
 
 from assets.automation import build_daily_schedule, build_resource_file_sensor
 from assets.envgen import build_envgen_assets
+from assets.export import build_export_assets
 from assets.ingest import build_ingest_assets
+from assets.querygen import build_querygen_assets
 from envfactory_dagster.ingest.authentic_resources import list_domains
 from envfactory_dagster.settings import (
     LLM_API_BASE_ENV_VAR,
@@ -31,7 +33,12 @@ ALL_ASSETS_JOB = "envfactory_all"
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [*build_ingest_assets(partitions), *build_envgen_assets(partitions)]
+    return [
+        *build_ingest_assets(partitions),
+        *build_envgen_assets(partitions),
+        *build_querygen_assets(partitions),
+        *build_export_assets(partitions),
+    ]
 
 
 def build_definitions(

@@ -94,3 +94,97 @@ def verified_envs_suite(domain: str) -> list[Expectation]:
             "Every row belongs to the partition's domain.",
         ),
     ]
+
+
+def tool_chains_suite(domain: str) -> list[Expectation]:
+    return [
+        Expectation(
+            "chains_valid",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "valid", "value_set": [True]},
+            "Every chain's required inputs are satisfiable by its prefix or by the user (validate_chain).",
+        ),
+        Expectation("ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Chain ids are unique."),
+        Expectation(
+            "domain_matches_partition",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "domain", "value_set": [domain]},
+            "Every row belongs to the partition's domain.",
+        ),
+    ]
+
+
+def trajectories_suite(domain: str) -> list[Expectation]:
+    return [
+        Expectation(
+            "replays_identically",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "replay_ok", "value_set": [True]},
+            "Every trajectory replays from its initial states to byte-identical outputs and final states.",
+        ),
+        Expectation(
+            "no_tool_name_in_queries",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "query_leaks_tool_name", "value_set": [False]},
+            "No user query names a tool or an identifier-like parameter.",
+        ),
+        Expectation(
+            "no_exact_duplicates",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "calls_signature"},
+            "No two trajectories make the same calls with the same arguments.",
+        ),
+        Expectation(
+            "near_duplicates_at_most_5_percent",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "near_duplicate", "value_set": [False], "mostly": 0.95},
+            "At most 5% of trajectories have an earlier near-duplicate (shingle Jaccard >= 0.8).",
+        ),
+        Expectation(
+            "domain_matches_partition",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "domain", "value_set": [domain]},
+            "Every row belongs to the partition's domain.",
+        ),
+    ]
+
+
+def refined_trajectories_suite(domain: str) -> list[Expectation]:
+    return [
+        Expectation(
+            "grounding_proofs_pass",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "proofs_failed", "value_set": [0]},
+            "Every hidden or rewritten value has a grounding proof that passed by execution.",
+        ),
+        Expectation(
+            "median_implicitness_at_least_0_3",
+            "ExpectColumnMedianToBeBetween",
+            {"column": "implicitness_mean", "min_value": 0.3},
+            "The median share of gold argument values not written in the query is at least 0.3.",
+        ),
+        Expectation(
+            "domain_matches_partition",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "domain", "value_set": [domain]},
+            "Every row belongs to the partition's domain.",
+        ),
+    ]
+
+
+def rl_tasks_suite(domain: str) -> list[Expectation]:
+    return [
+        Expectation(
+            "gold_replays_to_full_reward",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "gold_reward", "min_value": 1.0, "max_value": 1.0},
+            "Replaying every task's gold calls from its stored initial states gives reward 1.0.",
+        ),
+        Expectation("ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Task ids are unique."),
+        Expectation(
+            "domain_matches_partition",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "domain", "value_set": [domain]},
+            "Every row belongs to the partition's domain.",
+        ),
+    ]

@@ -1,0 +1,139 @@
+"""Stage group `querygen`: tool-dependency graph -> sampled chains -> executed multi-turn trajectories."""
+
+# No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
+
+import dagster as dg
+import pandas as pd
+
+from assets.checks import check_results, check_specs
+from assets.frames import records
+from assets.metadata import as_metadata
+from envfactory_dagster.lineage import CODE_VERSION, derived_seed
+from envfactory_dagster.quality.suites import tool_chains_suite, trajectories_suite
+from envfactory_dagster.querygen.tool_chains import chain_rows, compare_samplers, sample_chains
+from envfactory_dagster.querygen.tool_graph import (
+    build_tool_graph,
+    graph_edges_rows,
+    graph_metrics,
+    graph_nodes_rows,
+    render_graph_summary,
+)
+from envfactory_dagster.querygen.trajectories import execute_chains, load_envs, replay_trajectory
+from envfactory_dagster.querygen.trajectory_quality import near_duplicate_flags
+from resources.settings import EnvFactorySettings
+
+GROUP = "querygen"
+
+
+class ToolChainsConfig(dg.Config):
+    """Topology-aware sampling (the paper's defaults, except the chain count per domain)."""
+
+    n_chains: int = 700
+    max_envs: int = 3
+    max_depth: int = 5
+    max_nodes: int = 10
+    p_skip_optional: float = 0.6
+    p_skip_satisfied: float = 0.9
+
+
+def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    common = {"partitions_def": partitions, "group_name": GROUP, "code_version": CODE_VERSION}
+
+    @dg.multi_asset(
+        outs={
+            "tool_graph": dg.AssetOut(
+                description="Edges of the tool-dependency graph (param->tool, tool->param, tool->tool, "
+                "param->param) with provenance and score.",
+                code_version=CODE_VERSION,
+            ),
+            "tool_graph_nodes": dg.AssetOut(
+                description="Nodes of the tool-dependency graph: tools and flattened parameters, with "
+                "`user_provided` labels on inputs.",
+                code_version=CODE_VERSION,
+            ),
+        },
+        partitions_def=partitions,
+        group_name=GROUP,
+    )
+    def tool_graph(context: dg.AssetExecutionContext, verified_envs: pd.DataFrame):
+        """Offline matching: JSON types, entity-aware names and TF-IDF description similarity."""
+        graph = build_tool_graph(records(verified_envs))
+        metrics = graph_metrics(graph)
+        summary = render_graph_summary(graph)
+        yield dg.Output(
+            pd.DataFrame(graph_edges_rows(graph)),
+            output_name="tool_graph",
+            metadata={**as_metadata(metrics), "summary": dg.MetadataValue.md(summary)},
+        )
+        yield dg.Output(pd.DataFrame(graph_nodes_rows(graph)), output_name="tool_graph_nodes")
+
+    @dg.asset(
+        **common,
+        deps=["tool_graph"],
+        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True),
+    )
+    def tool_chains(
+        context: dg.AssetExecutionContext,
+        config: ToolChainsConfig,
+        settings: EnvFactorySettings,
+        verified_envs: pd.DataFrame,
+    ):
+        """Seeded topology-aware chains split into turns; invalid draws are counted, not kept."""
+        graph = build_tool_graph(records(verified_envs))  # ~0.1 s: cheaper than storing the object
+        seed = derived_seed(settings.seed, context.partition_key, "tool_chains")
+        options = config.model_dump(exclude={"n_chains"})
+        chains = sample_chains(graph, seed=seed, n_chains=config.n_chains, **options)
+        valid = [c for c in chains if c.valid]
+        comparison = compare_samplers(graph, seed=seed, n_chains=config.n_chains, **options)
+        frame = pd.DataFrame(chain_rows(valid))
+        metadata = {
+            "sampled": len(chains),
+            "invalid_dropped": len(chains) - len(valid),
+            "sampler_comparison": comparison,
+        }
+        yield dg.Output(frame, metadata=as_metadata(metadata))
+        yield from check_results("tool_chains", tool_chains_suite, frame, context.partition_key)
+
+    @dg.multi_asset(
+        outs={
+            "trajectories": dg.AssetOut(
+                description="Executed multi-turn trajectories: initial states, per-turn user query, gold "
+                "calls with argument sources, outputs, state diffs, final states.",
+                code_version=CODE_VERSION,
+            ),
+            "trajectory_rejects": dg.AssetOut(
+                description="Chains whose execution was rejected (tool error, unbound input, leak, "
+                "duplicate), each with its reason.",
+                code_version=CODE_VERSION,
+            ),
+        },
+        partitions_def=partitions,
+        group_name=GROUP,
+        check_specs=check_specs("trajectories", trajectories_suite, blocking=True),
+    )
+    def trajectories(
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        tool_chains: pd.DataFrame,
+        verified_envs: pd.DataFrame,
+    ):
+        """Template queries: first person, values from the state, never a tool or parameter name."""
+        envs, _ = load_envs(records(verified_envs))
+        seed = derived_seed(settings.seed, context.partition_key, "trajectories")
+        rows, rejects, metrics = execute_chains(records(tool_chains), list(envs.values()), seed=seed)
+        for row in rows:
+            row["replay_ok"] = replay_trajectory(row["trajectory_json"], envs)[0]
+        flags = near_duplicate_flags(rows)
+        for row, flag in zip(rows, flags, strict=True):
+            row["near_duplicate"] = flag
+        frame = pd.DataFrame(rows)
+        metrics["near_duplicate_share"] = round(sum(flags) / len(flags), 4) if flags else 0.0
+        yield dg.Output(frame, output_name="trajectories", metadata=as_metadata(metrics))
+        yield dg.Output(
+            pd.DataFrame(rejects),
+            output_name="trajectory_rejects",
+            metadata={"dagster/row_count": len(rejects)},
+        )
+        yield from check_results("trajectories", trajectories_suite, frame, context.partition_key)
+
+    return [tool_graph, tool_chains, trajectories]
