@@ -49,7 +49,8 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                 code_version=CODE_VERSION,
             ),
             "refinement_rejects": dg.AssetOut(
-                description="Trajectories dropped by refinement, deduplication or decontamination, with reasons.",
+                description="Trajectories dropped by refinement, deduplication or decontamination, "
+                "with reasons.",
                 code_version=CODE_VERSION,
             ),
         },

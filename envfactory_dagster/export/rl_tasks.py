@@ -24,10 +24,10 @@ from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.replay import (
     EnvironmentRows,
+    TrajectoryReplayer,
     environments_by_id,
     exported_name_of,
     read_path,
-    replay_trajectory,
     task_environments,
 )
 from envfactory_dagster.runtime.contract import ToolError
@@ -93,9 +93,18 @@ def rl_task_from_row(row: Mapping[str, Any]) -> RLTask:
 
 
 def masked_arguments(
-    trajectory: Trajectory, envs: list[VerifiedEnvironment], turn: int, index: int
+    trajectory: Trajectory,
+    envs: list[VerifiedEnvironment],
+    turn: int,
+    index: int,
+    *,
+    replayer: TrajectoryReplayer | None = None,
 ) -> list[str]:
-    """Arguments of call (turn, index) that are masked: candidates by schema rule, confirmed by replay."""
+    """Arguments of call (turn, index) that are masked: candidates by schema rule, confirmed by replay.
+
+    `replayer`: a TrajectoryReplayer of this trajectory, to share its validated initial states
+    between the calls of one trajectory (built on first need when omitted).
+    """
     call = trajectory.turns[turn].calls[index]
     schema = envs[[e.env_id for e in envs].index(call.env_id)].env_class.TOOLS[call.tool].input_schema
     required = set(schema.get("required", []))
@@ -112,7 +121,8 @@ def masked_arguments(
     confirmed = []
     for argument in candidates:
         reduced = {k: v for k, v in call.arguments.items() if k != argument}
-        replay = replay_trajectory(trajectory, envs, override=(turn, index, reduced))
+        replayer = replayer or TrajectoryReplayer(trajectory, envs)
+        replay = replayer.run(override=(turn, index, reduced))
         if replay.errors or not values_equal(replay.final_states, trajectory.final_states, 0.0):
             continue
         original = trajectory.turns[turn].calls[index].output
@@ -132,7 +142,11 @@ def replay_rl_task(
 ) -> RewardBreakdown:
     """Run the task's gold calls through a Toolset from its initial states and score them."""
     index = dict(envs) if isinstance(envs, Mapping) else environments_by_id(envs)
-    toolset = Toolset(task_environments(task.env_ids, index), task.initial_states)
+    return score_gold_calls(task, Toolset(task_environments(task.env_ids, index), task.initial_states))
+
+
+def score_gold_calls(task: RLTask, toolset: Toolset) -> RewardBreakdown:
+    """Run the task's gold calls on `toolset` (holding the task's initial states) and score them."""
     calls, refused = [], []
     for gold in task.gold_calls:
         try:
@@ -140,7 +154,7 @@ def replay_rl_task(
         except ToolError as exc:  # a refused call is well-formed; the state component shows its effect
             refused.append(f"{gold.name}: {exc}")
         calls.append({"name": gold.name, "arguments": gold.arguments})
-    breakdown = score_rollout(task, calls, toolset.dump_states())
+    breakdown = score_rollout(task, calls, toolset.snapshot_states())  # scoring only reads them
     breakdown.details["refused"] = refused
     return breakdown
 
@@ -164,6 +178,7 @@ def build_rl_tasks(
         if isinstance(r, Mapping)
     }
     spec = reward_spec or RewardSpec()
+    tools_of: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # tool lists depend only on the envs
     rows, errors = [], []
     counts: Counter[str] = Counter()
     for row in refined:
@@ -176,10 +191,11 @@ def build_rl_tasks(
             )
             continue
         names = exported_name_of(envs_of_task)
+        replayer = TrajectoryReplayer(trajectory, envs_of_task)
         gold_calls = []
         for t, turn in enumerate(trajectory.turns):
             for i, call in enumerate(turn.calls):
-                masked = masked_arguments(trajectory, envs_of_task, t, i)
+                masked = masked_arguments(trajectory, envs_of_task, t, i, replayer=replayer)
                 counts["masked_arguments"] += len(masked)
                 gold_calls.append(
                     RLGoldCall(
@@ -191,7 +207,9 @@ def build_rl_tasks(
                     )
                 )
         queries = [t.query for t in trajectory.turns]
-        toolset = Toolset(envs_of_task, trajectory.initial_states)
+        env_key = tuple(trajectory.env_ids)
+        if env_key not in tools_of:
+            tools_of[env_key] = replayer.toolset.openai_tools()
         task = RLTask(
             id=content_id([trajectory.id, queries], "rlt_"),
             domain=trajectory.domain,
@@ -204,7 +222,7 @@ def build_rl_tasks(
                 {"role": "user", "content": "\n\n".join(queries)},
             ],
             user_turns=queries,
-            tools=toolset.openai_tools(),
+            tools=tools_of[env_key],
             initial_states=trajectory.initial_states,
             gold_calls=gold_calls,
             gold_final_states=trajectory.final_states,
@@ -216,7 +234,9 @@ def build_rl_tasks(
             model=trajectory.model,
             prompt_version=trajectory.prompt_version,
         )
-        check = replay_rl_task(task, index)
+        # the gold replay starts from the initial states validated when the replayer was built
+        replayer.toolset.reset_from_snapshots(replayer.initial)
+        check = score_gold_calls(task, replayer.toolset)
         if check.total != 1.0:
             errors.append(
                 {

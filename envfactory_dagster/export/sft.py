@@ -61,6 +61,7 @@ def build_sft_rows(
     messages_json, tools_json, n_turns, n_calls, backend, model, prompt_version.
     """
     index = environments_by_id(envs)
+    tools_of: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # tool lists depend only on the envs
     rows, errors = [], []
     for row in refined:
         try:
@@ -72,7 +73,10 @@ def build_sft_rows(
             )
             continue
         messages = trajectory_messages(trajectory, exported_name_of(envs_of_task))
-        tools = Toolset(envs_of_task, trajectory.initial_states).openai_tools()
+        env_key = tuple(trajectory.env_ids)
+        if env_key not in tools_of:
+            tools_of[env_key] = Toolset(envs_of_task).openai_tools()
+        tools = tools_of[env_key]
         rows.append(
             {
                 "id": content_id([trajectory.id, messages], "sft_"),

@@ -73,12 +73,35 @@ def value_forms(value: Any) -> list[str]:
     return []
 
 
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def contains_token(text: str, token: str, *, ignore_case: bool) -> bool:
+    """True if `token` occurs in `text` with no letter, digit or underscore right before or after it.
+
+    ASCII text is scanned with `str.find` (refinement asks this tens of thousands of times with
+    ever new tokens, and compiling a pattern per token dominated its cost); other text goes
+    through the equivalent regular expression, whose case folding covers non-ASCII letters.
+    """
+    if not (text.isascii() and token.isascii()):
+        pattern = rf"(?<![A-Za-z0-9_]){re.escape(token)}(?![A-Za-z0-9_])"
+        return re.search(pattern, text, flags=re.IGNORECASE if ignore_case else 0) is not None
+    if ignore_case:
+        text, token = text.lower(), token.lower()
+    start = text.find(token)
+    while start != -1:
+        end = start + len(token)
+        if (start == 0 or text[start - 1] not in _WORD_CHARS) and (
+            end == len(text) or text[end] not in _WORD_CHARS
+        ):
+            return True
+        start = text.find(token, start + 1)
+    return False
+
+
 def is_literal_in(value: Any, text: str) -> bool:
     """True if the value is written in `text` as a whole token (case-insensitive)."""
-    for form in value_forms(value):
-        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(form)}(?![A-Za-z0-9_])", text, flags=re.IGNORECASE):
-            return True
-    return False
+    return any(contains_token(text, form, ignore_case=True) for form in value_forms(value))
 
 
 def run_lookup(lookup: StateLookup, state: dict[str, Any]) -> tuple[Any, str]:

@@ -24,7 +24,13 @@ from envfactory_dagster.export.reward import values_equal
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
 from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.refine.grounding import GroundingProof, check_proof, is_literal_in, lookup_anchors
+from envfactory_dagster.refine.grounding import (
+    GroundingProof,
+    check_proof,
+    contains_token,
+    is_literal_in,
+    lookup_anchors,
+)
 from envfactory_dagster.refine.replay import (
     EnvironmentRows,
     environments_by_id,
@@ -55,7 +61,7 @@ def leaked_names(query: str, tool_names: Iterable[str], parameter_names: Iterabl
     """
     leaks = []
     for name in set(tool_names) | {p for p in parameter_names if _IDENTIFIER.search(p)}:
-        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", query):
+        if contains_token(query, name, ignore_case=False):
             leaks.append(name)
     return sorted(leaks)
 
@@ -188,8 +194,8 @@ def refine_trajectories(
     `backend="llm"` needs `gateway` (an LLMGateway with a "refiner" model); the template renderer
     still computes the recoverable values the LLM may hide, and the same checks apply.
     Row columns: id, trajectory_id, domain, chain_id, env_ids, resource_ids, seed, trajectory_json
-    (the refined Trajectory), original_queries, grounding_json, implicitness (per turn),
-    implicitness_mean, operations, kept_original_turns, backend, model, prompt_version.
+    (the refined Trajectory), original_queries, grounding_json, proofs_failed (re-executed at the
+    end; 0 expected), implicitness (per turn), implicitness_mean, operations, kept_original_turns, backend, model, prompt_version.
     """
     index = environments_by_id(envs)
     rows: list[dict[str, Any]] = []
@@ -269,10 +275,10 @@ def refine_trajectories(
             new_turns.append(turn.model_copy(update={"query": query}))
             proofs.extend(turn_proofs)
             operations.append(turn_ops)
+        # The final audit: every stored proof re-executed against the final queries.
+        proofs_failed = sum(1 for p in proofs if check_proof(p, replay, new_turns[p.turn].query))
         counts["proofs"] += len(proofs)
-        counts["proofs_passing"] += sum(
-            1 for p in proofs if not check_proof(p, replay, new_turns[p.turn].query)
-        )
+        counts["proofs_passing"] += len(proofs) - proofs_failed
         turn_scores.extend(scores)
         refined = trajectory.model_copy(
             update={
@@ -295,6 +301,7 @@ def refine_trajectories(
                 "trajectory_json": refined.model_dump_json(),
                 "original_queries": [t.query for t in trajectory.turns],
                 "grounding_json": canonical_json([p.model_dump(mode="json") for p in proofs]),
+                "proofs_failed": proofs_failed,
                 "implicitness": scores,
                 "implicitness_mean": statistics.fmean(scores) if scores else 0.0,
                 "operations": [",".join(ops) for ops in operations],

@@ -57,12 +57,52 @@ def read_path(value: Any, path: str) -> Any:
 
 @dataclass
 class Replay:
-    """What replaying a trajectory produced: states at each turn start, outputs, final states."""
+    """What replaying a trajectory produced: states at each turn start, outputs, final states.
+
+    States are copy-on-write snapshots that share rows with each other: read them, never mutate.
+    """
 
     turn_states: list[dict[str, dict[str, Any]]]  # turn index -> env_id -> state at the turn's start
     outputs: list[list[dict[str, Any]]]  # turn index -> call index -> output (or error dict)
     final_states: dict[str, dict[str, Any]]
     errors: list[str]  # calls that raised ToolError (gold calls never should)
+
+
+class TrajectoryReplayer:
+    """Replays one trajectory as often as needed: its initial states are validated once (through
+    the State models, when the Toolset is built), every run starts from their snapshots."""
+
+    def __init__(self, trajectory: Trajectory, envs: list[VerifiedEnvironment]) -> None:
+        self.trajectory = trajectory
+        self.toolset = Toolset(envs, trajectory.initial_states)
+        self.initial = self.toolset.snapshot_states()
+        self.names = exported_name_of(envs)
+
+    def run(self, override: tuple[int, int, dict[str, Any]] | None = None) -> Replay:
+        """Run every gold call in order from the initial states.
+
+        `override=(turn, call, arguments)` replaces one call's arguments (to test whether an
+        argument matters); every other call runs with its gold arguments.
+        """
+        toolset = self.toolset
+        toolset.reset_from_snapshots(self.initial)
+        turn_states, outputs, errors = [], [], []
+        for turn in self.trajectory.turns:
+            turn_states.append(toolset.snapshot_states())
+            turn_outputs = []
+            for index, call in enumerate(turn.calls):
+                arguments = call.arguments
+                if override is not None and override[:2] == (turn.index, index):
+                    arguments = override[2]
+                try:
+                    output = toolset.call(self.names[(call.env_id, call.tool)], copy.deepcopy(arguments))
+                except ToolError as exc:
+                    output = exc.to_dict()
+                    errors.append(f"turn {turn.index} call {index} {call.tool}: {exc}")
+                turn_outputs.append(output)
+            outputs.append(turn_outputs)
+        final_states = toolset.snapshot_states()
+        return Replay(turn_states=turn_states, outputs=outputs, final_states=final_states, errors=errors)
 
 
 def replay_trajectory(
@@ -71,26 +111,5 @@ def replay_trajectory(
     *,
     override: tuple[int, int, dict[str, Any]] | None = None,
 ) -> Replay:
-    """Run every gold call in order from the initial states.
-
-    `override=(turn, call, arguments)` replaces one call's arguments (to test whether an argument
-    matters); every other call runs with its gold arguments.
-    """
-    toolset = Toolset(envs, trajectory.initial_states)
-    names = exported_name_of(envs)
-    turn_states, outputs, errors = [], [], []
-    for turn in trajectory.turns:
-        turn_states.append(toolset.dump_states())
-        turn_outputs = []
-        for index, call in enumerate(turn.calls):
-            arguments = call.arguments
-            if override is not None and override[:2] == (turn.index, index):
-                arguments = override[2]
-            try:
-                output = toolset.call(names[(call.env_id, call.tool)], copy.deepcopy(arguments))
-            except ToolError as exc:
-                output = exc.to_dict()
-                errors.append(f"turn {turn.index} call {index} {call.tool}: {exc}")
-            turn_outputs.append(output)
-        outputs.append(turn_outputs)
-    return Replay(turn_states=turn_states, outputs=outputs, final_states=toolset.dump_states(), errors=errors)
+    """Run every gold call in order from the initial states (see `TrajectoryReplayer.run`)."""
+    return TrajectoryReplayer(trajectory, envs).run(override)

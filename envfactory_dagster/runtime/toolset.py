@@ -48,6 +48,25 @@ class Toolset:
         for env_id, instance in self.instances.items():
             instance.load_state(copy.deepcopy(states[env_id]))
 
+    def snapshot_states(self) -> dict[str, dict[str, Any]]:
+        """The current states as copy-on-write snapshots (env_id -> state), for `reset_from_snapshots`.
+
+        Each instance moves on with a fresh copy of its tables (`Environment.reset`) and the old
+        state object becomes the snapshot: later calls replace rows, never mutate them (the rule
+        verification enforces), so a snapshot keeps the state of this moment at no deep-copy cost.
+        Treat snapshots as read-only; use `dump_states` for an independent copy to hand out.
+        """
+        snapshots = {}
+        for env_id, instance in self.instances.items():
+            snapshots[env_id] = instance.state
+            instance.reset(instance.state)
+        return snapshots
+
+    def reset_from_snapshots(self, snapshots: Mapping[str, dict[str, Any]]) -> None:
+        """Restore states taken by `snapshot_states` (already validated) without re-validation."""
+        for env_id, instance in self.instances.items():
+            instance.reset(snapshots[env_id])
+
     def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """Call an exported tool; raises ToolError (unknown tool, bad arguments, refused call)."""
         target = self.names.get(name)

@@ -58,7 +58,8 @@ def test_failed_check_is_reported_not_hidden(tmp_path: Path) -> None:
     # A valid document without a license and with no manifest: the license check must fail.
     (resources_dir / "office" / "notes.yaml").write_text(
         "openapi: 3.0.3\ninfo: {title: Notes, version: '1'}\n"
-        "paths:\n  /notes:\n    get:\n      operationId: listNotes\n      responses: {'200': {description: ok}}\n"
+        "paths:\n  /notes:\n    get:\n      operationId: listNotes\n"
+        "      responses: {'200': {description: ok}}\n"
     )
     built = build_definitions(resources_dir, str(tmp_path / "home"))
     with dg.instance_for_test() as instance:

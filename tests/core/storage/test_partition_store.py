@@ -49,7 +49,7 @@ def test_rewrite_replaces_the_partition(tmp_path: Path) -> None:
 
 
 def test_missing_partition_names_asset_and_domain(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="'things'.*'travel'"):
+    with pytest.raises(FileNotFoundError, match=r"'things'.*'travel'"):
         PartitionStore(str(tmp_path)).read("things", "travel")
 
 
