@@ -195,7 +195,8 @@ def refine_trajectories(
     still computes the recoverable values the LLM may hide, and the same checks apply.
     Row columns: id, trajectory_id, domain, chain_id, env_ids, resource_ids, seed, trajectory_json
     (the refined Trajectory), original_queries, grounding_json, proofs_failed (re-executed at the
-    end; 0 expected), implicitness (per turn), implicitness_mean, operations, kept_original_turns, backend, model, prompt_version.
+    end; 0 expected), implicitness (per turn), implicitness_mean, operations, kept_original_turns,
+    backend, model, prompt_version.
     """
     index = environments_by_id(envs)
     rows: list[dict[str, Any]] = []
