@@ -21,8 +21,8 @@ from envfactory_dagster.export.splits import split_and_filter
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
 from envfactory_dagster.quality.suites import refined_trajectories_suite, rl_tasks_suite
+from envfactory_dagster.querygen.replay import environments_by_id
 from envfactory_dagster.refine.refined_trajectories import refine_trajectories
-from envfactory_dagster.refine.replay import environments_by_id
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings

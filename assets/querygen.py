@@ -10,6 +10,7 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.quality.suites import tool_chains_suite, trajectories_suite
+from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import chain_rows, compare_samplers, sample_chains
 from envfactory_dagster.querygen.tool_graph import (
     build_tool_graph,
@@ -18,7 +19,7 @@ from envfactory_dagster.querygen.tool_graph import (
     graph_nodes_rows,
     render_graph_summary,
 )
-from envfactory_dagster.querygen.trajectories import execute_chains, load_envs, replay_trajectory
+from envfactory_dagster.querygen.trajectories import execute_chains, load_envs
 from envfactory_dagster.querygen.trajectory_quality import near_duplicate_flags
 from resources.settings import EnvFactorySettings
 
@@ -122,7 +123,7 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         seed = derived_seed(settings.seed, context.partition_key, "trajectories")
         rows, rejects, metrics = execute_chains(records(tool_chains), list(envs.values()), seed=seed)
         for row in rows:
-            row["replay_ok"] = replay_trajectory(row["trajectory_json"], envs)[0]
+            row["replay_ok"] = replay_matches_record(row["trajectory_json"], envs)[0]
         flags = near_duplicate_flags(rows)
         for row, flag in zip(rows, flags, strict=True):
             row["near_duplicate"] = flag

@@ -58,10 +58,11 @@ def registry_rows(domain: str) -> list[dict[str, Any]]:
 
 REPLAY = """
 import json, sys
-from envfactory_dagster.querygen.trajectories import load_envs, replay_trajectory
+from envfactory_dagster.querygen.replay import replay_matches_record
+from envfactory_dagster.querygen.trajectories import load_envs
 data = json.load(open(sys.argv[1]))
 envs = load_envs(data["envs"])[0]
-results = [(t["id"], *replay_trajectory(t["trajectory_json"], envs)) for t in data["trajectories"]]
+results = [(t["id"], *replay_matches_record(t["trajectory_json"], envs)) for t in data["trajectories"]]
 bad = [(i, p) for i, ok, p in results if not ok]
 print(json.dumps({"replayed": len(data["trajectories"]), "failed": len(bad), "first": bad[:3]}))
 """

@@ -14,13 +14,13 @@ foreign-key parameters, real field values for filters and new rows) or from the 
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
+from envfactory_dagster.envgen.naming import snake_case
 
 TestCategory = Literal["valid", "boundary", "invalid"]
 Expectation = Literal["success", "tool_error", "no_crash"]
@@ -47,10 +47,6 @@ class _Binding(BaseModel):
     role: Literal["key", "foreign_key", "field"]
     entity: EntitySpec
     field: FieldSpec | None = None
-
-
-def snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _rows(seed_state: dict[str, Any], entity: EntitySpec) -> list[dict[str, Any]]:

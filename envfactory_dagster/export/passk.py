@@ -17,7 +17,7 @@ from envfactory_dagster.export.reward import score_rollout
 from envfactory_dagster.export.rl_task_model import RLTask
 from envfactory_dagster.lineage import canonical_json
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
-from envfactory_dagster.refine.replay import EnvironmentRows, environments_by_id, task_environments
+from envfactory_dagster.querygen.replay import EnvironmentRows, environments_by_id, task_environments
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.toolset import Toolset
 

@@ -21,8 +21,7 @@ from pydantic import ValidationError
 from envfactory_dagster.export.reward import RewardBreakdown, score_rollout, values_equal
 from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask
 from envfactory_dagster.lineage import canonical_json, content_id
-from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.refine.replay import (
+from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     TrajectoryReplayer,
     environments_by_id,
@@ -30,6 +29,7 @@ from envfactory_dagster.refine.replay import (
     read_path,
     task_environments,
 )
+from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import Toolset

@@ -17,13 +17,13 @@ from pydantic import ValidationError
 
 from envfactory_dagster.export.rl_tasks import SYSTEM_PROMPT
 from envfactory_dagster.lineage import canonical_json, content_id
-from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.refine.replay import (
+from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     environments_by_id,
     exported_name_of,
     task_environments,
 )
+from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.runtime.toolset import Toolset
 
 STAGE = "sft_dataset"

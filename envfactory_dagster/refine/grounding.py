@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from envfactory_dagster.refine.replay import Replay, read_path
+from envfactory_dagster.querygen.replay import Replay, read_path
 
 
 class Condition(BaseModel):

@@ -23,6 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envfactory_dagster.export.reward import values_equal
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+from envfactory_dagster.querygen.replay import (
+    EnvironmentRows,
+    environments_by_id,
+    replay_trajectory,
+    task_environments,
+)
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
@@ -30,12 +36,6 @@ from envfactory_dagster.refine.grounding import (
     contains_token,
     is_literal_in,
     lookup_anchors,
-)
-from envfactory_dagster.refine.replay import (
-    EnvironmentRows,
-    environments_by_id,
-    replay_trajectory,
-    task_environments,
 )
 from envfactory_dagster.refine.template_refiner import TurnRefinement, TurnRenderer
 

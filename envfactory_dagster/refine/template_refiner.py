@@ -21,6 +21,7 @@ from typing import Any
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, ToolSpec
 from envfactory_dagster.envgen.naming import plural, words
+from envfactory_dagster.querygen.replay import Replay
 from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory
 from envfactory_dagster.refine.grounding import (
     Condition,
@@ -29,7 +30,6 @@ from envfactory_dagster.refine.grounding import (
     check_proof,
     is_literal_in,
 )
-from envfactory_dagster.refine.replay import Replay
 
 NAME_FIELDS = ("name", "full_name", "title", "subject", "display_name", "username", "label", "email", "code")
 TITLE_FIELDS = ("title", "subject")

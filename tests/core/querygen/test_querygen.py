@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from envfactory_dagster.querygen.query_templates import query_leaks_tool_name
+from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import (
     compare_samplers,
     random_walk_chains,
@@ -24,7 +25,7 @@ from envfactory_dagster.querygen.tool_graph import (
     normalized_name,
     render_graph_summary,
 )
-from envfactory_dagster.querygen.trajectories import execute_chains, replay_trajectory
+from envfactory_dagster.querygen.trajectories import execute_chains
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.querygen.trajectory_quality import drop_exact_duplicates, near_duplicate_share
 
@@ -107,16 +108,16 @@ def test_trajectories_execute_replay_and_state_their_values(envs, graph, tmp_pat
     sources = [s for t in trajectory.turns for c in t.calls for s in c.argument_sources.values()]
     assert any(s.kind == "output" and s.path for s in sources)
     for row in rows:
-        assert replay_trajectory(row["trajectory_json"], envs) == (True, "")
+        assert replay_matches_record(row["trajectory_json"], envs) == (True, "")
     tampered = json.loads(rows[0]["trajectory_json"])
     first_env = tampered["env_ids"][0]
     tampered["final_states"][first_env]["counters"]["tampered"] = 1
-    assert replay_trajectory(json.dumps(tampered), envs)[0] is False
+    assert replay_matches_record(json.dumps(tampered), envs)[0] is False
     # a fresh process replays byte-identically
     (tmp_path / "data.json").write_text(json.dumps({"rows": rows[:5], "envs": envs}))
     code = (
-        "import json,sys; from envfactory_dagster.querygen.trajectories import replay_trajectory; "
-        "d=json.load(open(sys.argv[1])); print(all(replay_trajectory(r['trajectory_json'], d['envs'])[0] "
+        "import json,sys; from envfactory_dagster.querygen.replay import replay_matches_record; "
+        "d=json.load(open(sys.argv[1])); print(all(replay_matches_record(r['trajectory_json'], d['envs'])[0] "
         "for r in d['rows']))"
     )
     out = subprocess.run(

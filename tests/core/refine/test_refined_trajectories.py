@@ -7,10 +7,10 @@ from pathlib import Path
 
 from envfactory_dagster.llm.gateway import LLMGateway, LLMSettings
 from envfactory_dagster.llm.testing import ScriptedLLM
+from envfactory_dagster.querygen.replay import environments_by_id, replay_trajectory
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import Condition, GroundingProof, StateLookup, check_proof
 from envfactory_dagster.refine.refined_trajectories import leaked_names, refine_trajectories
-from envfactory_dagster.refine.replay import environments_by_id, replay_trajectory
 from tests.fakes.refine_fixtures import SHOP, env_rows, sample_trajectories, trajectory_rows
 
 

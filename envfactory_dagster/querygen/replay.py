@@ -1,8 +1,9 @@
 """Replay a trajectory's gold calls on fresh environments: per-turn state snapshots and outputs.
 
-Refinement checks grounding proofs against these (the state a user describes is the state at the
-start of their turn; an earlier output is the output the replay produced), and the RL export uses
-the same replay to confirm masked arguments and gold final states.
+The one replay engine: `replay_matches_record` (is a stored trajectory byte-identical when
+re-executed? the blocking check of `trajectories`), refinement (grounding proofs are checked
+against the state at the start of a turn and the outputs the replay produced), and the RL export
+(masked arguments and gold final states).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from envfactory_dagster.lineage import canonical_json
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
@@ -113,3 +117,38 @@ def replay_trajectory(
 ) -> Replay:
     """Run every gold call in order from the initial states (see `TrajectoryReplayer.run`)."""
     return TrajectoryReplayer(trajectory, envs).run(override)
+
+
+def replay_matches_record(
+    trajectory: Trajectory | Mapping[str, Any] | str,
+    envs: EnvironmentRows | Mapping[str, VerifiedEnvironment],
+) -> tuple[bool, str]:
+    """Re-execute from the initial states; (True, "") when every output and every final state is
+    byte-identical (canonical JSON) to the recorded ones, else (False, the first difference)."""
+    if isinstance(trajectory, str):
+        trajectory = Trajectory.model_validate_json(trajectory)
+    elif not isinstance(trajectory, Trajectory):
+        trajectory = (
+            Trajectory.model_validate_json(trajectory["trajectory_json"])
+            if "trajectory_json" in trajectory
+            else Trajectory.model_validate(trajectory)
+        )
+    index = envs if isinstance(envs, Mapping) else environments_by_id(envs)
+    try:
+        replayer = TrajectoryReplayer(trajectory, task_environments(trajectory.env_ids, index))
+    except KeyError as exc:
+        return False, str(exc)
+    except ValidationError as exc:
+        return False, f"an initial state does not load: {exc}"[:500]
+    for env_id, snapshot in replayer.initial.items():
+        if canonical_json(snapshot) != canonical_json(trajectory.initial_states[env_id]):
+            return False, f"initial state of {env_id} does not round-trip"
+    replay = replayer.run()
+    for turn, outputs in zip(trajectory.turns, replay.outputs, strict=True):
+        for index_, (call, output) in enumerate(zip(turn.calls, outputs, strict=True)):
+            if canonical_json(output) != canonical_json(call.output):
+                return False, f"turn {turn.index} call {index_} {call.tool}: output differs"
+    for env_id in trajectory.env_ids:
+        if canonical_json(replay.final_states[env_id]) != canonical_json(trajectory.final_states.get(env_id)):
+            return False, f"final state of {env_id} differs"
+    return True, ""
