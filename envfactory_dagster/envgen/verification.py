@@ -23,6 +23,7 @@ from envfactory_dagster.envgen.sandbox import (
     run_sandboxed,
 )
 from envfactory_dagster.envgen.test_generation import generate_tool_tests
+from envfactory_dagster.envgen.verification_checks import TestResult
 from envfactory_dagster.lineage import sha256_hex
 
 CHECKS_ENTRY = "envfactory_dagster.envgen.verification_checks:run_verification_checks"
@@ -54,20 +55,6 @@ class CheckResult(BaseModel):
     name: str
     passed: bool
     detail: str = ""
-
-
-class TestResult(BaseModel):
-    """One generated test as executed: what was called and what happened."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tool: str
-    category: str
-    label: str
-    passed: bool
-    detail: str = ""
-    arguments: Any = None
-    outcome: dict[str, Any] = Field(default_factory=dict)
 
 
 class VerificationReport(BaseModel):

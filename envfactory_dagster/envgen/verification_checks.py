@@ -56,7 +56,9 @@ class _Checks:
         return rows
 
 
-class _TestOutcome(BaseModel):
+class TestResult(BaseModel):
+    """One generated test as executed: what was called and what happened."""
+
     model_config = ConfigDict(extra="forbid")
 
     tool: str
@@ -190,7 +192,7 @@ def _run_test(
     spec: EnvSpec,
     output_validator: Draft202012Validator,
     checks: _Checks,
-) -> _TestOutcome:
+) -> TestResult:
     """Run one test from the snapshot; record contract violations in the named checks."""
     failures: list[str] = []
     chosen: Any = test.arguments[0] if test.arguments else {}
@@ -248,7 +250,7 @@ def _run_test(
             "tool_tests",
             f"{test.tool} ({test.category}: {test.label}): every candidate was refused: {result[1]!r}",
         )
-    return _TestOutcome(
+    return TestResult(
         tool=test.tool,
         category=test.category,
         label=test.label,
@@ -332,7 +334,7 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
     validators = {t.name: Draft202012Validator(t.output_schema) for t in spec.tools}
     for check in ("tool_tests", "output_schemas", "state_effects", "read_only", "atomic_refusals"):
         checks.start(check)
-    outcomes: list[_TestOutcome] = []
+    outcomes: list[TestResult] = []
     for test in tests:
         if test.tool not in env_class.TOOLS:
             continue  # reported by tool_schemas

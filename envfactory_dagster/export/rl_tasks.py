@@ -88,7 +88,8 @@ def rl_task_from_row(row: Mapping[str, Any]) -> RLTask:
     data = {k: v for k, v in row.items() if k in RLTask.model_fields and k not in JSON_COLUMNS}
     data.update({k: json.loads(row[f"{k}_json"]) for k in JSON_COLUMNS})
     for key in ("env_ids", "resource_ids", "lookalike_tags"):
-        data[key] = list(data.get(key) or [])
+        value = data.get(key)
+        data[key] = [] if value is None else list(value)  # Parquet list columns arrive as arrays
     return RLTask.model_validate(data)
 
 
@@ -284,6 +285,11 @@ def verl_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "tools": canonical_json(task.tools),
                     "user_turns": canonical_json(task.user_turns),
                     "reward_spec": canonical_json(task.reward_spec.model_dump(mode="json")),
+                    # verl creates each tool with these kwargs; the serving adapter
+                    # (serve.trainer_tools.VerlEnvironmentTool) opens the task's rollout by id
+                    "tools_kwargs": {
+                        t["function"]["name"]: {"create_kwargs": {"task_id": task.id}} for t in task.tools
+                    },
                 },
             }
         )

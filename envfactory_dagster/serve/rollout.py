@@ -22,44 +22,20 @@ from typing import Any
 
 from envfactory_dagster.export.reward import RewardBreakdown, parse_calls, score_rollout
 from envfactory_dagster.export.rl_task_model import RLTask
+from envfactory_dagster.export.rl_tasks import rl_task_from_row
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import Toolset
 
-# RLTask fields stored as JSON text in Parquet rows (nested values; see rl_task_model.py).
-_JSON_FIELDS = (
-    "env_ids",
-    "messages",
-    "user_turns",
-    "tools",
-    "initial_states",
-    "gold_calls",
-    "gold_final_states",
-    "reward_spec",
-    "resource_ids",
-    "lookalike_tags",
-)
-
 
 def coerce_rl_task(task: RLTask | Mapping[str, Any]) -> RLTask:
-    """An RLTask from a model, a dict, or an `rl_tasks` row whose nested columns are JSON text.
-
-    Columns that are not RLTask fields (lineage stamped by the IO manager, e.g. `created_at`)
-    are dropped; a row that still does not validate raises pydantic's ValidationError naming the field.
-    """
+    """An RLTask from a model, a plain dict of its fields, or a stored `rl_tasks` row (nested
+    columns as `<name>_json` text; read by `rl_tasks.rl_task_from_row`)."""
     if isinstance(task, RLTask):
         return task
-    fields = RLTask.model_fields
-    values: dict[str, Any] = {}
-    for key, value in task.items():
-        if key not in fields:
-            continue
-        if key in _JSON_FIELDS and isinstance(value, str):
-            value = json.loads(value)
-        elif hasattr(value, "tolist"):  # numpy arrays from pandas/pyarrow list columns
-            value = value.tolist()
-        values[key] = value
-    return RLTask.model_validate(values)
+    if "messages_json" in task:
+        return rl_task_from_row(task)
+    return RLTask.model_validate({k: v for k, v in task.items() if k in RLTask.model_fields})
 
 
 def observation_text(result: Mapping[str, Any]) -> str:

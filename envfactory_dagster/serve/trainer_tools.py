@@ -37,7 +37,7 @@ from typing import Any
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import exported_tool_names
-from envfactory_dagster.serve.registry import load_verified_envs
+from envfactory_dagster.serve.registry import load_rl_task_rows, load_verified_envs
 from envfactory_dagster.serve.rollout import Rollout, coerce_rl_task, observation_text
 from envfactory_dagster.settings import envfactory_home
 
@@ -59,6 +59,18 @@ class RolloutTable:
     envs_by_id: Mapping[str, VerifiedEnvironment]
     rollouts: dict[str, Rollout] = field(default_factory=dict)
     next_number: int = 0
+    home: str | None = None  # where `rl_tasks` rows are read from when a task is named by id
+    tasks_by_id: dict[str, dict[str, Any]] | None = None
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        """The stored `rl_tasks` row `task_id` (rows read once per process)."""
+        if self.tasks_by_id is None:
+            if self.home is None:
+                raise ValueError("this rollout table has no data directory to read rl_tasks from")
+            self.tasks_by_id = {row["id"]: row for row in load_rl_task_rows(self.home)}
+        if task_id not in self.tasks_by_id:
+            raise KeyError(f"no rl_tasks row {task_id!r} under {self.home}")
+        return self.tasks_by_id[task_id]
 
     def open(self, instance_id: str | None, task: Any) -> str:
         if instance_id is None:
@@ -81,7 +93,7 @@ def rollout_table_for_home(home: str) -> RolloutTable:
     """The process's RolloutTable over the `verified_envs` registry under `home` (loaded once)."""
     table = _TABLES_BY_HOME.get(home)
     if table is None:
-        table = _TABLES_BY_HOME[home] = RolloutTable(load_verified_envs(home))
+        table = _TABLES_BY_HOME[home] = RolloutTable(load_verified_envs(home), home=home)
     return table
 
 
@@ -108,7 +120,10 @@ class VerlEnvironmentTool:
         return self.tool_schema
 
     async def create(self, instance_id: str | None = None, **kwargs: Any) -> tuple[str, ToolText]:
-        task = kwargs.get("task") or kwargs.get("create_kwargs", {}).get("task")
+        create_kwargs = {**kwargs.get("create_kwargs", {}), **kwargs}
+        task = create_kwargs.get("task")
+        if task is None and create_kwargs.get("task_id"):
+            task = self.table.task(create_kwargs["task_id"])  # what the verl export puts in tools_kwargs
         if task is None:
             raise ValueError(f"{self.name}: create() needs the task in create_kwargs: {{'task': <rl task>}}")
         return self.table.open(instance_id, task), ToolText("")

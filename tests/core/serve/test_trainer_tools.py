@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from envfactory_dagster.export.rl_tasks import rl_task_to_row
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.serve.trainer_tools import (
     RolloutTable,
@@ -48,7 +49,7 @@ def test_trl_environment_class_exposes_documented_tools_and_rewards(env, task) -
     assert signature.parameters["status"].default is None
     assert "Args:\n    customer_id:" in factory.list_orders.__doc__
 
-    row = {**task.model_dump(), "initial_states": json.dumps(task.initial_states)}  # JSON columns as stored
+    row = rl_task_to_row(task)  # an `rl_tasks` row as stored: nested columns are `<name>_json` text
     gold, other = factory(), factory()
     assert gold.reset(**row) is None and other.reset(**row) is None
     for name, arguments in GOLD_CHAIN:
