@@ -19,7 +19,9 @@ SuiteFactory = Callable[[str], list[Expectation]]
 
 def check_specs(asset: str, suite: SuiteFactory, *, blocking: bool) -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(name=e.check_name, asset=asset, description=e.description, blocking=blocking)
+        dg.AssetCheckSpec(
+            name=e.check_name, asset=asset, description=e.description, blocking=blocking and not e.warn_only
+        )
         for e in suite("<domain>")
     ]
 
@@ -37,6 +39,7 @@ def check_results(
                 asset_key=asset, check_name=expectation.check_name, passed=True, metadata={"rows": 0}
             )
         return
+    warn_only = {e.check_name for e in suite(domain) if e.warn_only}
     for outcome in validate_frame(frame, asset, suite(domain)):
         metadata = {
             key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
@@ -49,6 +52,8 @@ def check_results(
             asset_key=asset,
             check_name=outcome.check_name,
             passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=dg.AssetCheckSeverity.WARN
+            if outcome.check_name in warn_only
+            else dg.AssetCheckSeverity.ERROR,
             metadata=metadata,
         )

@@ -23,6 +23,8 @@ class Expectation:
     expectation: str
     kwargs: dict[str, Any]
     description: str
+    # A quality target rather than a guard: reported as a warning, never blocks what follows.
+    warn_only: bool = False
 
 
 @dataclass(frozen=True)
