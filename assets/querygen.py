@@ -9,6 +9,7 @@ from assets.checks import check_results, check_specs
 from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
+from envfactory_dagster.llm.config import cache_dir_for_home
 from envfactory_dagster.quality.suites import tool_chains_suite, trajectories_suite
 from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import chain_rows, compare_samplers, sample_chains
@@ -19,8 +20,9 @@ from envfactory_dagster.querygen.tool_graph import (
     graph_nodes_rows,
     render_graph_summary,
 )
-from envfactory_dagster.querygen.trajectories import execute_chains, load_envs
+from envfactory_dagster.querygen.trajectories import execute_chains, load_envs, rewrite_queries_llm
 from envfactory_dagster.querygen.trajectory_quality import near_duplicate_flags
+from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
 
 GROUP = "querygen"
@@ -110,18 +112,25 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         },
         partitions_def=partitions,
         group_name=GROUP,
+        pool=LLM_POOL,
         check_specs=check_specs("trajectories", trajectories_suite, blocking=True),
     )
     def trajectories(
         context: dg.AssetExecutionContext,
         settings: EnvFactorySettings,
+        llm: LLMResource,
         tool_chains: pd.DataFrame,
         verified_envs: pd.DataFrame,
     ):
-        """Template queries: first person, values from the state, never a tool or parameter name."""
+        """Per turn a user query. Template: first person, values from the state, never a tool or
+        parameter name. LLM: a persona, then per-turn queries, held to the same checks."""
         envs, _ = load_envs(records(verified_envs))
         seed = derived_seed(settings.seed, context.partition_key, "trajectories")
         rows, rejects, metrics = execute_chains(records(tool_chains), list(envs.values()), seed=seed)
+        if settings.backend == "llm":
+            with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
+                rows, problems = rewrite_queries_llm(rows, envs, gateway)
+                metrics.update({**gateway.usage().as_metadata(), "llm_query_problems": problems[:50]})
         for row in rows:
             row["replay_ok"] = replay_matches_record(row["trajectory_json"], envs)[0]
         flags = near_duplicate_flags(rows)

@@ -1,7 +1,7 @@
 """QueryGen on the whole bundled catalog, offline: graph -> chains -> trajectories, timed per domain.
 
-Registry rows are built by the template EnvGen chain (ingest -> proposals -> specs -> code ->
-seed state) without the sandboxed verification. Prints per-domain counts and seconds, the
+Registry rows are built by the template EnvGen chain, sandboxed verification included
+(`envgen.stages.registry_for_domain`). Prints per-domain counts and seconds, the
 acceptance figures, and replays every trajectory in a fresh process.
 Run: `.venv/bin/python benchmarks/querygen.py [n_chains]`.
 """
@@ -17,43 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from envfactory_dagster.envgen.codegen import generate_module
-from envfactory_dagster.envgen.proposals import propose_environments
-from envfactory_dagster.envgen.seed_data import generate_state
-from envfactory_dagster.envgen.spec_inference import build_env_spec
-from envfactory_dagster.ingest.authentic_resources import default_resources_dir, ingest_domain, list_domains
-from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
-from envfactory_dagster.lineage import canonical_json, content_id, sha256_hex
+from envfactory_dagster.envgen.stages import registry_for_domain
+from envfactory_dagster.ingest.authentic_resources import default_resources_dir, list_domains
 from envfactory_dagster.querygen.tool_chains import compare_samplers, sample_chains
 from envfactory_dagster.querygen.tool_graph import build_tool_graph, graph_metrics
 from envfactory_dagster.querygen.trajectories import execute_chains
 from envfactory_dagster.querygen.trajectory_quality import near_duplicate_share
-from envfactory_dagster.runtime.loader import VerifiedEnvironment
 
 
 def registry_rows(domain: str) -> list[dict[str, Any]]:
-    root = default_resources_dir()
-    resources = ingest_domain(root, domain).resources
-    proposals, _, _ = propose_environments(resources)
-    specs = {r["id"]: NormalizedSpec.model_validate_json(r["spec_json"]) for r in resources}
-    rows = []
-    for proposal in proposals:
-        spec = build_env_spec(proposal, specs)
-        source = generate_module(spec)
-        row = {
-            "env_id": content_id([spec.class_name, sha256_hex(source)], "env_"),
-            "domain": domain,
-            "class_name": spec.class_name,
-            "source": source,
-            "code_sha256": sha256_hex(source),
-            "spec_json": spec.model_dump_json(),
-            "resource_ids": spec.resource_ids,
-            "seed_state_json": "{}",
-        }
-        env_class = VerifiedEnvironment.from_row(row).env_class
-        row["seed_state_json"] = canonical_json(env_class(generate_state(spec, 0)).dump_state())
-        rows.append(row)
-    return rows
+    return registry_for_domain(default_resources_dir(), domain)
 
 
 REPLAY = """

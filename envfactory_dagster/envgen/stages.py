@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from envfactory_dagster.envgen.codegen import generate_module
@@ -254,3 +255,18 @@ def _reject(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
         "reason": reason[:2000],
         "resource_ids": list(row.get("resource_ids") or []),
     }
+
+
+def registry_for_domain(resources_dir: Path, domain: str, *, base_seed: int = 0) -> Rows:
+    """The `verified_envs` rows of one domain, template backend, without Dagster (notebooks,
+    benchmarks, tests): ingest -> proposals -> specs -> code -> sandboxed verification -> registry."""
+    from envfactory_dagster.envgen.proposals import propose_environments
+    from envfactory_dagster.ingest.authentic_resources import ingest_domain
+
+    resources = ingest_domain(resources_dir, domain).resources
+    proposals, _, _ = propose_environments(resources)
+    specs, _, _ = env_spec_rows(proposals, resources)
+    codes, _, _ = env_code_rows(specs, base_seed=base_seed)
+    verifications, _ = env_verification_rows(codes, specs)
+    registry, _ = verified_env_rows(verifications, codes, specs)
+    return registry

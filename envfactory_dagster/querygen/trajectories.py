@@ -43,6 +43,7 @@ from envfactory_dagster.querygen.query_templates import (
     missing_user_values,
     query_leaks_tool_name,
     render_turn_query,
+    write_queries_llm,
 )
 from envfactory_dagster.querygen.tool_chains import Chain, chain_seed
 from envfactory_dagster.querygen.tool_graph import ToolGraph, build_tool_graph, json_type
@@ -609,3 +610,29 @@ def execute_chains(
         "missing_user_values": sum(r["missing_user_values"] for r in rows),
     }
     return rows, rejected, metrics
+
+
+def rewrite_queries_llm(
+    rows: list[dict[str, Any]], envs: Mapping[str, VerifiedEnvironment], gateway: Any
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """LLM backend of the queries: a persona, then each turn's query, for every trajectory row.
+
+    The calls, states and ids stay those of the executed chain; a turn whose LLM query leaks a
+    name or misses a user value keeps its template query, and a provider failure keeps the whole
+    trajectory's template queries. Returns the rows (rebuilt) and the problems found.
+    """
+    from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+
+    specs = {env_id: env.spec for env_id, env in envs.items()}
+    out, problems = [], []
+    for row in rows:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        try:
+            updated, found = write_queries_llm(trajectory, gateway, specs)
+        except (LLMOutputError, LLMProviderError, BudgetExceeded) as exc:
+            problems.append(f"{trajectory.id}: template queries kept ({type(exc).__name__}: {exc})")
+            out.append(row)
+            continue
+        problems += [f"{trajectory.id} {p}" for p in found]
+        out.append({**row, **trajectory_row(updated), "sampler": row.get("sampler")})
+    return out, problems

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from envfactory_dagster.envgen.stages import registry_for_domain
 from envfactory_dagster.querygen.query_templates import query_leaks_tool_name
 from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import (
@@ -28,14 +28,12 @@ from envfactory_dagster.querygen.tool_graph import (
 from envfactory_dagster.querygen.trajectories import execute_chains
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.querygen.trajectory_quality import drop_exact_duplicates, near_duplicate_share
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
-from querygen import registry_rows
+from tests.conftest import BUNDLED_CATALOG
 
 
 @pytest.fixture(scope="module")
 def envs() -> list[dict]:
-    return registry_rows("commerce")
+    return registry_for_domain(BUNDLED_CATALOG, "commerce")
 
 
 @pytest.fixture(scope="module")
