@@ -2,6 +2,7 @@
 
     envfactory materialize [--domain D]... [--select ASSET_SELECTION] [--resources-dir DIR] [--workers N]
     envfactory where
+    envfactory serve mcp --env-id ENV_ID [--transport stdio|http --port N]
 
 A thin layer over Dagster: it builds the same definitions as the code location (the same
 resource config), runs each domain partition with `materialize()` against the Dagster instance
@@ -129,6 +130,12 @@ def _where(_: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from envfactory_dagster.serve.__main__ import main as serve_main
+
+    return serve_main(args.serve_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="envfactory", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         "--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)"
     )
     run.set_defaults(handler=_materialize)
+    serve = commands.add_parser(
+        "serve", help="serve registry environments to agents (`envfactory serve mcp --help`)", add_help=False
+    )
+    serve.add_argument("serve_args", nargs=argparse.REMAINDER)
+    serve.set_defaults(handler=_serve)
     where = commands.add_parser("where", help="print the data directory and the DuckDB catalog path")
     where.set_defaults(handler=_where)
     args = parser.parse_args(argv)
