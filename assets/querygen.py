@@ -39,6 +39,17 @@ class ToolChainsConfig(dg.Config):
     p_skip_satisfied: float = 0.9
 
 
+def _tool_graph(envs: list[dict], settings: EnvFactorySettings, llm: LLMResource):
+    """The graph of a domain. With the LLM backend and an `embedder` model, parameter matching adds
+    embedding similarity (cached: the second build of a run makes no provider call)."""
+    if settings.backend != "llm":
+        return build_tool_graph(envs)
+    with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
+        if not gateway.is_configured("embedder"):
+            return build_tool_graph(envs)
+        return build_tool_graph(envs, embed_fn=lambda texts: gateway.embed(texts, stage="tool_graph"))
+
+
 def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     common = {"partitions_def": partitions, "group_name": GROUP, "code_version": CODE_VERSION}
 
@@ -58,9 +69,15 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         partitions_def=partitions,
         group_name=GROUP,
     )
-    def tool_graph(context: dg.AssetExecutionContext, verified_envs: pd.DataFrame):
-        """Offline matching: JSON types, entity-aware names and TF-IDF description similarity."""
-        graph = build_tool_graph(records(verified_envs))
+    def tool_graph(
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        llm: LLMResource,
+        verified_envs: pd.DataFrame,
+    ):
+        """Matching from JSON types, entity-aware names and TF-IDF description similarity (offline),
+        plus embeddings with the LLM backend."""
+        graph = _tool_graph(records(verified_envs), settings, llm)
         metrics = graph_metrics(graph)
         summary = render_graph_summary(graph)
         yield dg.Output(
@@ -79,10 +96,11 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         context: dg.AssetExecutionContext,
         config: ToolChainsConfig,
         settings: EnvFactorySettings,
+        llm: LLMResource,
         verified_envs: pd.DataFrame,
     ):
         """Seeded topology-aware chains split into turns; invalid draws are counted, not kept."""
-        graph = build_tool_graph(records(verified_envs))  # ~0.1 s: cheaper than storing the object
+        graph = _tool_graph(records(verified_envs), settings, llm)  # rebuilt (~0.1 s), same graph
         seed = derived_seed(settings.seed, context.partition_key, "tool_chains")
         options = config.model_dump(exclude={"n_chains"})
         chains = sample_chains(graph, seed=seed, n_chains=config.n_chains, **options)
@@ -126,7 +144,10 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         parameter name. LLM: a persona, then per-turn queries, held to the same checks."""
         envs, _ = load_envs(records(verified_envs))
         seed = derived_seed(settings.seed, context.partition_key, "trajectories")
-        rows, rejects, metrics = execute_chains(records(tool_chains), list(envs.values()), seed=seed)
+        graph = _tool_graph(records(verified_envs), settings, llm)  # the graph the chains came from
+        rows, rejects, metrics = execute_chains(
+            records(tool_chains), list(envs.values()), seed=seed, graph=graph
+        )
         if settings.backend == "llm":
             with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
                 rows, problems = rewrite_queries_llm(rows, envs, gateway)
