@@ -8,6 +8,7 @@ import pandas as pd
 from assets.checks import check_results, check_specs
 from assets.frames import records
 from assets.metadata import as_metadata
+from envfactory_dagster.envgen.llm_backend import env_code_rows_llm, propose_environments_llm
 from envfactory_dagster.envgen.proposals import propose_environments
 from envfactory_dagster.envgen.stages import (
     env_code_rows,
@@ -16,7 +17,9 @@ from envfactory_dagster.envgen.stages import (
     verified_env_rows,
 )
 from envfactory_dagster.lineage import CODE_VERSION
+from envfactory_dagster.llm.config import cache_dir_for_home
 from envfactory_dagster.quality.suites import verified_envs_suite
+from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
 
 GROUP = "envgen"
@@ -36,11 +39,24 @@ def _log_rejects(context: dg.AssetExecutionContext, rejects: list[dict]) -> None
 def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     common = {"partitions_def": partitions, "group_name": GROUP, "code_version": CODE_VERSION}
 
-    @dg.asset(**common)
-    def env_proposals(context: dg.AssetExecutionContext, authentic_resources: pd.DataFrame) -> dg.Output:
-        """Proposed environments: one per workflow area (tag) of a resource, small related
-        resources merged; each cites its resource ids."""
-        proposals, errors, metrics = propose_environments(records(authentic_resources))
+    @dg.asset(**common, pool=LLM_POOL)
+    def env_proposals(
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        llm: LLMResource,
+        authentic_resources: pd.DataFrame,
+    ) -> dg.Output:
+        """Proposed environments, each citing its resource ids. Template: one per workflow area (tag)
+        of a resource, small related resources merged. LLM: the proposer groups the operations
+        (Markdown docs included); cited operations must exist."""
+        resources = records(authentic_resources)
+        if settings.backend == "llm":
+            with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
+                proposals, errors, metrics = propose_environments_llm(
+                    resources, gateway, domain=context.partition_key
+                )
+        else:
+            proposals, errors, metrics = propose_environments(resources)
         for error in errors:
             context.log.warning(error["reason"])
         return dg.Output(
@@ -58,12 +74,25 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         _log_rejects(context, rejects)
         return dg.Output(_frame(rows, context), metadata=as_metadata({**metrics, "rejects": rejects}))
 
-    @dg.asset(**common)
+    @dg.asset(**common, pool=LLM_POOL)
     def env_code(
-        context: dg.AssetExecutionContext, settings: EnvFactorySettings, env_specs: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        llm: LLMResource,
+        env_specs: pd.DataFrame,
+        authentic_resources: pd.DataFrame,
     ) -> dg.Output:
-        """One Python module per environment version (source + sha256) and its seeded initial state."""
-        rows, rejects, metrics = env_code_rows(records(env_specs), base_seed=settings.seed)
+        """Python modules per environment version (source + sha256) with their seeded initial state.
+        Template: generated from the spec. LLM: the coder's and reviser's attempts, every one kept
+        (and re-verified by `env_verification`)."""
+        specs = records(env_specs)
+        if settings.backend == "llm":
+            with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
+                rows, rejects, metrics = env_code_rows_llm(
+                    specs, records(authentic_resources), gateway, base_seed=settings.seed
+                )
+        else:
+            rows, rejects, metrics = env_code_rows(specs, base_seed=settings.seed)
         _log_rejects(context, rejects)
         return dg.Output(_frame(rows, context), metadata=as_metadata({**metrics, "rejects": rejects}))
 

@@ -40,7 +40,13 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
         spec = spec.model_copy(
             update={"proposal_id": proposal["id"], "resource_ids": list(proposal["resource_ids"])}
         )
-        row = spec_row(spec, proposal, backend="template")
+        row = spec_row(
+            spec,
+            proposal,
+            backend=proposal.get("backend", "template"),
+            model=proposal.get("llm_model"),
+            prompt_version=proposal.get("prompt_version"),
+        )
         row["source_write_operations"] = source_write_operations(proposal, specs_by_resource, spec)
         rows.append(row)
     return rows, rejects, {"specs": len(rows), "rejected": len(rejects), **_tool_stats(rows)}
