@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import pandas as pd
 
+from assets.metadata import as_metadata
 from envfactory_dagster.quality.expectations import Expectation, validate_frame
 
 SuiteFactory = Callable[[str], list[Expectation]]
@@ -33,27 +34,25 @@ def check_results(
 
     An empty partition has no rows to violate anything: every check passes, saying so.
     """
+    expectations = suite(domain)
     if frame.empty:
-        for expectation in suite(domain):
+        for expectation in expectations:
             yield dg.AssetCheckResult(
                 asset_key=asset, check_name=expectation.check_name, passed=True, metadata={"rows": 0}
             )
         return
-    warn_only = {e.check_name for e in suite(domain) if e.warn_only}
-    for outcome in validate_frame(frame, asset, suite(domain)):
-        metadata = {
-            key: dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
-            for key, value in outcome.detail.items()
-            if value is not None
-        }
+    warn_only = {e.check_name for e in expectations if e.warn_only}
+    for outcome in validate_frame(frame, asset, expectations):
+        metadata = as_metadata(outcome.detail)
         if outcome.errored:
             metadata["error"] = "the expectation itself failed to evaluate"
+        severity = (
+            dg.AssetCheckSeverity.WARN if outcome.check_name in warn_only else dg.AssetCheckSeverity.ERROR
+        )
         yield dg.AssetCheckResult(
             asset_key=asset,
             check_name=outcome.check_name,
             passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.WARN
-            if outcome.check_name in warn_only
-            else dg.AssetCheckSeverity.ERROR,
+            severity=severity,
             metadata=metadata,
         )
