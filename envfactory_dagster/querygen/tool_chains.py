@@ -68,12 +68,17 @@ def split_turns(n_calls: int, rng: random.Random, max_calls_per_turn: int = 5) -
 
 
 def _satisfiable(graph: ToolGraph, input_id: str, prefix: set[str]) -> bool:
-    return graph.user_provided(input_id) or any(t in prefix for t in graph.input_producers.get(input_id, ()))
+    return (
+        graph.user_provided(input_id)
+        or bool(graph.from_state(input_id))
+        or any(t in prefix for t in graph.input_producers.get(input_id, ()))
+    )
 
 
 def validate_chain(chain: Chain, graph: ToolGraph, *, max_envs: int = 3) -> list[str]:
     """Problems of a chain (empty = valid): unknown tools, too many environments, a required
-    input neither user-provided nor fed by an earlier tool of the chain, turns not covering the calls."""
+    input neither user-provided, nor state-scoped, nor fed by an earlier tool of the chain, turns not
+    covering the calls."""
     problems: list[str] = []
     prefix: set[str] = set()
     for position, tool in enumerate(chain.tools):
@@ -84,7 +89,7 @@ def validate_chain(chain: Chain, graph: ToolGraph, *, max_envs: int = 3) -> list
             if graph.required(p) and not _satisfiable(graph, p, prefix):
                 problems.append(
                     f"call {position} {tool}: required input {graph.node(p)['name']!r} "
-                    "has no earlier producer and is not user-provided"
+                    "has no earlier producer and is neither user-provided nor state-scoped"
                 )
         prefix.add(tool)
     envs = {t.split("::", 1)[0] for t in chain.tools}

@@ -18,6 +18,11 @@ matched as `provenance`, and its `score`):
    Listing tool -> `listing_title`);
 2. `type_match` (0.9): equal JSON types and the spec's entity metadata says both are the key of
    the same entity (an input bound to a foreign key `assignee_id -> User` and `users[].id`);
+   `entity_suffix` (0.85): an `<x>_id` input with no entity `<x>` is the key of the one entity
+   whose name ends in `<x>` (`offer_id` <- `HotelOffer.id`; ambiguous suffixes link nothing);
+   in 1-2 an array-of-ids input (`hotel_ids`) is also fed by a list element's id (`hotels[].id`,
+   edge attribute `element`: the call gets a one-element array), and no key edge is added when
+   the input's `pattern` refuses the keys seeded states hold (`ho_0001` vs `^[A-Z0-9]*$`);
 3. `embedding` (cosine, optional `embed_fn`) and `tfidf` (cosine of TF-IDF vectors) of the text
    `"{normalized name} {name} ({type}): {description}"`, at or above their thresholds;
 4. `llm`: an add-only pass inside each environment (`llm_edge_fn`).
@@ -25,7 +30,9 @@ Edges cross environments freely; a tool never feeds itself.
 
 Every input gets `user_provided` (would a person type this value?) by offline rules
 (`label_user_provided`), optionally overridden by `llm_label_fn`. A required input with no
-producer that is not user-provided is *unfillable*; they are listed in `graph_metrics()`.
+producer that is not user-provided is *unfillable*; they are listed in `graph_metrics()`. A
+required id whose producers all need it themselves (a `plan_id` scope) is `from_state`
+(`_mark_state_scoped_inputs`): bound from an existing row's key when no earlier output has one.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ LLMEdgeFn = Callable[[str, list[dict[str, Any]], list[dict[str, Any]]], list[tup
 # inputs as node dicts -> {input node id: user_provided}
 LLMLabelFn = Callable[[list[dict[str, Any]]], Mapping[str, bool]]
 
-PROVENANCE_SCORE = {"name_match": 1.0, "type_match": 0.9, "llm": 0.8}
+PROVENANCE_SCORE = {"name_match": 1.0, "type_match": 0.9, "entity_suffix": 0.85, "llm": 0.8}
 ID_WORDS = {"id", "ids", "uuid", "uuids", "sid", "key", "keys", "gid"}
 
 # -- user_provided rules ---------------------------------------------------------------
@@ -228,6 +235,16 @@ def flatten_output_schema(schema: Mapping[str, Any]) -> list[tuple[str, str, dic
     return leaves
 
 
+def _scalar_item_type(schema: Mapping[str, Any]) -> str:
+    """The item type of an array of scalars (`{"type": "array", "items": {"type": "string"}}` ->
+    `string`), "" for anything else."""
+    items = schema.get("items")
+    if json_type(schema) != "array" or not isinstance(items, dict):
+        return ""
+    kind = json_type(items)
+    return kind if kind in ("string", "integer", "number") else ""
+
+
 def snake_entity(name: str) -> str:
     """`ShopSection` / `shop_sections` -> `shop_section` (singular words joined by `_`)."""
     return "_".join(singular(w) for w in words(name))
@@ -335,13 +352,20 @@ class ToolGraph:
     def required(self, input_id: str) -> bool:
         return bool(self.graph.nodes[input_id]["required"])
 
+    def from_state(self, input_id: str) -> str:
+        """The collection a state-scoped input is read from ("" for any other input)."""
+        return str(self.graph.nodes[input_id].get("from_state") or "")
+
     def unfillable_inputs(self) -> list[str]:
-        """Required inputs that no tool produces and a user would not type."""
+        """Required inputs that no tool produces, a user would not type and the state does not scope."""
         return sorted(
             i
             for inputs in self.tool_inputs.values()
             for i in inputs
-            if self.required(i) and not self.user_provided(i) and not self.input_producers.get(i)
+            if self.required(i)
+            and not self.user_provided(i)
+            and not self.from_state(i)
+            and not self.input_producers.get(i)
         )
 
 
@@ -405,14 +429,18 @@ def _add_env_nodes(g: nx.DiGraph, env: EnvDescriptor) -> None:
                 name=pname,
                 tool=tool.name,
                 type=json_type(pschema),
+                item_type=_scalar_item_type(pschema),
+                pattern=str(pschema.get("pattern") or ""),
                 required=pname in required,
                 description=str(pschema.get("description") or ""),
                 entity=tool.entity or "",
                 binding=binding or "",
                 name_key=name_key,
                 entity_key=entity_key,
+                entity_key_by="schema" if entity_key else "",
                 user_provided=label_user_provided(pname, pschema, binding, bound),
                 labelled_by="rules",
+                from_state="",
             )
             g.add_edge(
                 f"{tid}::in::{pname}",
@@ -447,8 +475,94 @@ def _add_env_nodes(g: nx.DiGraph, env: EnvDescriptor) -> None:
                 entity=owner.name if owner else "",
                 name_key=normalized_name(leaf_name, owner_ctx, owner.key_field if owner else None),
                 entity_key=entity_key,
+                # the form of the keys seeded states hold (`envgen.seed_data`)
+                key_example=f"{owner.id_prefix}0001" if owner and leaf_name == owner.key_field else "",
             )
             g.add_edge(tid, f"{tid}::out::{path}", kind="produces", provenance="schema", score=1.0)
+
+
+def _pattern_admits(pattern: str, key_example: str) -> bool:
+    """Whether an input's `pattern` accepts the keys an entity's seeded rows have (`ho_0001` is
+    refused by `^[A-Z0-9]*$`: such an edge could never bind); True when either is absent."""
+    if not pattern or not key_example:
+        return True
+    try:
+        return re.search(pattern, key_example) is not None
+    except re.error:
+        return True
+
+
+def _link_suffix_entity_ids(g: nx.DiGraph, descriptors: Sequence[EnvDescriptor]) -> None:
+    """`<x>_id` inputs with no entity `<x>` point to the one entity whose name ends in `_<x>`.
+
+    `offer_id` -> `HotelOffer` (`hotel_offer_id`), when that entity is the only one ending in
+    `offer`: in the input's environment first, else in the domain. An ambiguous suffix
+    (`HotelOffer` and `FlightOffer` in one environment) links nothing.
+    """
+    names_by_env = {d.env_id: {snake_entity(e.name) for e in d.spec.entities} for d in descriptors}
+    all_names = set().union(*names_by_env.values()) if names_by_env else set()
+    for node_id, a in g.nodes(data=True):
+        if a["kind"] != "input" or a["entity_key"] or not a["name_key"].endswith("_id"):
+            continue
+        stem = a["name_key"][: -len("_id")]
+        if not stem or stem in all_names:
+            continue
+        for scope in (names_by_env[a["env_id"]], all_names):
+            matches = sorted(n for n in scope if n.endswith(f"_{stem}"))
+            if matches:
+                if len(matches) == 1:
+                    g.nodes[node_id].update(entity_key=f"{matches[0]}_id", entity_key_by="suffix")
+                break
+
+
+def _mark_state_scoped_inputs(
+    g: nx.DiGraph,
+    descriptors: Sequence[EnvDescriptor],
+    feeds: Mapping[tuple[str, str], Any],
+    tool_of: Callable[[str], str],
+) -> None:
+    """Required id inputs that only tools needing them already can produce are read from the state.
+
+    A scope such as a budget plan (`plan_id` in every path, produced only by tools that take a
+    `plan_id`) has no tool to start from: no chain could ever run. The least fixed point of
+    runnable tools (every required input user-provided or produced by another runnable tool)
+    finds them; an input of a tool that stays unrunnable, that has producers but no runnable one,
+    that names an entity of its environment and whose pattern admits that entity's keys gets
+    `from_state` (that entity's collection): it is bound from an earlier output when a chain has
+    one, else from the key of an existing row (the user's working context, which they name).
+    """
+    tools = [n for n, a in g.nodes(data=True) if a["kind"] == "tool"]
+    producers: dict[str, set[str]] = defaultdict(set)
+    for o, i in feeds:
+        producers[i].add(tool_of(o))
+    needs = {
+        t: [
+            i
+            for i in g.predecessors(t)
+            if g.nodes[i]["kind"] == "input" and g.nodes[i]["required"] and not g.nodes[i]["user_provided"]
+        ]
+        for t in tools
+    }
+    runnable: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for t in tools:
+            if t not in runnable and all(producers[i] & runnable - {t} for i in needs[t]):
+                runnable.add(t)
+                changed = True
+    entities = {(d.env_id, f"{snake_entity(e.name)}_id"): e for d in descriptors for e in d.spec.entities}
+    for t in sorted(set(tools) - runnable):
+        for i in needs[t]:
+            a = g.nodes[i]
+            entity = entities.get((a["env_id"], a["entity_key"] or a["name_key"]))
+            if (
+                entity is not None
+                and producers[i]
+                and not producers[i] & runnable
+                and _pattern_admits(a["pattern"], f"{entity.id_prefix}0001")
+            ):
+                a["from_state"] = entity.collection
 
 
 def _param_text(attrs: Mapping[str, Any]) -> str:
@@ -499,6 +613,7 @@ def build_tool_graph(
                     }
                 )
 
+    _link_suffix_entity_ids(g, descriptors)
     outputs = sorted(n for n, a in g.nodes(data=True) if a["kind"] == "output")
     inputs = sorted(
         n for n, a in g.nodes(data=True) if a["kind"] == "input" and not a["binding"].startswith("$")
@@ -508,6 +623,19 @@ def build_tool_graph(
     def tool_of(node_id: str) -> str:
         return node_id.split("::", 2)[0] + "::" + node_id.split("::", 2)[1]
 
+    def key_compatible(o: str, ia: Mapping[str, Any]) -> bool:
+        """Equal types, or a list element's id feeding an array of ids (`hotels[].id` ->
+        `hotel_ids`: the call gets a one-element array); never keys the input's pattern refuses."""
+        oa = g.nodes[o]
+        if not _pattern_admits(ia["pattern"], oa["key_example"]):
+            return False
+        return types_compatible(oa["type"], ia["type"]) or (
+            bool(ia["item_type"])
+            and ia["name_key"].endswith("_id")
+            and "[]." in oa["name"]
+            and types_compatible(oa["type"], ia["item_type"])
+        )
+
     # 1-2: names and entity metadata, via hash joins on the normalized keys
     for key_attr, provenance in (("name_key", "name_match"), ("entity_key", "type_match")):
         by_key: dict[str, list[str]] = defaultdict(list)
@@ -516,13 +644,11 @@ def build_tool_graph(
                 by_key[g.nodes[o][key_attr]].append(o)
         for i in inputs:
             ia = g.nodes[i]
+            suffix = key_attr == "entity_key" and ia["entity_key_by"] == "suffix"
+            kind = "entity_suffix" if suffix else provenance
             for o in by_key.get(ia[key_attr], []) if ia[key_attr] else []:
-                if (
-                    (o, i) not in feeds
-                    and tool_of(o) != tool_of(i)
-                    and types_compatible(g.nodes[o]["type"], ia["type"])
-                ):
-                    feeds[(o, i)] = (provenance, PROVENANCE_SCORE[provenance])
+                if (o, i) not in feeds and tool_of(o) != tool_of(i) and key_compatible(o, ia):
+                    feeds[(o, i)] = (kind, PROVENANCE_SCORE[kind])
 
     # 3: similarity of the descriptive texts
     def add_similar(matrix: Any, threshold: float, provenance: str) -> None:
@@ -535,6 +661,7 @@ def build_tool_graph(
                 (o, i) not in feeds
                 and tool_of(o) != tool_of(i)
                 and types_compatible(g.nodes[o]["type"], g.nodes[i]["type"])
+                and _pattern_admits(g.nodes[i]["pattern"], g.nodes[o]["key_example"])
             ):
                 feeds[(o, i)] = (provenance, round(float(matrix[r, c]), 4))
 
@@ -581,9 +708,11 @@ def build_tool_graph(
                 elif (o, i) not in feeds:
                     feeds[(o, i)] = ("llm", PROVENANCE_SCORE["llm"])
 
+    _mark_state_scoped_inputs(g, descriptors, feeds, tool_of)
     tool_pairs: dict[tuple[str, str], tuple[str, float, int]] = {}
     for (o, i), (provenance, score) in sorted(feeds.items()):
-        g.add_edge(o, i, kind="feeds", provenance=provenance, score=score)
+        element = g.nodes[i]["type"] == "array" and g.nodes[o]["type"] != "array"
+        g.add_edge(o, i, kind="feeds", provenance=provenance, score=score, element=element)
         pair = (tool_of(o), tool_of(i))
         best = tool_pairs.get(pair)
         if best is None or score > best[1]:
@@ -636,6 +765,7 @@ def graph_nodes_rows(tg: ToolGraph) -> list[dict[str, Any]]:
                 "unfillable": a["kind"] == "input"
                 and a["required"]
                 and not a["user_provided"]
+                and not a["from_state"]
                 and not tg.input_producers.get(node_id),
             }
         )
@@ -697,6 +827,7 @@ def graph_metrics(tg: ToolGraph) -> dict[str, Any]:
         "user_provided_share": round(sum(a["user_provided"] for a in inputs) / len(inputs), 4)
         if inputs
         else 0.0,
+        "state_scoped_inputs": sorted(n for n, a in g.nodes(data=True) if a.get("from_state")),
         "unfillable_inputs_count": len(unfillable),
         "unfillable_inputs": unfillable,
         "per_env": {env: dict(c) for env, c in sorted(per_env.items())},

@@ -13,6 +13,8 @@ Per chain (all choices from `random.Random` seeded by the run seed and the chain
   value a user knows: a word, name, status... of an existing row (`state` source) for lookups and
   filters, or a fresh realistic value (`user` source, Faker via `seed_data.field_value`) for what
   is created or changed. Optional inputs are set sometimes (`p_optional_output`, `p_optional_user`).
+  An array-of-ids input fed by a list element's id gets a one-element array; a state-scoped input
+  (`ToolGraph.from_state`) without an earlier output takes an existing row's key (`state` source).
 - A rejected execution is retried with the next attempt's seed (`attempts`).
 - Calls run in chain order; state carries over between turns; each call records its output and
   its state diff. A ToolError, a value that cannot be bound or a state that does not load
@@ -144,7 +146,10 @@ class _ChainRunner:
 
     # -- arguments ------------------------------------------------------------------------
     def _existing_tier(self, value: Any, tool: ToolSpec, spec: EnvSpec, param: str, env: Environment) -> int:
-        """2: the row exists (and meets the transition precondition), 1: no check applies, 0: missing."""
+        """2: the row exists (and meets the transition precondition), 1: no check applies, 0: missing.
+        An array of ids ranks as its weakest element."""
+        if isinstance(value, list):
+            return min((self._existing_tier(v, tool, spec, param, env) for v in value), default=0)
         entity = next((e for e in spec.entities if e.name == tool.entity), None)
         binding = tool.param_fields.get(param)
         if entity is None or binding is None or tool.action == "create":
@@ -172,12 +177,15 @@ class _ChainRunner:
         candidates: list[tuple[int, float, int, str, Any, int, int]] = []
         param = self.x.graph.node(input_id)["name"]
         validate = self.x.validator(schema)
+        as_array = json_type(schema) == "array"
         for output_id, score in self.x.graph.input_feeds.get(input_id, ()):
             producer, path = output_id.split("::out::", 1)
             for order, (turn, call, tool_id, output) in enumerate(self.records):
                 if tool_id != producer:
                     continue
                 for concrete, value in _path_values(output, path):
+                    if as_array and value is not None and not isinstance(value, list):
+                        value = [value]  # a list element's id feeding an array of ids
                     if value is None or not validate(value):
                         continue
                     tier = self._existing_tier(value, tool, spec, param, env)
@@ -231,6 +239,14 @@ class _ChainRunner:
             )
         return None
 
+    def _state_key(self, collection: str, env: Environment) -> tuple[Any, ArgumentSource] | None:
+        """The key of an existing row: the working context (a plan, a workspace) the user names."""
+        table = env.state.get(collection) or {}
+        if not table:
+            return None
+        key = self.rng.choice(sorted(table))
+        return key, ArgumentSource(kind="state", collection=collection, key=str(key))
+
     def _fresh_value(
         self, spec: EnvSpec, tool: ToolSpec, param: str, schema: dict[str, Any]
     ) -> tuple[Any, ArgumentSource]:
@@ -273,6 +289,9 @@ class _ChainRunner:
             if not user:
                 if required or self.rng.random() < self.x.p_optional_output:
                     bound = self._from_outputs(input_id, tool, spec, env, schema)
+                scope = self.x.graph.from_state(input_id)
+                if bound is None and required and scope:
+                    bound = self._state_key(scope, env)
                 if bound is None and required:
                     if binding.startswith("$"):
                         bound = schema_value(schema, spec.clock), ArgumentSource(kind="user")
