@@ -138,6 +138,7 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         rows, errors, metrics = build_rl_tasks(records(refined_trajectories), envs)
         index = environments_by_id(envs)
         for row in rows:
+            # independent of the check inside build_rl_tasks: the STORED row, states validated afresh
             row["gold_reward"] = replay_rl_task(rl_task_from_row(row), index).total
         for error in errors:
             context.log.warning(f"{error}")

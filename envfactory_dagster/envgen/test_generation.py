@@ -14,6 +14,7 @@ foreign-key parameters, real field values for filters and new rows) or from the 
 
 from __future__ import annotations
 
+import random
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
 from envfactory_dagster.envgen.naming import snake_case
+from envfactory_dagster.envgen.seed_data import pattern_is_samplable, sample_pattern
 
 TestCategory = Literal["valid", "boundary", "invalid"]
 Expectation = Literal["success", "tool_error", "no_crash"]
@@ -117,6 +119,8 @@ def schema_value(schema: dict[str, Any], clock: str) -> Any:
         return []
     if kind == "object":
         return {}
+    if "pattern" in schema and pattern_is_samplable(schema["pattern"]):
+        return sample_pattern(schema["pattern"], random.Random(1))
     fmt = schema.get("format")
     if fmt == "date-time":
         return clock
@@ -160,6 +164,9 @@ def _arguments_for_row(
     properties: dict[str, Any] = tool.input_schema.get("properties", {})
     required = set(tool.input_schema.get("required", []))
     arguments: dict[str, Any] = {}
+    changes_a_field = any(
+        bindings[p].role == "field" and bindings[p].field is not None for p in properties if p in bindings
+    )
     for param, schema in properties.items():
         binding = bindings.get(param)
         value: Any = None
@@ -168,8 +175,10 @@ def _arguments_for_row(
         elif binding is not None and binding.role == "foreign_key":
             current = row.get(binding.field.name) if row is not None and binding.field is not None else None
             referenced = [r.get(binding.entity.key_field) for r in _rows(seed_state, binding.entity)]
-            if tool.action == "update":
-                # an update must change something: point the reference at another existing row
+            if tool.action == "update" and not changes_a_field:
+                # a reference is all this update can change: point it at another existing row.
+                # (Otherwise keep it: a reference that scopes the lookup, such as a parent id in
+                # the path, must stay the row's own.)
                 others = [key for key in referenced if key != current]
                 value = others[0] if others else current
             elif current is not None:

@@ -16,8 +16,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from envfactory_dagster.export.reward import RewardBreakdown, score_rollout, values_equal
 from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask
 from envfactory_dagster.lineage import canonical_json, content_id
@@ -28,6 +26,7 @@ from envfactory_dagster.querygen.replay import (
     exported_name_of,
     read_path,
     task_environments,
+    trajectory_of_row,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.runtime.contract import ToolError
@@ -184,12 +183,9 @@ def build_rl_tasks(
     counts: Counter[str] = Counter()
     for row in refined:
         try:
-            trajectory = Trajectory.model_validate_json(row["trajectory_json"])
-            envs_of_task = task_environments(trajectory.env_ids, index)
-        except (ValidationError, KeyError, ValueError) as exc:
-            errors.append(
-                {"trajectory_id": row.get("trajectory_id"), "stage": STAGE, "reason": f"unreadable: {exc}"}
-            )
+            trajectory, envs_of_task = trajectory_of_row(row, index)
+        except ValueError as exc:
+            errors.append({"trajectory_id": row.get("trajectory_id"), "stage": STAGE, "reason": str(exc)})
             continue
         names = exported_name_of(envs_of_task)
         replayer = TrajectoryReplayer(trajectory, envs_of_task)

@@ -13,15 +13,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from envfactory_dagster.export.rl_tasks import SYSTEM_PROMPT
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     environments_by_id,
     exported_name_of,
-    task_environments,
+    trajectory_of_row,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.runtime.toolset import Toolset
@@ -65,12 +63,9 @@ def build_sft_rows(
     rows, errors = [], []
     for row in refined:
         try:
-            trajectory = Trajectory.model_validate_json(row["trajectory_json"])
-            envs_of_task = task_environments(trajectory.env_ids, index)
-        except (ValidationError, KeyError, ValueError) as exc:
-            errors.append(
-                {"trajectory_id": row.get("trajectory_id"), "stage": STAGE, "reason": f"unreadable: {exc}"}
-            )
+            trajectory, envs_of_task = trajectory_of_row(row, index)
+        except ValueError as exc:
+            errors.append({"trajectory_id": row.get("trajectory_id"), "stage": STAGE, "reason": str(exc)})
             continue
         messages = trajectory_messages(trajectory, exported_name_of(envs_of_task))
         env_key = tuple(trajectory.env_ids)

@@ -152,3 +152,15 @@ def replay_matches_record(
         if canonical_json(replay.final_states[env_id]) != canonical_json(trajectory.final_states.get(env_id)):
             return False, f"final state of {env_id} differs"
     return True, ""
+
+
+def trajectory_of_row(
+    row: Mapping[str, Any], index: Mapping[str, VerifiedEnvironment]
+) -> tuple[Trajectory, list[VerifiedEnvironment]]:
+    """The Trajectory of a stored row and its environments; ValueError (saying which) when the row's
+    JSON is unreadable or an environment is missing from the registry."""
+    try:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        return trajectory, task_environments(trajectory.env_ids, index)
+    except (ValidationError, KeyError) as exc:
+        raise ValueError(f"unreadable: {exc}") from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,9 @@ from test_spec_inference import REALWORLD
 from envfactory_dagster.envgen.codegen import generate_module
 from envfactory_dagster.envgen.env_spec import EnvSpec, ToolSpec
 from envfactory_dagster.envgen.proposals import propose_environments
-from envfactory_dagster.envgen.seed_data import generate_state, sample_pattern
+from envfactory_dagster.envgen.seed_data import generate_state
 from envfactory_dagster.envgen.spec_inference import build_env_spec
+from envfactory_dagster.envgen.test_generation import schema_value
 from envfactory_dagster.ingest.authentic_resources import default_resources_dir, ingest_domain, list_domains
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
 from envfactory_dagster.lineage import sha256_hex
@@ -46,33 +46,6 @@ def shop_envs() -> list[EnvSpec]:
     return [build_env_spec(p, {"res_shop": spec}) for p in proposals]
 
 
-def scalar_value(schema: dict[str, Any]) -> Any:
-    """A value valid for a parameter schema (no row knowledge)."""
-    if "enum" in schema:
-        return schema["enum"][0]
-    kind = schema.get("type")
-    if kind == "integer" or kind == "number":
-        low = schema.get("minimum", 1)
-        high = schema.get("maximum", max(low, 5))
-        value = min(max(low, 1), high)
-        return int(value) if kind == "integer" else float(value)
-    if kind == "boolean":
-        return True
-    if kind == "array":
-        return []
-    if kind == "object":
-        return {}
-    if "pattern" in schema:
-        return sample_pattern(schema["pattern"], random.Random(1))
-    text = {
-        "date-time": "2026-01-15T09:00:00Z",
-        "date": "2026-01-15",
-        "email": "ada@example.com",
-        "uri": "https://example.com/a",
-    }
-    return text.get(schema.get("format"), "sample")[: schema.get("maxLength", 100)]
-
-
 def valid_arguments(spec: EnvSpec, tool: ToolSpec, state: dict[str, Any]) -> dict[str, Any]:
     """Required arguments plus bound optional ones; keys and foreign keys point at seeded rows,
     and a transition picks a row in an allowed status."""
@@ -101,7 +74,7 @@ def valid_arguments(spec: EnvSpec, tool: ToolSpec, state: dict[str, Any]) -> dic
         elif field == "$query":
             args[name] = "a"
         else:
-            args[name] = scalar_value(schema)
+            args[name] = schema_value(schema, spec.clock)
     return args
 
 

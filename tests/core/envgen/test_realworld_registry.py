@@ -26,6 +26,8 @@ def test_every_realworld_file_yields_a_verified_environment() -> None:
         specs, _, _ = env_spec_rows(proposals, ingested.resources)
         codes, _, _ = env_code_rows(specs, base_seed=0)
         verifications, _ = env_verification_rows(codes, specs)
+        failed = {v["class_name"]: v["failures_json"] for v in verifications if not v["passed"]}
+        assert not failed, failed  # e.g. an update test must keep a path-scope reference its own
         registry, _ = verified_env_rows(verifications, codes, specs)
         for resource in ingested.resources:
             covered[resource["source_path"]] = sum(resource["id"] in env["resource_ids"] for env in registry)
