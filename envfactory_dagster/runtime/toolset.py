@@ -1,29 +1,35 @@
 """A toolset: the live instances of one task's environments behind one flat tool namespace.
 
 A chain (and so a trajectory, an RL task, a rollout) may span up to three environments, each
-with its own state. Agents see one list of tools; names stay the environment's own tool names
-unless two environments share one, in which case every tool of the task is qualified as
-`<ClassName>__<tool>` (deterministic, valid as an OpenAI/MCP function name). The Gym wrapper,
-the MCP server, the trainer adapters and trajectory execution all go through this class.
+with its own state. Agents see one list of tools. Naming (`qualify`): "on_clash" keeps the
+environment's own tool names unless two environments share one, in which case every tool of the
+task is qualified as `<ClassName>__<tool>` (an MCP server of one API shows its own names);
+"always" qualifies every tool, so a tool has one name in every task of a dataset (training
+exports and the trainer-facing runtime: trainers such as verl declare tools once, globally).
+Names are deterministic and valid as OpenAI/MCP function names. The Gym wrapper, the MCP server,
+the trainer adapters and trajectory execution all go through this class.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from envfactory_dagster.runtime.contract import Environment, ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 
 QUALIFIER = "__"
+Qualify = Literal["on_clash", "always"]
 
 
-def exported_tool_names(envs: Sequence[VerifiedEnvironment]) -> dict[str, tuple[str, str]]:
+def exported_tool_names(
+    envs: Sequence[VerifiedEnvironment], qualify: Qualify = "on_clash"
+) -> dict[str, tuple[str, str]]:
     """Exported name -> (env_id, tool name), for the environments of one task, in order."""
     names = [(env.env_id, env.class_name, tool) for env in envs for tool in env.env_class.TOOLS]
     bare = [tool for _, _, tool in names]
-    qualify = len(bare) != len(set(bare))
+    qualify = qualify == "always" or len(bare) != len(set(bare))
     exported: dict[str, tuple[str, str]] = {}
     for env_id, class_name, tool in names:
         name = f"{class_name}{QUALIFIER}{tool}" if qualify else tool
@@ -35,13 +41,37 @@ class Toolset:
     """Fresh instances of a task's environments (sharing nothing) and one flat tool namespace."""
 
     def __init__(
-        self, envs: Sequence[VerifiedEnvironment], states: Mapping[str, dict[str, Any]] | None = None
+        self,
+        envs: Sequence[VerifiedEnvironment],
+        states: Mapping[str, dict[str, Any]] | None = None,
+        *,
+        qualify: Qualify = "on_clash",
     ) -> None:
         self.envs = {env.env_id: env for env in envs}
-        self.names = exported_tool_names(envs)
+        self.names = exported_tool_names(envs, qualify)
         self.instances: dict[str, Environment] = {
             env.env_id: env.instance(None if states is None else states[env.env_id]) for env in envs
         }
+
+    @classmethod
+    def from_snapshots(
+        cls,
+        envs: Sequence[VerifiedEnvironment],
+        snapshots: Mapping[str, dict[str, Any]],
+        names: Mapping[str, tuple[str, str]],
+    ) -> Toolset:
+        """A Toolset over already validated snapshots (from `snapshot_states`), with the exported
+        `names` computed once by the caller: no validation, for per-episode resets in microseconds."""
+        toolset = cls.__new__(cls)
+        toolset.envs = {env.env_id: env for env in envs}
+        toolset.names = dict(names)
+        toolset.instances = {}
+        for env in envs:
+            env_class = env.env_class
+            instance = env_class.__new__(env_class)
+            instance.reset(snapshots[env.env_id])
+            toolset.instances[env.env_id] = instance
+        return toolset
 
     def reset(self, states: Mapping[str, dict[str, Any]]) -> None:
         """Load each environment's state (validated) from `states` (env_id -> state)."""
