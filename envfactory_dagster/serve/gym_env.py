@@ -15,6 +15,9 @@ order, or with only `content` = final answer), or a plain string (final answer).
 Reward: 0.0 on every step but the last; at the end (final answer, or `max_steps` calls reached:
 `truncated`), the task's reward `score_rollout` — its components in `info["reward"]`.
 Tool errors and malformed calls are observations, never exceptions; `info` counts them.
+
+A task is parsed and its states validated on its first reset only (`rollout.TaskCache`, by task
+id); later resets of it start from copy-on-write snapshots (microseconds).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import gymnasium
 
 from envfactory_dagster.export.rl_task_model import RLTask
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
-from envfactory_dagster.serve.rollout import Rollout, observation_text
+from envfactory_dagster.serve.rollout import Rollout, TaskCache, observation_text
 
 Action = Mapping[str, Any] | str
 
@@ -41,10 +44,15 @@ class ToolUseEnv(gymnasium.Env):
     metadata = {"render_modes": []}  # noqa: RUF012 (Gymnasium's class attribute)
 
     def __init__(
-        self, envs_by_id: Mapping[str, VerifiedEnvironment], *, max_steps: int | None = None
+        self,
+        envs_by_id: Mapping[str, VerifiedEnvironment],
+        *,
+        max_steps: int | None = None,
+        max_cached_tasks: int = 1024,
     ) -> None:
         self.envs_by_id = dict(envs_by_id)
         self.max_steps = max_steps  # None: the task's reward_spec.max_calls
+        self.tasks = TaskCache(self.envs_by_id, max_cached_tasks)
         self.rollout: Rollout | None = None
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
@@ -64,8 +72,8 @@ class ToolUseEnv(gymnasium.Env):
             task = (options or {}).get("task")
         if task is None:
             raise ValueError("reset needs a task: reset(task) or reset(options={'task': task})")
-        self.rollout = Rollout(task, self.envs_by_id)
-        self.messages = [dict(m) for m in self.rollout.task.messages]
+        self.rollout = Rollout.of(self.tasks.get(task))
+        self.messages = list(self.rollout.task.messages)  # the task's dicts are never mutated here
         self.steps = 0
         self.done = False
         return self._observation(), self._info()

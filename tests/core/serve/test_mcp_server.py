@@ -16,7 +16,12 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from envfactory_dagster.serve.mcp_server import DUMP_STATE_TOOL, LOAD_STATE_TOOL, STATE_URI_PREFIX
+from envfactory_dagster.serve.mcp_server import (
+    DUMP_STATE_TOOL,
+    LOAD_STATE_TOOL,
+    OUTPUT_SCHEMA_META,
+    STATE_URI_PREFIX,
+)
 from tests.core.serve.conftest import ENV_ID, GOLD_CHAIN, expected_final_state
 from tests.fakes.example_env_spec import EXAMPLE_SEED_STATE
 
@@ -38,13 +43,15 @@ def server_command(home: str, *extra: str) -> list[str]:
     ]
 
 
-async def run_gold_chain(session: ClientSession) -> dict:
+async def run_gold_chain(session: ClientSession, *, output_schemas: bool = False) -> dict:
     """List tools, run the chain, probe a tool error; returns the final state read as a resource."""
     await session.initialize()
     tools = {tool.name: tool for tool in (await session.list_tools()).tools}
     assert set(tools) >= SHOP_TOOLS
     assert tools["create_order"].input_schema["required"] == ["customer_id", "total"]
-    assert tools["get_order"].output_schema["required"] == ["order"]
+    assert tools["get_order"].meta[OUTPUT_SCHEMA_META]["required"] == ["order"]
+    # declared for validation only on request (clients validate every result against it)
+    assert (tools["get_order"].output_schema is not None) == output_schemas
     assert tools["get_order"].annotations.read_only_hint is True
 
     results = [await session.call_tool(name, arguments) for name, arguments in GOLD_CHAIN]
@@ -100,7 +107,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
 async def test_streamable_http_client_runs_gold_chain_and_loads_state(registry_home: str) -> None:
     port = free_port()
     process = subprocess.Popen(
-        server_command(registry_home, "--transport", "http", "--port", str(port), "--state-tools"),
+        server_command(
+            registry_home, "--transport", "http", "--port", str(port), "--state-tools", "--output-schemas"
+        ),
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
@@ -114,7 +123,7 @@ async def test_streamable_http_client_runs_gold_chain_and_loads_state(registry_h
                 streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
                 ClientSession(read, write) as session,
             ):
-                final_state = await run_gold_chain(session)
+                final_state = await run_gold_chain(session, output_schemas=True)
                 dumped = await session.call_tool(DUMP_STATE_TOOL, {"env_id": ENV_ID})
                 assert dumped.structured_content["states"][ENV_ID] == final_state
 
