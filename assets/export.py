@@ -28,6 +28,7 @@ from envfactory_dagster.llm.config import cache_dir_for_home
 from envfactory_dagster.quality.suites import refined_trajectories_suite, rl_tasks_suite
 from envfactory_dagster.querygen.replay import environments_by_id
 from envfactory_dagster.refine.refined_trajectories import refine_trajectories
+from envfactory_dagster.serve.registry import write_environment_files
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
@@ -173,6 +174,9 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         for error in errors:
             context.log.warning(f"{error}")
         domain = context.partition_key
+
+        if "://" not in settings.home:  # what `envfactory serve` reads instead of the Parquet registry
+            write_environment_files(settings.home, envs)
 
         def write(directory: Path) -> None:
             splits = write_verl_parquet(rows, directory)
