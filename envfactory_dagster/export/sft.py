@@ -4,9 +4,10 @@ Row: OpenAI chat `messages` (system; per turn: user, one assistant `tool_calls` 
 dependency level each followed by its `tool` results, the closing answer; see chat_messages.py),
 the `tools` list, and lineage. A turn whose gold calls pass an identifier no earlier message shows
 (refinement hid it behind a reference only a look-up the gold calls skip would resolve) would
-teach a model to guess ids: the row keeps the turns before it (none left: an error row). Tool names follow one rule in every row (`<ClassName>__<tool>`).
-Writers: OpenAI JSONL, ShareGPT for LLaMA-Factory (with its `dataset_info.json` entry), and
-Parquet per split with `messages` / `tools` as structured columns (see training_parquet.py).
+teach a model to guess ids: the row keeps the turns before it (none left: an error row). Tool
+names follow one rule in every row (`<ClassName>__<tool>`). Writers: OpenAI JSONL, ShareGPT for
+LLaMA-Factory (with its `dataset_info.json` entry), and Parquet per split with `messages` / `tools`
+as structured columns (see training_parquet.py).
 """
 
 from __future__ import annotations
@@ -259,11 +260,11 @@ def sft_parquet_record(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_sft_parquet(rows: Iterable[Mapping[str, Any]], directory: str | Path) -> dict[str, int]:
-    """`<split>.parquet` per split (`SFT_SCHEMA`); returns rows per split."""
+    """`<split>.parquet` per non-empty split (`SFT_SCHEMA`); returns rows per split."""
     records = [sft_parquet_record(r) for r in rows]
+    counts = {split: [r for r in records if r["split"] == split] for split in SPLITS}
+    # no file for an empty split: `datasets` cannot read a Parquet file without rows
     return {
-        split: write_training_parquet(
-            [r for r in records if r["split"] == split], SFT_SCHEMA, Path(directory) / f"{split}.parquet"
-        )
-        for split in SPLITS
+        split: write_training_parquet(rows, SFT_SCHEMA, Path(directory) / f"{split}.parquet") if rows else 0
+        for split, rows in counts.items()
     }

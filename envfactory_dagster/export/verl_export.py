@@ -81,11 +81,11 @@ def verl_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_verl_parquet(rows: Iterable[Mapping[str, Any]], directory: str | Path) -> dict[str, int]:
-    """`<split>.parquet` per split under `directory` (`VERL_SCHEMA`); returns rows per split."""
+    """`<split>.parquet` per non-empty split under `directory` (`VERL_SCHEMA`); rows per split."""
     records = verl_records(rows)
+    counts = {split: [r for r in records if r["split"] == split] for split in SPLITS}
+    # no file for an empty split: `datasets` cannot read a Parquet file without rows
     return {
-        split: write_training_parquet(
-            [r for r in records if r["split"] == split], VERL_SCHEMA, Path(directory) / f"{split}.parquet"
-        )
-        for split in SPLITS
+        split: write_training_parquet(rows, VERL_SCHEMA, Path(directory) / f"{split}.parquet") if rows else 0
+        for split, rows in counts.items()
     }

@@ -36,7 +36,7 @@ def sft_rows() -> list[dict]:
 def test_a_turn_whose_gold_call_passes_a_hidden_id_is_not_taught() -> None:
     # refinement turned "orders of customer cus_0002" into "orders of the customer named Alan
     # Turing", but the gold trajectory makes no look-up: a model trained on it would guess the id
-    rows, errors, metrics = sft_build()
+    _, errors, metrics = sft_build()
     assert [e["reason"] for e in errors] == ["turn 0 passes 'cus_0002', which no message shows before"]
     assert metrics["turns_cut_for_unseen_ids"] == 1
 
