@@ -76,9 +76,9 @@ class RLTask(BaseModel):
     n_turns: int = 1  # turns of the trajectory
     messages: list[dict[str, Any]]  # OpenAI chat messages: system, earlier turns, the turn's user message
     tools: list[dict[str, Any]]  # Toolset.openai_tools()
-    initial_states: dict[str, dict[str, Any]]  # env_id -> state at the start of the turn
+    initial_states: dict[str, dict[str, Any]]  # world_id -> state at the start of the turn (envgen.worlds)
     gold_calls: list[RLGoldCall]
-    gold_final_states: dict[str, dict[str, Any]]  # env_id -> state after the turn's gold calls
+    gold_final_states: dict[str, dict[str, Any]]  # world_id -> state after the turn's gold calls
     reward_spec: RewardSpec = Field(default_factory=RewardSpec)
     resource_ids: list[str] = Field(default_factory=list)
     lookalike_tags: list[str] = Field(default_factory=list)

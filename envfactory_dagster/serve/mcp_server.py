@@ -39,7 +39,7 @@ from pydantic import ValidationError
 
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
-from envfactory_dagster.runtime.toolset import Qualify, Toolset
+from envfactory_dagster.runtime.toolset import Qualify, Toolset, seed_states
 
 LOCALHOST = "127.0.0.1"
 STATE_URI_PREFIX = "envfactory://state/"
@@ -228,6 +228,8 @@ def _load_state(toolset: Toolset, arguments: Mapping[str, Any]) -> dict[str, Any
         raise ToolError(
             "invalid_state", f"{env_id}: {error.error_count()} invalid field(s): {error}"
         ) from None
+    for member in toolset.worlds[toolset.envs[env_id].world_id]:  # environments of one world share it
+        member.state = instance.state
     return {"env_id": env_id, "loaded": True}
 
 
@@ -295,15 +297,14 @@ def serve_environment(
 ) -> None:
     """Serve `envs` (1-3, one flat tool namespace) until the client or a signal stops it.
 
-    `states`: env_id -> initial state (validated); default each environment's verified seed state.
+    `states`: world_id -> initial state (validated); default each world's verified seed state.
     `qualify`: tool naming (see runtime/toolset.py); "always" gives an RL task's training names.
     """
     import anyio
 
     if not 1 <= len(envs) <= 3:
         raise ValueError(f"serve 1 to 3 environments at once, not {len(envs)}")
-    seed_states = {env.env_id: env.seed_state for env in envs}
-    toolset = Toolset(envs, {**seed_states, **(states or {})}, qualify=qualify)
+    toolset = Toolset(envs, {**seed_states(envs), **(states or {})}, qualify=qualify)
     server = build_mcp_server(
         toolset,
         name="envfactory-" + "-".join(env.class_name for env in envs),

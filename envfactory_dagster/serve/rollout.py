@@ -53,7 +53,7 @@ class PreparedTask:
 
     task: RLTask
     envs: list[VerifiedEnvironment]
-    snapshots: dict[str, dict[str, Any]]  # validated initial states, copy-on-write: never mutate
+    snapshots: dict[str, dict[str, Any]]  # world_id -> validated initial state, copy-on-write: never mutate
     names: dict[str, tuple[str, str]]  # exported (training) name -> (env_id, tool)
 
     @classmethod
@@ -109,7 +109,7 @@ class Rollout:
 
     def _start(self, prepared: PreparedTask) -> None:
         self.task = prepared.task
-        self.toolset = Toolset.from_snapshots(prepared.envs, prepared.snapshots, prepared.names)
+        self.toolset = Toolset.from_snapshots(prepared.envs, prepared.snapshots, names=prepared.names)
         self.calls: list[dict[str, Any]] = []  # well-formed calls, in order, as {name, arguments}
         self.malformed_calls = 0
         self.tool_errors = 0
