@@ -19,8 +19,15 @@ def size_category(count: int) -> str:
     return next((name for limit, name in SIZE_CATEGORIES if count < limit), "n>1M")
 
 
-def yaml_header(pretty_name: str, licenses: Sequence[str], splits: Mapping[str, int], total: int) -> str:
-    """The card's YAML: configs per non-empty split, licence, tags, size."""
+def yaml_header(
+    pretty_name: str, config_name: str, licenses: Sequence[str], splits: Mapping[str, int], total: int
+) -> str:
+    """The card's YAML: one default config with a file per non-empty split, licence, tags, size.
+
+    The config is named per folder (`rl_travel`, `sft_travel`): `datasets` caches a folder's data
+    under its name and config, and the SFT and RL folders of a domain share the folder name
+    (`domain=travel`) and the file names, so with one config name the second load would return the
+    first folder's cached rows."""
     license_id = licenses[0].lower() if len(licenses) == 1 else "other"
     files = "\n".join(
         f"  - split: {split}\n    path: {split}.parquet" for split, count in splits.items() if count
@@ -33,7 +40,7 @@ def yaml_header(pretty_name: str, licenses: Sequence[str], splits: Mapping[str, 
         "task_categories:\n- text-generation\n"
         "tags:\n- tool-use\n- function-calling\n- agents\n- synthetic\n- envfactory\n"
         f"size_categories:\n- {size_category(total)}\n"
-        "configs:\n- config_name: default\n  data_files:\n"
+        f"configs:\n- config_name: {config_name}\n  default: true\n  data_files:\n"
         f"{files}\n"
         "---\n"
     )
@@ -146,7 +153,7 @@ disjointly between SFT and RL use; `split` splits chains between train and valid
 {counts_section(rows, splits)}
 {lineage_section(envs, resources, used)}
 {LICENCE_NOTE.format(licences=", ".join(names) or "none recorded")}"""
-    return yaml_header(f"EnvFactory SFT ({domain})", names, splits, len(rows)) + body
+    return yaml_header(f"EnvFactory SFT ({domain})", f"sft_{domain}", names, splits, len(rows)) + body
 
 
 def rl_card(
@@ -194,4 +201,4 @@ every task's gold calls replay from `initial_states` to reward 1.0.
 
 {lineage_section(envs, resources, used)}
 {LICENCE_NOTE.format(licences=", ".join(names) or "none recorded")}"""
-    return yaml_header(f"EnvFactory RL tasks ({domain})", names, splits, len(rows)) + body
+    return yaml_header(f"EnvFactory RL tasks ({domain})", f"rl_{domain}", names, splits, len(rows)) + body

@@ -105,8 +105,15 @@ def test_dataset_cards_declare_the_splits_and_lineage(exports: Path) -> None:
     loaded = datasets.load_dataset(str(folder))
     assert set(loaded) == {"train", "validation"}
     card = (folder / "README.md").read_text()
-    assert card.startswith("---\n") and "config_name: default" in card
+    assert card.startswith("---\n") and "config_name: rl_single" in card
     assert "commerce/shop.yaml" in card and "apache-2.0" in card.split("---")[1]
     double = (exports / "sft" / "domain=double" / "README.md").read_text()
     assert "license: other" in double and "MIT" in double  # two source licences
     assert set(datasets.load_dataset(str(exports / "sft" / "domain=double"))) == {"train"}
+
+
+def test_sft_and_rl_folders_of_a_domain_load_their_own_rows(exports: Path, tmp_path: Path) -> None:
+    # same folder name, same file names: distinct config names keep datasets' cache apart
+    sft = datasets.load_dataset(str(exports / "sft" / "domain=single"), cache_dir=str(tmp_path))
+    rl = datasets.load_dataset(str(exports / "rl" / "domain=single"), cache_dir=str(tmp_path))
+    assert "messages" in sft["train"].column_names and "prompt" in rl["train"].column_names
