@@ -74,3 +74,24 @@ async def test_verl_tools_built_from_yaml_config_share_the_registry_table(regist
     response, _, metrics = await get.execute(instance_id, '{"order_id": "ord_0005"}')
     assert metrics == {"ok": True} and json.loads(response.text)["order"]["total"] == 25.0
     await get.release(instance_id)
+
+
+async def test_verl_tool_agent_loop_shares_one_rollout_per_trajectory(env, task) -> None:
+    """verl's ToolAgentLoop creates and releases a tool instance around every call and passes the
+    trajectory's AgentData to execute (verl@b178a3cd experimental/agent_loop/tool_agent_loop.py)."""
+
+    class AgentData:  # the attribute verl documents for tool session data
+        def __init__(self) -> None:
+            self.extra_fields: dict = {}
+
+    table = RolloutTable({ENV_ID: env})
+    tools = {tool.name: tool for tool in verl_tools(task, table)}
+    agent_data, tool_rewards = AgentData(), []
+    for name, arguments in TRAINING_CHAIN:
+        instance_id, _ = await tools[name].create(create_kwargs={"task": task.model_dump()})
+        response, reward, metrics = await tools[name].execute(instance_id, arguments, agent_data=agent_data)
+        await tools[name].release(instance_id)
+        assert metrics == {"ok": True}  # get/cancel see the order the first call created
+        tool_rewards.append(reward)
+    assert json.loads(response.text)["order"]["status"] == "cancelled"
+    assert sum(tool_rewards) == pytest.approx(1.0) and table.rollouts == {}
