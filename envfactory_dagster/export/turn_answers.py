@@ -106,14 +106,15 @@ def label_of(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def reference(row: Mapping[str, Any], key: str | None = None) -> str:
-    """`"Justin Ortega" (ven_0002)`; without a label, the id and its status (`ord_0001 (pending)`)."""
+def reference(row: Mapping[str, Any], key: str | None = None, *, with_status: bool = True) -> str:
+    """`"Justin Ortega" (ven_0002)`; without a label, the id and (`with_status`, for rows whose
+    fields the sentence does not report anyway) its status: `ord_0001 (pending)`."""
     key = key or str(row.get("id") or "")
     label = label_of(row)
     if label and key:
         return f'"{label}" ({key})'
     status = next((row[f] for f in STATUS_FIELDS if isinstance(row.get(f), str) and row[f]), None)
-    if key and status:
+    if key and status and with_status:
         return f"{key} ({short(status)})"
     return key or (f'"{label}"' if label else "")
 
@@ -137,7 +138,13 @@ def diff_facts(call: GoldCall) -> list[Fact]:
         entity = singular(collection)
         for key, row in (diff.get("added") or {}).items():
             facts.append(
-                Fact("created", entity, reference(row, key), key, fields=chosen_fields(row, "", limit=2))
+                Fact(
+                    "created",
+                    entity,
+                    reference(row, key, with_status=False),
+                    key,
+                    fields=chosen_fields(row, "", limit=2),
+                )
             )
         changed = diff.get("changed") or {}
         if isinstance(changed, list):  # keys only: the fields that changed are not recorded
@@ -148,7 +155,11 @@ def diff_facts(call: GoldCall) -> list[Fact]:
                 if isinstance(call.output, dict)
                 else None
             )
-            ref = reference(row, key) if isinstance(row, dict) and row.get("id") == key else key
+            ref = (
+                reference(row, key, with_status=False)
+                if isinstance(row, dict) and row.get("id") == key
+                else key
+            )
             pairs = [
                 (words_of(f), old_new[0], old_new[1]) for f, old_new in changes.items() if len(old_new) == 2
             ]
@@ -176,7 +187,9 @@ def output_facts(call: GoldCall, query: str, *, wrote: bool) -> list[Fact]:
                 (words_of(k), v) for k, v in call.arguments.items() if v != key and not isinstance(v, dict)
             ]
             return [Fact("unchanged", singular(name), ref, key, fields=asked[:3])]
-        return [Fact("shown", singular(name), ref, key, fields=chosen_fields(row, query))]
+        fields = chosen_fields(row, query)
+        ref = reference(row, with_status=not fields)  # the fields say the status already
+        return [Fact("shown", singular(name), ref, key, fields=fields)]
     scalars = [(words_of(k), v) for k, v in entries if not isinstance(v, dict | list)]
     return [Fact("result", "result", fields=scalars[:3])] if scalars else []
 
@@ -199,7 +212,7 @@ def turn_facts(turn: Turn, kinds: Mapping[tuple[str, str], str]) -> list[Fact]:
         is_lookup = (
             (turn.index, index) in used_later
             and kinds.get((call.env_id, call.tool)) != "write"
-            and not any(mentions(turn.query, f.entity) for f in found)
+            and not any(asks_to_see(turn.query, f.entity) for f in found)
         )
         (lookups if is_lookup else facts).extend(found)
     return facts or lookups
@@ -215,7 +228,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     ),
     "changed": (
         "{Entity} {ref}: {changes}",
-        "I updated {entity} {ref} ({changes})",
+        "I updated {entity} {ref}: {changes}",
         "Updated {entity} {ref}: {changes}",
         "For {entity} {ref}, {changes}",
     ),
@@ -251,10 +264,15 @@ CHANGE_STYLES = (
 )
 
 
-def mentions(query: str, entity: str) -> bool:
-    """Does the request name this kind of entity (a read the user asked for, not a look-up)?"""
+SEE_VERBS = re.compile(r"\b(list|show|find|look up|search|pull up|get|see|check|which|what)\b")
+
+
+def asks_to_see(query: str, entity: str) -> bool:
+    """Does the request ask to see this kind of entity (a read the user wants reported, not a
+    look-up that only fed a later call)? A seeing verb, and the entity named after it."""
     text = query.lower()
-    return entity in text or plural(entity) in text
+    verb = SEE_VERBS.search(text)
+    return verb is not None and any(name in text[verb.start() :] for name in (entity, plural(entity)))
 
 
 def plural(entity: str) -> str:
