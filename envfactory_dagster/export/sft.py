@@ -19,7 +19,6 @@ from typing import Any
 
 from envfactory_dagster.export.chat_messages import trajectory_messages, turn_order_check
 from envfactory_dagster.export.export_audit import unseen_ids
-from envfactory_dagster.export.training_parquet import SFT_SCHEMA, write_training_parquet
 from envfactory_dagster.export.turn_answers import AnswerJob, tool_kinds, write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.replay import (
@@ -243,6 +242,8 @@ def write_sharegpt(
 
 def sft_parquet_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """A row as `SFT_SCHEMA` stores it (tool-call arguments and tools as JSON text)."""
+    from envfactory_dagster.export.training_parquet import SFT_SCHEMA  # pyarrow: not on the serving path
+
     messages = [
         {
             "role": m["role"],
@@ -261,6 +262,8 @@ def sft_parquet_record(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_sft_parquet(rows: Iterable[Mapping[str, Any]], directory: str | Path) -> dict[str, int]:
     """`<split>.parquet` per non-empty split (`SFT_SCHEMA`); returns rows per split."""
+    from envfactory_dagster.export.training_parquet import SFT_SCHEMA, write_training_parquet
+
     records = [sft_parquet_record(r) for r in rows]
     counts = {split: [r for r in records if r["split"] == split] for split in SPLITS}
     # no file for an empty split: `datasets` cannot read a Parquet file without rows
