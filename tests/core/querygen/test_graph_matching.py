@@ -7,10 +7,10 @@ import random
 from typing import Any
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
-from envfactory_dagster.querygen.tool_chains import sample_chains, validate_chain
-from envfactory_dagster.querygen.tool_graph import build_tool_graph, graph_metrics
 from envfactory_dagster.querygen.binding import ArgumentBinder
 from envfactory_dagster.querygen.execution import ChainExecutor
+from envfactory_dagster.querygen.tool_chains import sample_chains, validate_chain
+from envfactory_dagster.querygen.tool_graph import build_tool_graph, graph_metrics
 
 
 def _entity(name: str, collection: str, prefix: str, *fields: FieldSpec) -> EntitySpec:

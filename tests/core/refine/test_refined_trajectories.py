@@ -67,7 +67,10 @@ def test_inconsistent_and_unreadable_trajectories_are_rejected_with_reasons() ->
     rows, rejected, _ = refine_trajectories(
         [bad, {"id": "broken", "trajectory_json": "{"}], env_rows(), seed=0
     )
-    assert rows == [] and {r["reason"].split(":")[0] for r in rejected} == {"inconsistent record", "unreadable"}
+    assert rows == [] and {r["reason"].split(":")[0] for r in rejected} == {
+        "inconsistent record",
+        "unreadable",
+    }
 
 
 def test_llm_backend_accepts_grounded_rewrites_and_rejects_unsolvable_ones(tmp_path: Path) -> None:
