@@ -6,9 +6,9 @@ A call goes in the first assistant message after every call whose output it read
 `argument_sources` of kind "output" within the same turn, and any call of the turn whose output
 first shows an identifier the call passes (a dependency a source record may have missed). Calls
 whose inputs are all visible go together (parallel calls). When grouping by level would run the
-calls in another order than recorded, the new order is replayed from the turn's start state; if
-any output or the end state differs, the calls keep their recorded order and a new message starts
-only where a call needs the one before it.
+calls in another order than recorded, the new order is run from the turn's recorded start state;
+if any output or the end state differs, the calls keep their recorded order and a new message
+starts only where a call needs the one before it.
 
 Tool results are the text a model sees at serving time (`observation_text`).
 """
@@ -21,9 +21,11 @@ from typing import Any
 
 from envfactory_dagster.export.export_audit import identifier_values
 from envfactory_dagster.lineage import canonical_json
-from envfactory_dagster.querygen.replay import Replay, TrajectoryReplayer
+from envfactory_dagster.querygen.replay import Replay, exported_name_of
 from envfactory_dagster.querygen.trajectory_model import Trajectory, Turn
 from envfactory_dagster.runtime.contract import ToolError
+from envfactory_dagster.runtime.loader import VerifiedEnvironment
+from envfactory_dagster.runtime.toolset import Toolset, exported_tool_names
 
 SYSTEM_PROMPT = (
     "You are a helpful assistant that can use tools. Complete the user's requests by calling the tools "
@@ -79,21 +81,22 @@ def call_groups(needs: Sequence[set[int]], order_ok: Callable[[list[int]], bool]
     return groups
 
 
-def turn_order_check(replayer: TrajectoryReplayer, replay: Replay) -> OrderCheck:
-    """`check(turn, order)`: does running the turn's calls in `order` from the turn's start state
-    give the recorded outputs and end state?"""
-    trajectory = replayer.trajectory
+def turn_order_check(
+    trajectory: Trajectory, envs: Sequence[VerifiedEnvironment], replay: Replay
+) -> OrderCheck:
+    """`check(turn, order)`: does running the turn's calls in `order` from the turn's recorded start
+    state give the recorded outputs and end state?"""
+    names = exported_name_of(list(envs))
 
     def check(turn_index: int, order: list[int]) -> bool:
         turn = trajectory.turns[turn_index]
-        toolset = replayer.toolset
-        toolset.reset_from_snapshots(replay.turn_states[turn_index])
+        toolset = Toolset.from_snapshots(
+            envs, replay.turn_states[turn_index], names=exported_tool_names(envs)
+        )
         for i in order:
             call = turn.calls[i]
             try:
-                output = toolset.call(
-                    replayer.names[(call.env_id, call.tool)], json.loads(json.dumps(call.arguments))
-                )
+                output = toolset.call(names[(call.env_id, call.tool)], json.loads(json.dumps(call.arguments)))
             except ToolError as exc:
                 output = exc.to_dict()
             if canonical_json(output) != canonical_json(call.output):
@@ -103,7 +106,7 @@ def turn_order_check(replayer: TrajectoryReplayer, replay: Replay) -> OrderCheck
             if turn_index + 1 < len(trajectory.turns)
             else replay.final_states
         )
-        return canonical_json(toolset.snapshot_states()) == canonical_json(end)
+        return canonical_json(toolset.states()) == canonical_json(end)
 
     return check
 

@@ -1,13 +1,13 @@
 """`rl_tasks`: one RLTask per turn of each refined trajectory, its masked arguments and gold replay.
 
-A task is a turn with its conversation so far (see rl_task_model.py). Masked arguments (ignored by
-the reward's trace match) are decided by execution: an optional argument is masked if replaying
-the trajectory with it removed raises no error, reaches the same final states, and every later
-argument taken from that call's output still resolves to the same value; unless its name is a
-pagination/formatting knob (limit, page, offset, cursor, sort, format, fields, verbose, ...) or
-QueryGen marked it, the call's own output must also stay byte-identical (a value that only
-restates a default or a no-op filter). A task is emitted only if its gold calls, replayed through
-a Toolset from its stored initial states, score reward 1.0.
+A task is a turn with its conversation so far (see rl_task_model.py); the states at each turn
+boundary are rebuilt from the trajectory's record (`replay.recorded_replay`: no re-execution).
+Masked arguments (ignored by the reward's trace match): those trajectory execution masked
+(`querygen.masking`: pagination/formatting knobs and `$`-bound inputs whose omission keeps the
+state change and every later-read value), plus any other optional argument whose omission, the
+call re-run from its own starting state, gives a byte-identical output and the same state change
+(a filter that filters nothing, a value restating a default). A task is emitted only if its gold
+calls, replayed through a Toolset from its stored initial states, score reward 1.0.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from envfactory_dagster.export.reward import RewardBreakdown, score_rollout, values_equal
+from envfactory_dagster.export.reward import RewardBreakdown, score_rollout
 from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask
 from envfactory_dagster.export.sft import answer_jobs, conversation, training_tool_names, training_tools
 from envfactory_dagster.export.turn_answers import write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
+from envfactory_dagster.querygen.execution import state_diff
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
-    TrajectoryReplayer,
+    Replay,
+    apply_call,
     environments_by_id,
-    read_path,
+    exported_name_of,
+    recorded_replay,
     task_environments,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
@@ -35,28 +38,6 @@ from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import Toolset
 
 STAGE = "rl_tasks"
-MASKABLE_NAMES = frozenset(
-    {
-        "limit",
-        "page",
-        "page_size",
-        "per_page",
-        "offset",
-        "cursor",
-        "page_token",
-        "max_results",
-        "sort",
-        "sort_by",
-        "order_by",
-        "sort_order",
-        "format",
-        "fields",
-        "verbose",
-        "include",
-        "expand",
-        "pretty",
-    }
-)
 # columns whose values are JSON text in the stored row (nested, schema-less objects)
 JSON_COLUMNS = (
     "messages",
@@ -88,50 +69,53 @@ def rl_task_from_row(row: Mapping[str, Any]) -> RLTask:
     return RLTask.model_validate(data)
 
 
+def state_before_call(
+    replay: Replay, trajectory: Trajectory, turn: int, index: int
+) -> dict[str, dict[str, Any]]:
+    """world_id -> state just before call (turn, index), from the recorded replay."""
+    states = replay.turn_states[turn]
+    for call in trajectory.turns[turn].calls[:index]:
+        world = trajectory.env_worlds[call.env_id]
+        states = {**states, world: apply_call(states[world], call)}
+    return states
+
+
 def masked_arguments(
     trajectory: Trajectory,
     envs: list[VerifiedEnvironment],
     turn: int,
     index: int,
     *,
-    replayer: TrajectoryReplayer | None = None,
+    replay: Replay | None = None,
 ) -> list[str]:
-    """Arguments of call (turn, index) that are masked: every optional argument is a candidate,
-    confirmed by replay (see the module docstring for the rule).
+    """Arguments of call (turn, index) that are masked (see the module docstring for the rule).
 
-    `replayer`: a TrajectoryReplayer of this trajectory, to share its validated initial states
-    between the calls of one trajectory (built on first need when omitted).
+    `replay`: the trajectory's `recorded_replay`, shared between its calls (built when omitted).
     """
     call = trajectory.turns[turn].calls[index]
-    schema = envs[[e.env_id for e in envs].index(call.env_id)].env_class.TOOLS[call.tool].input_schema
-    required = set(schema.get("required", []))
-    candidates = sorted(a for a in call.arguments if a not in required)
-    uses = [
-        source.path
-        for later_turn in trajectory.turns
-        for later in later_turn.calls
-        for source in later.argument_sources.values()
-        if source.kind == "output" and (source.turn, source.call) == (turn, index) and source.path
-    ]
-    original = call.output
-    confirmed = []
+    env = next(e for e in envs if e.env_id == call.env_id)
+    required = set(env.env_class.TOOLS[call.tool].input_schema.get("required", []))
+    masked = set(call.masked_arguments)  # decided at execution, with reasons (querygen.masking)
+    candidates = sorted(a for a in call.arguments if a not in required and a not in masked)
+    if not candidates:
+        return sorted(masked)
+    replay = replay or recorded_replay(trajectory)
+    before = state_before_call(replay, trajectory, turn, index)
+    world = trajectory.env_worlds[call.env_id]
+    name = exported_name_of(envs)[(call.env_id, call.tool)]
+    recorded = canonical_json(call.output)
     for argument in candidates:
+        toolset = Toolset.from_snapshots(envs, before)
         reduced = {k: v for k, v in call.arguments.items() if k != argument}
-        replayer = replayer or TrajectoryReplayer(trajectory, envs)
-        replay = replayer.run(override=(turn, index, reduced))
-        if replay.errors or not values_equal(replay.final_states, trajectory.final_states, 0.0):
-            continue
-        output = replay.outputs[turn][index]
-        knob = argument in MASKABLE_NAMES or argument in call.masked_arguments
-        if not knob and canonical_json(output) != canonical_json(original):
-            continue
         try:
-            same = all(read_path(output, p) == read_path(original, p) for p in uses)
-        except (KeyError, IndexError, TypeError, ValueError):
-            same = False
-        if same:
-            confirmed.append(argument)
-    return confirmed
+            output = toolset.call(name, json.loads(json.dumps(reduced)))
+        except ToolError:
+            continue
+        if canonical_json(output) == recorded and state_diff(before[world], toolset.states()[world]) == (
+            call.state_diff
+        ):
+            masked.add(argument)
+    return sorted(masked)
 
 
 def task_toolset(task: RLTask, index: Mapping[str, VerifiedEnvironment]) -> Toolset:
@@ -172,9 +156,8 @@ def trajectory_tasks(
 ) -> list[RLTask]:
     """The RL tasks of one trajectory: one per turn that makes calls."""
     names = training_tool_names(envs)
-    replayer = TrajectoryReplayer(trajectory, envs)
-    replay = replayer.run()
-    messages, turn_starts = conversation(trajectory, envs, answers)
+    replay = recorded_replay(trajectory)
+    messages, turn_starts = conversation(trajectory, envs, answers, replay)
     tools = training_tools(envs)
     tasks = []
     for t, turn in enumerate(trajectory.turns):
@@ -183,7 +166,7 @@ def trajectory_tasks(
             continue
         gold_calls = []
         for i, call in enumerate(turn.calls):
-            masked = masked_arguments(trajectory, envs, t, i, replayer=replayer)
+            masked = masked_arguments(trajectory, envs, t, i, replay=replay)
             counts["masked_arguments"] += len(masked)
             counts["argument_slots"] += len(call.arguments)
             gold_calls.append(

@@ -23,8 +23,9 @@ from envfactory_dagster.export.turn_answers import AnswerJob, tool_kinds, write_
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
-    TrajectoryReplayer,
+    Replay,
     environments_by_id,
+    recorded_replay,
     trajectory_of_row,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
@@ -47,16 +48,18 @@ def training_tools(envs: list[VerifiedEnvironment]) -> list[dict[str, Any]]:
 
 
 def conversation(
-    trajectory: Trajectory, envs: list[VerifiedEnvironment], answers: list[str]
+    trajectory: Trajectory,
+    envs: list[VerifiedEnvironment],
+    answers: list[str],
+    replay: Replay | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """(messages, index of each turn's user message); the replay that checks a changed call
-    order runs only when grouping by level would change the order."""
+    """(messages, index of each turn's user message). A changed call order is checked from the
+    recorded turn states (`replay`, rebuilt from the record when omitted and needed)."""
     cache: dict[str, Any] = {}
 
     def order_ok(turn: int, order: list[int]) -> bool:
         if "check" not in cache:
-            replayer = TrajectoryReplayer(trajectory, envs)
-            cache["check"] = turn_order_check(replayer, replayer.run())
+            cache["check"] = turn_order_check(trajectory, envs, replay or recorded_replay(trajectory))
         return cache["check"](turn, order)
 
     return trajectory_messages(trajectory, training_tool_names(envs), answers, order_ok)

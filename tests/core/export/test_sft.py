@@ -30,15 +30,22 @@ def sft_build() -> tuple[list[dict], list[dict], dict]:
 
 
 def sft_rows() -> list[dict]:
-    return sft_build()[0]
+    """SFT rows of the fixture trajectories as executed (explicit queries: every id is shown)."""
+    rows, errors, _ = build_sft_rows(trajectory_rows(sample_trajectories()), env_rows())
+    assert not errors
+    return rows
 
 
 def test_a_turn_whose_gold_call_passes_a_hidden_id_is_not_taught() -> None:
-    # refinement turned "orders of customer cus_0002" into "orders of the customer named Alan
-    # Turing", but the gold trajectory makes no look-up: a model trained on it would guess the id
+    # refinement may hide an id behind a reference ("the customer named Alan Turing") that only a
+    # look-up the gold calls never make would resolve: a model trained on that turn would guess
+    refined, _, _ = refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=0)
+    queries = {r["trajectory_id"]: json.loads(r["trajectory_json"])["turns"][0]["query"] for r in refined}
     _, errors, metrics = sft_build()
-    assert [e["reason"] for e in errors] == ["turn 0 passes 'cus_0002', which no message shows before"]
-    assert metrics["turns_cut_for_unseen_ids"] == 1
+    assert errors and metrics["turns_cut_for_unseen_ids"] >= len(errors)
+    for error in errors:
+        hidden = error["reason"].split("'")[1]
+        assert error["reason"].startswith("turn 0 passes") and hidden not in queries[error["trajectory_id"]]
 
 
 def test_messages_pair_every_tool_call_with_a_result_and_pass_openai_rules() -> None:
