@@ -38,7 +38,7 @@ def sft_figures(folders: list[Path]) -> dict[str, object]:
             conversations.append(record["messages"])
             bad_openai += bool(openai_problems(record))
             messages_with_calls += sum(1 for m in record["messages"] if m.get("tool_calls"))
-            unseen_messages += len({u["message"] for u in unseen_ids(record["messages"])})
+            unseen_messages += len({u["message"] for u in unseen_ids(record["messages"], record["tools"])})
         info = json.loads((folder / "sharegpt" / "dataset_info.json").read_text(encoding="utf-8"))
         for entry in info.values():
             columns = entry.get("columns", {})

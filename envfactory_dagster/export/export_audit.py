@@ -14,7 +14,7 @@ Each check reads a record as the consumer would and returns its problems (empty 
   message (the cookbook checker's rule).
 - `unseen_ids`: arguments of assistant tool calls that carry an identifier not yet shown anywhere
   earlier in the conversation (system, user, tool results, assistant text): a model trained on such
-  a call learns to guess ids.
+  a call learns to guess ids. Values the tool's schema enumerates are options, not identifiers.
 - `turn_answers` / `most_shared_answer`: the closing assistant text of every turn, and how often
   the most common one repeats.
 """
@@ -195,16 +195,37 @@ def call_arguments(call: Mapping[str, Any]) -> Any:
     return arguments
 
 
-def unseen_ids(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Tool-call arguments holding an identifier that no earlier message shows, one entry each."""
+def enum_values(schema: Any) -> set[str]:
+    """Every string an `enum` (or `const`) anywhere in a JSON Schema allows: named options, not ids."""
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        for option in [*(schema.get("enum") or []), *([schema["const"]] if "const" in schema else [])]:
+            if isinstance(option, str):
+                found.add(option)
+        for value in schema.values():
+            found |= enum_values(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found |= enum_values(value)
+    return found
+
+
+def unseen_ids(
+    messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """Tool-call arguments holding an identifier that no earlier message shows, one entry each.
+
+    `tools` (the row's OpenAI tools): a value the called tool's schema lists in an `enum` is a
+    named option (`net_60`, `DAYS_7`), not an identifier, even when it looks like one."""
+    options = {t["function"]["name"]: enum_values(t["function"].get("parameters")) for t in tools}
     seen_text: list[str] = []
     found = []
     for i, message in enumerate(messages):
         shown = "\n".join(seen_text)
         for call in message.get("tool_calls") or []:
+            name = call.get("function", {}).get("name")
             for path, value in identifier_values(call_arguments(call)):
-                if value not in shown:
-                    name = call.get("function", {}).get("name")
+                if value not in shown and value not in options.get(name, ()):
                     found.append({"message": i, "tool": name, "argument": path, "value": value})
         if isinstance(message.get("content"), str):
             seen_text.append(message["content"])

@@ -102,7 +102,10 @@ def build_sft_rows(
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
         messages, turn_starts = conversation(trajectory, envs_of_task, turn_answers)
-        guessed = unseen_ids(messages)
+        env_key = tuple(trajectory.env_ids)
+        if env_key not in tools_of:
+            tools_of[env_key] = training_tools(envs_of_task)
+        guessed = unseen_ids(messages, tools_of[env_key])
         if guessed:  # the gold calls skip the look-up that would show this id: keep the turns before
             bad_turn = max(t for t, start in enumerate(turn_starts) if start < guessed[0]["message"])
             cut_turns += len(turn_starts) - bad_turn
@@ -117,9 +120,6 @@ def build_sft_rows(
                 continue
             messages = messages[: turn_starts[bad_turn]]
             trajectory = trajectory.model_copy(update={"turns": trajectory.turns[:bad_turn]})
-        env_key = tuple(trajectory.env_ids)
-        if env_key not in tools_of:
-            tools_of[env_key] = training_tools(envs_of_task)
         rows.append(
             {
                 "id": content_id([trajectory.id, messages], "sft_"),

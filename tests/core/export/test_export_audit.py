@@ -99,3 +99,26 @@ def test_most_shared_answer_counts_turn_closings() -> None:
     turn = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Done."}]
     share, text, total = most_shared_answer([turn, turn, [*turn[:1], {"role": "assistant", "content": "x"}]])
     assert (round(share, 2), text, total) == (0.67, "Done.", 3)
+
+
+def test_a_value_the_tool_schema_enumerates_is_an_option_not_an_id() -> None:
+    call = {
+        "id": "c",
+        "type": "function",
+        "function": {"name": "set_terms", "arguments": '{"terms": "net_60"}'},
+    }
+    messages = [
+        {"role": "user", "content": "pay in sixty days"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+    ]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "set_terms",
+                "parameters": {"type": "object", "properties": {"terms": {"enum": ["net_30", "net_60"]}}},
+            },
+        }
+    ]
+    assert [u["value"] for u in unseen_ids(messages)] == ["net_60"]  # without the schema it looks like one
+    assert unseen_ids(messages, tools) == []
