@@ -81,15 +81,19 @@ class ToolUseEnv(gymnasium.Env):
     def step(self, action: Action) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.rollout is None or self.done:
             raise RuntimeError("step() after the episode ended or before reset(task)")
-        final_answer, calls = _read_action(action)
-        if final_answer is not None:
-            self.messages.append({"role": "assistant", "content": final_answer})
-            return self._finish(truncated=False)
+        if type(action) is dict and "name" in action:  # the common shape, one {name, arguments} call
+            calls: Any = (action,)
+        else:
+            final_answer, calls = _read_action(action)
+            if final_answer is not None:
+                self.messages.append({"role": "assistant", "content": final_answer})
+                return self._finish(truncated=False)
+        max_steps = self._max_steps()
         for call in calls:
-            if self.steps >= self._max_steps():
+            if self.steps >= max_steps:
                 break
             self._execute(call)
-        truncated = self.steps >= self._max_steps()
+        truncated = self.steps >= max_steps
         if truncated:
             return self._finish(truncated=True)
         return self._observation(), 0.0, False, False, self._info()
@@ -103,7 +107,10 @@ class ToolUseEnv(gymnasium.Env):
         assert self.rollout is not None
         self.steps += 1
         call_id = f"call_{self.steps}"
-        name, arguments = _call_parts(call)
+        if type(call) is dict and "function" not in call:
+            name, arguments = call.get("name"), call.get("arguments", {})
+        else:
+            name, arguments = _call_parts(call)
         result, _ok = self.rollout.call(name, arguments)
         self.messages.append(
             {
