@@ -7,7 +7,8 @@ Serves one `verified_envs` environment of `--home` (default $ENVFACTORY_HOME; de
 with the most tools) over stdio with `python -m envfactory_dagster.serve mcp` and drives it with
 each client installed here: the MCP SDK's `ClientSession` (1.x or 2.x, whichever is installed) and
 fastmcp's `Client` (fastmcp 3.1 runs on mcp 1.x: install it with `pip install -e . fastmcp==3.1.0`
-in a separate environment). Start = spawn + initialize + first tools/list; RSS = the server
+in a separate environment). Start = spawn + initialize + first tools/list, beside the time a bare
+interpreter takes to import the SDK's server side (its floor); RSS = the server
 process's resident memory after the calls; per call = median of sequential read calls with valid
 arguments from the environment's seed state. `--server-repo` serves another checkout's code (the
 baseline); `--server-python` another interpreter (an mcp 2.x server for mcp 1.x clients).
@@ -64,6 +65,19 @@ def child_rss_mib() -> float:
     return kib / 1024
 
 
+def sdk_import_s(args: argparse.Namespace, repeats: int = 3) -> float:
+    """Wall time of a bare interpreter importing the MCP SDK's server side: the floor of any start."""
+    import subprocess
+
+    command = [args.server_python or sys.executable, "-c", "import mcp.server.lowlevel, mcp.server.stdio"]
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        subprocess.run(command, check=True)
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
 def server_args(args: argparse.Namespace) -> tuple[str, list[str], dict[str, str]]:
     command = args.server_python or sys.executable
     argv = ["-m", "envfactory_dagster.serve", "mcp", "--env-id", args.env_id, "--home", args.home]
@@ -117,7 +131,7 @@ def main() -> int:
     parser.add_argument("--home", default=str(Path(envfactory_home()).expanduser()))
     parser.add_argument("--env-id", default=None)
     parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--sessions", type=int, default=3)
+    parser.add_argument("--sessions", type=int, default=5)
     parser.add_argument("--server-repo", default=str(REPO))
     parser.add_argument("--server-python", default=None)
     args = parser.parse_args()
@@ -141,10 +155,14 @@ def main() -> int:
         "server_repo": args.server_repo,
         "server_python": args.server_python or sys.executable,
         "client_mcp_version": getattr(mcp, "__version__", None) or importlib.metadata.version("mcp"),
+        "sdk_import_floor_s": round(sdk_import_s(args), 3),
     }
-    for label, session in clients.items():
-        runs = [anyio.run(session, args, calls) for _ in range(args.sessions)]
-        figures[label] = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    runs: dict[str, list[dict[str, float]]] = {label: [] for label in clients}
+    for _ in range(args.sessions):  # clients take turns, so both see the same machine load
+        for label, session in clients.items():
+            runs[label].append(anyio.run(session, args, calls))
+    for label, sessions in runs.items():
+        figures[label] = {k: round(statistics.median(r[k] for r in sessions), 3) for k in sessions[0]}
     if "fastmcp" in figures:
         figures["fastmcp_over_sdk_per_call"] = round(
             figures["fastmcp"]["call_ms"] / figures["mcp_sdk"]["call_ms"], 2

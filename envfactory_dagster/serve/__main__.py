@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument(
         "--output-schemas",
         action="store_true",
-        help="declare outputSchema (clients then validate every result; always in _meta)",
+        help="declare outputSchema and return structuredContent (typed clients; clients then validate "
+        "and parse every result). Output schemas are in each tool's _meta either way.",
     )
     mcp.add_argument("--home", help="data directory (default $ENVFACTORY_HOME)")
     return parser

@@ -11,12 +11,15 @@ What a client sees:
   annotations (`readOnlyHint`). Output schemas go in the tool's `_meta["envfactory/outputSchema"]`,
   not in `outputSchema`: common clients (mcp 1.x `ClientSession.call_tool`, fastmcp 3.1) validate
   every result against a declared `outputSchema` with a metaschema check on each call, which
-  costs several times the call itself. `output_schemas=True` (CLI `--output-schemas`) declares
-  them as `outputSchema` for clients that want that validation.
-- results: the tool's JSON output as JSON text and as `structuredContent`. A `ToolError` (unknown
-  tool, invalid arguments, refused call) is a result with `isError: true` whose text and
-  structured content are `{"error": {"code", "message"}}` — the agent reads it, the session goes
-  on. Any other exception is an environment bug and reaches the client as a JSON-RPC error.
+  costs several times the call itself.
+- results: the tool's JSON output as JSON text (what a model reads). A `ToolError` (unknown tool,
+  invalid arguments, refused call) is a result with `isError: true` whose text is
+  `{"error": {"code", "message"}}` — the agent reads it, the session goes on. Any other exception
+  is an environment bug and reaches the client as a JSON-RPC error.
+- `output_schemas=True` (CLI `--output-schemas`), for typed clients: each tool declares its
+  `outputSchema` and each result carries `structuredContent` too (the clients above then validate
+  and parse every result; even without a schema, fastmcp 3.1 parses a structured copy on every
+  call, ~1.3x the SDK client's per-call time against ~1.0x for text only, measured here).
 - state, as resources (not tools, so an agent listing tools never sees them):
   `envfactory://state/<env_id>` (application/json) is the current state of one environment.
 - state loading, only with `state_tools=True` (CLI `--state-tools`): two extra tools in a
@@ -100,10 +103,15 @@ def mcp_tools(toolset: Toolset, *, output_schemas: bool = False) -> list[dict[st
     return tools
 
 
-def json_result(payload: dict[str, Any], *, is_error: bool = False) -> dict[str, Any]:
-    """A CallToolResult in wire format: JSON text and structured content."""
+def json_result(
+    payload: dict[str, Any], *, is_error: bool = False, structured: bool = False
+) -> dict[str, Any]:
+    """A CallToolResult in wire format: JSON text (and, `structured`, the same as structured content)."""
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return {"content": [{"type": "text", "text": text}], "structuredContent": payload, "isError": is_error}
+    result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": is_error}
+    if structured:
+        result["structuredContent"] = payload
+    return result
 
 
 class EnvironmentServer:
@@ -112,18 +120,21 @@ class EnvironmentServer:
     def __init__(self, toolset: Toolset, *, state_tools: bool = False, output_schemas: bool = False) -> None:
         self.toolset = toolset
         self.state_tools = state_tools
+        self.structured = output_schemas
         self.tools = mcp_tools(toolset, output_schemas=output_schemas) + (STATE_TOOLS if state_tools else [])
 
     def call_tool(self, name: str, arguments: dict[str, Any] | None) -> dict[str, Any]:
         arguments = arguments or {}
         try:
             if self.state_tools and name == LOAD_STATE_TOOL:
-                return json_result(_load_state(self.toolset, arguments))
-            if self.state_tools and name == DUMP_STATE_TOOL:
-                return json_result(_dump_state(self.toolset, arguments))
-            return json_result(self.toolset.call(name, arguments))
+                payload = _load_state(self.toolset, arguments)
+            elif self.state_tools and name == DUMP_STATE_TOOL:
+                payload = _dump_state(self.toolset, arguments)
+            else:
+                payload = self.toolset.call(name, arguments)
         except ToolError as error:
-            return json_result(error.to_dict(), is_error=True)
+            return json_result(error.to_dict(), is_error=True, structured=self.structured)
+        return json_result(payload, structured=self.structured)
 
     def resources(self) -> list[dict[str, Any]]:
         return [

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 from mcp.client.session import ClientSession
@@ -43,6 +44,13 @@ def server_command(home: str, *extra: str) -> list[str]:
     ]
 
 
+def payload(result: Any) -> dict:
+    """A result's JSON (the text every result carries; structured content must say the same)."""
+    value = json.loads(result.content[0].text)
+    assert result.structured_content in (None, value)
+    return value
+
+
 async def run_gold_chain(session: ClientSession, *, output_schemas: bool = False) -> dict:
     """List tools, run the chain, probe a tool error; returns the final state read as a resource."""
     await session.initialize()
@@ -56,14 +64,15 @@ async def run_gold_chain(session: ClientSession, *, output_schemas: bool = False
 
     results = [await session.call_tool(name, arguments) for name, arguments in GOLD_CHAIN]
     assert [r.is_error for r in results] == [False, False, False]
-    assert results[0].structured_content["order"]["id"] == "ord_0005"
+    assert payload(results[0])["order"]["id"] == "ord_0005"
     assert json.loads(results[2].content[0].text)["order"]["status"] == "cancelled"
+    assert all((r.structured_content is not None) == output_schemas for r in results)
 
     refused = await session.call_tool("cancel_order", {"order_id": "ord_0005"})  # already cancelled
     assert refused.is_error
-    assert refused.structured_content["error"]["code"] == "invalid_state"
+    assert payload(refused)["error"]["code"] == "invalid_state"
     bad_arguments = await session.call_tool("get_order", {"order": 1})
-    assert bad_arguments.is_error and bad_arguments.structured_content["error"]["code"] == "invalid_arguments"
+    assert bad_arguments.is_error and payload(bad_arguments)["error"]["code"] == "invalid_arguments"
 
     uris = [str(r.uri) for r in (await session.list_resources()).resources]
     assert uris == [f"{STATE_URI_PREFIX}{ENV_ID}"]
@@ -125,16 +134,16 @@ async def test_streamable_http_client_runs_gold_chain_and_loads_state(registry_h
             ):
                 final_state = await run_gold_chain(session, output_schemas=True)
                 dumped = await session.call_tool(DUMP_STATE_TOOL, {"env_id": ENV_ID})
-                assert dumped.structured_content["states"][ENV_ID] == final_state
+                assert payload(dumped)["states"][ENV_ID] == final_state
 
                 loaded = await session.call_tool(
                     LOAD_STATE_TOOL, {"env_id": ENV_ID, "state": EXAMPLE_SEED_STATE}
                 )
                 assert not loaded.is_error
                 again = await session.call_tool("get_order", {"order_id": "ord_0005"})
-                assert again.is_error and again.structured_content["error"]["code"] == "not_found"
+                assert again.is_error and payload(again)["error"]["code"] == "not_found"
                 invalid = await session.call_tool(LOAD_STATE_TOOL, {"env_id": ENV_ID, "state": {"orders": 3}})
-                assert invalid.is_error and invalid.structured_content["error"]["code"] == "invalid_state"
+                assert invalid.is_error and payload(invalid)["error"]["code"] == "invalid_state"
         assert final_state == expected_final_state()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
