@@ -8,7 +8,8 @@ Two writers, one check:
   request mentions, else its status-like fields) — rendered with phrasings, connectors and
   openers drawn by a generator seeded with the trajectory id and turn, so two turns with the same
   facts rarely read alike and every answer says something only its own outputs say. Reads that
-  only fed another call (not among the turn's `targets`) are left out when the turn has other facts.
+  only fed another call (not among the turn's `targets`, not asked to be shown) are left out when
+  the turn has other facts.
 - `llm_answer_requests` / `accept_llm_answers` (LLM backend, prompt `turn_answer`): the model
   writes the answer from the same facts and outputs; an answer is kept only if it passes
   `answer_problems`, else the template answer stands and the reason is counted.
@@ -198,8 +199,8 @@ def turn_facts(turn: Turn, kinds: Mapping[tuple[str, str], str]) -> list[Fact]:
     """Facts of a turn in call order; `kinds`: (env_id, tool) -> "read" | "write".
 
     A read is a look-up (left out when the turn has other facts) when it is not one of the turn's
-    `targets` (the calls the user asked for); without recorded targets, when a later call of the
-    turn reads its output and the request does not ask to see what it returns."""
+    `targets` (the calls the user asked for; without recorded targets: when a later call of the
+    turn reads its output) and the request does not ask to see what it returns."""
     used_later = {
         (source.turn, source.call)
         for call in turn.calls
@@ -214,14 +215,8 @@ def turn_facts(turn: Turn, kinds: Mapping[tuple[str, str], str]) -> list[Fact]:
             continue
         write = kinds.get((call.env_id, call.tool)) == "write"
         found = output_facts(call, turn.query, wrote=write)
-        if turn.targets:
-            is_lookup = index not in turn.targets and not write
-        else:
-            is_lookup = (
-                (turn.index, index) in used_later
-                and not write
-                and not any(asks_to_see(turn.query, f.entity) for f in found)
-            )
+        fed_another = index not in turn.targets if turn.targets else (turn.index, index) in used_later
+        is_lookup = fed_another and not write and not any(asks_to_see(turn.query, f.entity) for f in found)
         (lookups if is_lookup else facts).extend(found)
     return facts or lookups
 
