@@ -313,6 +313,18 @@ def past_tense(verb: str) -> str:
     return f"{past} {rest}".strip()
 
 
+def with_details(rng: random.Random, listed: str, *, filtering: bool = False) -> str:
+    """ " with a, b and c" in one of several forms ("" when there is nothing to list)."""
+    if not listed:
+        return ""
+    forms = (
+        (" with {x}", " where {x}", " that have {x}", " filtered to {x}", " limited to {x}")
+        if filtering
+        else (" with {x}", ": {x}", " using {x}", " that has {x}", " - {x}", " set to {x}")
+    )
+    return rng.choice(forms).format(x=listed)
+
+
 def create_clause(rng: random.Random, noun: str, details: str) -> str:
     verb = rng.choice(_kind_verbs(noun, _CREATE_VERBS, _CREATE_DEFAULT))
     new = rng.choice(("", "", "new "))
@@ -335,6 +347,12 @@ _GET = (
     "bring up {t}",
     "fetch {t}",
     "get me {t}",
+    "let me have a look at {t}",
+    "find {t} and show it to me",
+    "read me {t}",
+    "have a look at {t}",
+    "dig out {t}",
+    "take a look at {t}",
 )
 _LIST = (
     "list {p}{f}",
@@ -347,6 +365,15 @@ _LIST = (
     "get me a list of {p}{f}",
     "let me see {p}{f}",
     "round up {p}{f}",
+    "check what {p} exist{f}",
+    "run through {p}{f}",
+    "list out {p}{f}",
+    "bring up all {p}{f}",
+    "see which {p} we have{f}",
+    "look over {p}{f}",
+    "pull a list of {p}{f}",
+    "fetch {p}{f}",
+    "show all {p}{f}",
 )
 _SEARCH = (
     "find {p} matching {q}",
@@ -356,6 +383,11 @@ _SEARCH = (
     "check whether any {n} matches {q}",
     "hunt down {p} with {q} in them",
     "see what {p} come up for {q}",
+    "track down {p} matching {q}",
+    "search through {p} for {q}",
+    "find any {n} that mentions {q}",
+    "look up {p} by {q}",
+    "run a search on {p} for {q}",
 )
 
 
@@ -449,6 +481,16 @@ _ASKING = (
     "When you get a sec, {vp}.",
     "Could you please {vp}?",
     "Can I get you to {vp}?",
+    "Kindly {vp}.",
+    "Do me a favour and {vp}.",
+    "First thing: {vp}.",
+    "Could I ask you to {vp}?",
+    "Would it be possible to {vp}?",
+    "I'd appreciate it if you could {vp}.",
+    "Your task: {vp}.",
+    "Please go ahead and {vp}.",
+    "Can you help and {vp}?",
+    "Would you be able to {vp}?",
 )
 _SELF = (
     "I'd like to {vp}.",
@@ -479,6 +521,19 @@ _FOLLOW_ASKING = (
     "Perfect. {VP}.",
     "Another thing - {vp}.",
     "Last bit: {vp}.",
+    "OK, {vp}.",
+    "Great. Next, {vp}.",
+    "That's done? Then {vp}.",
+    "Moving on: {vp}.",
+    "Also please {vp}.",
+    "Nice. Could you {vp} too?",
+    "Alright, {vp}.",
+    "In addition, {vp}.",
+    "One last request: {vp}.",
+    "Next up, {vp}.",
+    "Cool, now {vp}.",
+    "Good, and {vp}.",
+    "Let's continue: {vp}.",
 )
 _FOLLOW_SELF = (
     "Okay, next I'd like to {vp}.",
@@ -494,8 +549,40 @@ _JOINERS = (
     "{a}, then {b}",
     "{a}, and once that's done {b}",
     "{a}, and also {b}",
+    "{a}. Then {b}",
+    "{a}, after which {b}",
+    "{a}; next, {b}",
+    "{a} - and {b}",
+    "{a}, plus {b}",
+    "{a}; then {b}",
+    "{a}, and afterwards {b}",
+    "{a}. Also {b}",
 )
-_CLOSINGS = ("", "", "", "", " Thanks!", " Thank you.", " Thanks a lot.", " Appreciate it.", " Cheers.")
+_CLOSINGS = (
+    *([""] * 14),
+    " Thanks!",
+    " Thank you.",
+    " Cheers.",
+    " Ta.",
+    " Thx.",
+    " Appreciated.",
+    " Great, thanks.",
+    " Many thanks.",
+    " Thanks in advance.",
+    " Much obliged.",
+)
+_INTERJECTIONS = (
+    "Hmm, ",
+    "Oh, ",
+    "Okay so ",
+    "Right - ",
+    "Wait, ",
+    "Also - ",
+    "Actually, ",
+    "By the way, ",
+    "So ",
+    "Ah, ",
+)
 _SAYS_ME = re.compile(r"\bme\b")
 
 
@@ -517,5 +604,8 @@ def frame_request(rng: random.Random, verb_phrase: str, *, follow_up: bool, cont
     asking, own = (_FOLLOW_ASKING, _FOLLOW_SELF) if follow_up else (_ASKING, _SELF)
     frames = asking if _SAYS_ME.search(verb_phrase) else asking + own
     body = rng.choice(frames).format(vp=verb_phrase, VP=_capital(verb_phrase))
+    if follow_up and rng.random() < 0.25:
+        keep_case = body.startswith(("I ", "I'"))
+        body = rng.choice(_INTERJECTIONS) + (body if keep_case else body[:1].lower() + body[1:])
     text = f"{context} {body}".strip() if context else body
     return _capital(text) + rng.choice(_CLOSINGS)
