@@ -145,11 +145,15 @@ def natural_value(value: Any, label: str | None = None) -> str:
     return str(value)
 
 
-def join_words(items: Sequence[str]) -> str:
+def join_words(items: Sequence[str], rng: random.Random | None = None) -> str:
+    """"a, b and c"; with `rng`, sometimes "a, b, plus c" or "a, b as well as c"."""
     items = list(items)
     if not items:
         return ""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    last = " and "
+    if rng is not None and len(items) > 1:
+        last = rng.choice((" and ", " and ", ", plus ", " as well as ", " and also "))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + last + items[-1]
 
 
 @functools.lru_cache(maxsize=8192)  # a few hundred names, asked for tens of thousands of times
@@ -347,12 +351,12 @@ _GET = (
     "bring up {t}",
     "fetch {t}",
     "get me {t}",
-    "let me have a look at {t}",
+    "give me {t}",
     "find {t} and show it to me",
     "read me {t}",
     "have a look at {t}",
     "dig out {t}",
-    "take a look at {t}",
+    "look into {t}",
 )
 _LIST = (
     "list {p}{f}",
@@ -362,7 +366,7 @@ _LIST = (
     "pull up {p}{f}",
     "tell me which {p} there are{f}",
     "go through {p}{f}",
-    "get me a list of {p}{f}",
+    "get me all {p}{f}",
     "let me see {p}{f}",
     "round up {p}{f}",
     "check what {p} exist{f}",
@@ -371,7 +375,7 @@ _LIST = (
     "bring up all {p}{f}",
     "see which {p} we have{f}",
     "look over {p}{f}",
-    "pull a list of {p}{f}",
+    "enumerate {p}{f}",
     "fetch {p}{f}",
     "show all {p}{f}",
 )

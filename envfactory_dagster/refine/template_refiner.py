@@ -455,7 +455,7 @@ class TurnRenderer(RowDescriber):
                 return r.phrase
             return f"{label(p)} {r.phrase}"
 
-        with_values = join_words(merge(other, valued, group))
+        with_values = join_words(merge(other, valued, group), rng)
         owners = " and ".join(merge(owner_params, lambda p, r: r.phrase, group))
         action = tool.action if tool else "custom"
         if action == "get":
