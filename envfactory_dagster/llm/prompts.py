@@ -256,6 +256,21 @@ PROMPTS: dict[str, PromptTemplate] = {
             ),
         ),
         PromptTemplate(
+            name="turn_answer",
+            version="1",
+            roles=("refiner",),
+            system=(
+                "You write the assistant's closing message for one turn of a conversation in which it "
+                "used tools. Report to the user, briefly and concretely, what was found or done, using "
+                "only the tool outputs and state changes given: what was created, changed or removed "
+                "(with its name or id), and what a look-up returned. Mention every row that was "
+                "created, changed or removed. Never invent values or identifiers, never name a tool, "
+                "a function or a parameter, and do not ask a question unless the outputs leave the "
+                "request unresolved."
+            ),
+            user="User's request: $request\n\nCalls made, with their outputs and state changes:\n$calls",
+        ),
+        PromptTemplate(
             name="refine_query",
             version="1",
             roles=("refiner",),
