@@ -14,7 +14,7 @@ from assets.checks import check_results, check_specs
 from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.export.dataset_cards import rl_card, sft_card
-from envfactory_dagster.export.rl_tasks import build_rl_tasks, replay_rl_task, rl_task_from_row
+from envfactory_dagster.export.rl_tasks import build_rl_tasks, gold_reward_on_record, rl_task_from_row
 from envfactory_dagster.export.sft import (
     build_sft_rows,
     write_openai_jsonl,
@@ -30,7 +30,7 @@ from envfactory_dagster.quality.suites import (
     refined_trajectories_suite,
     rl_tasks_suite,
 )
-from envfactory_dagster.querygen.replay import environments_by_id
+from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.refined_trajectories import partition_figures, refine_trajectories
 from envfactory_dagster.serve.registry import write_environment_files
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
@@ -184,10 +184,15 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             rows, errors, metrics = build_rl_tasks(
                 records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
             )
-        index = environments_by_id(envs)
+        records_by_id = {
+            r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])
+            for r in records(refined_trajectories)
+        }
         for row in rows:
-            # independent of the check inside build_rl_tasks: the STORED row, states validated afresh
-            row["gold_reward"] = replay_rl_task(rl_task_from_row(row), index).total
+            # the STORED row (read back from its columns) against its trajectory's record
+            row["gold_reward"] = gold_reward_on_record(
+                rl_task_from_row(row), records_by_id[row["trajectory_id"]]
+            ).total
         for error in errors:
             context.log.warning(f"{error}")
         domain = context.partition_key

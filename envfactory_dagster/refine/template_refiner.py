@@ -194,6 +194,14 @@ class TurnRenderer(RowDescriber):
                     and not self.looks_generated(call.env_id, value)
                 )
             )
+            scope_key = source is not None and source.kind == "state" and source.field is None
+            if scope_key:
+                # the user's working context (a workspace, a plan) taken from the state with no
+                # lookup in the task: the user names it, or the assistant would have to guess it
+                phrase = f"{entity_words(bound, source.collection or '') if bound else ''} {value}".strip()
+                proof = GroundingProof(**base, via="literal", phrase=phrase, operation="literal")
+                slots.append(Slot(call_index, argument, value, [Rendering(phrase, proof, False)]))
+                continue
             if collection is not None:
                 options += self.same_row_references(turn, call_index, call, base, value)
             if (

@@ -1,4 +1,4 @@
-"""RL tasks: one per turn with its conversation, gold replays score 1.0, masked arguments by execution."""
+"""RL tasks: one per turn with its conversation; stored rows agree with the record and replay to 1.0."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ import json
 
 from envfactory_dagster.export.rl_tasks import (
     build_rl_tasks,
-    masked_arguments,
+    gold_reward_on_record,
     replay_rl_task,
     rl_task_from_row,
 )
+from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.refined_trajectories import refine_trajectories
-from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from tests.fakes.refine_fixtures import (
     OUTLET,
     SHOP,
-    USER,
     env_rows,
-    execute_trajectory,
     sample_trajectories,
     trajectory_rows,
 )
@@ -31,14 +29,32 @@ def refined_rows() -> list[dict]:
 def rl_rows() -> list[dict]:
     rows, errors, metrics = build_rl_tasks(refined_rows(), env_rows())
     turns = sum(len(json.loads(r["trajectory_json"])["turns"]) for r in refined_rows())
-    assert not errors and metrics["gold_replay_at_1"] == len(rows) == turns
+    assert not errors and len(rows) == turns
     return rows
 
 
-def test_every_task_replays_to_reward_one_from_its_stored_row() -> None:
+def test_every_stored_task_agrees_with_its_record_and_replays_to_reward_one() -> None:
+    trajectories = {
+        r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"]) for r in refined_rows()
+    }
     for row in rl_rows():
         task = rl_task_from_row(json.loads(json.dumps(row)))
+        assert gold_reward_on_record(task, trajectories[task.trajectory_id]).total == 1.0
+        # executing the gold calls (what a user of `replay_rl_task` does) agrees with the record
         assert replay_rl_task(task, env_rows()).total == 1.0
+
+
+def test_a_row_whose_states_disagree_with_the_record_does_not_reach_full_reward() -> None:
+    row = next(r for r in rl_rows() if r["turn"] == 1)
+    task = rl_task_from_row(row)
+    trajectory = next(
+        Trajectory.model_validate_json(r["trajectory_json"])
+        for r in refined_rows()
+        if r["trajectory_id"] == task.trajectory_id
+    )
+    # the turn's initial states replaced by the trajectory's first ones (an off-by-one-turn bug)
+    wrong = task.model_copy(update={"initial_states": trajectory.initial_states})
+    assert gold_reward_on_record(wrong, trajectory).total < 1.0
 
 
 def test_a_later_turn_carries_the_earlier_turns_as_messages() -> None:
@@ -73,37 +89,6 @@ def test_names_follow_one_rule_in_single_environment_tasks_too() -> None:
         task = rl_task_from_row(row)
         assert all("__" in t["function"]["name"] for t in task.tools)
         assert all(g.name.split("__")[0] in {"ShopOrders", "OutletOrders"} for g in task.gold_calls)
-
-
-def shop() -> list[VerifiedEnvironment]:
-    return [VerifiedEnvironment.from_row(r) for r in env_rows() if r["env_id"] == SHOP]
-
-
-def test_masked_arguments_are_confirmed_by_execution() -> None:
-    # customer cus_0002 has paid orders only: the `status` filter changes no output, no state
-    noop_filter = execute_trajectory(
-        [("x", [(SHOP, "list_orders", {"customer_id": "cus_0002", "status": "paid"}, {"status": USER})])],
-        chain_id="c",
-        seed=0,
-    )
-    assert masked_arguments(noop_filter, shop(), 0, 0) == ["status"]
-    # cus_0001 has orders in several states: dropping the filter changes the output, so it stays
-    real_filter = execute_trajectory(
-        [("x", [(SHOP, "list_orders", {"customer_id": "cus_0001", "status": "paid"}, {"status": USER})])],
-        chain_id="c",
-        seed=0,
-    )
-    assert len(real_filter.turns[0].calls[0].output["orders"]) < len(
-        execute_trajectory(
-            [("x", [(SHOP, "list_orders", {"customer_id": "cus_0001"}, {})])], chain_id="c", seed=0
-        )
-        .turns[0]
-        .calls[0]
-        .output["orders"]
-    )
-    assert masked_arguments(real_filter, shop(), 0, 0) == []
-    # a required argument is never a candidate
-    assert "customer_id" not in masked_arguments(noop_filter, shop(), 0, 0)
 
 
 def test_metrics_report_history_and_masks() -> None:
