@@ -13,7 +13,9 @@ request whose dropped call feeds a later one is not covered.
 
 Figures (all over the covered requests, distinct gold edges where said):
 - `param_recall`: distinct gold edges (producer operation, field, consumer operation, parameter)
-  found as a `feeds` edge from a matching output to the matching input;
+  found as a `feeds` edge from a matching output to the matching input (`param_recall_kept`: the
+  same over the gold edges whose field and parameter the environments kept, what matching can
+  reach; EnvGen drops some: a field named `Exchange Rate`, a nested `company.cik`);
 - `prerequisite_recall`: dependent calls (calls taking an earlier call's output) with a tool ->
   tool edge from one of their gold producers (`pair_recall`: the same over distinct tool pairs);
 - `precision`: tool -> tool edges among each request's tools that are gold pairs of it (micro);
@@ -159,14 +161,19 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         for consumer, producer, path, param in request.references:
             if not tools[consumer]:
                 continue
-            edge = GoldEdge(request.calls[producer].operation, path, request.calls[consumer].operation, param)
-            hit = any(_feeds(tg, index, a, path, b, param) for a in tools[producer] for b in tools[consumer])
-            edges[edge] = edges.get(edge, False) or hit
-            present[edge] = present.get(edge, False) or any(
-                index.outputs(a, path) and index.input(b, param)
-                for a in tools[producer]
-                for b in tools[consumer]
-            )
+            if path:  # a whole output passed on (`$var1$`) is a tool-level dependency only
+                edge = GoldEdge(
+                    request.calls[producer].operation, path, request.calls[consumer].operation, param
+                )
+                hit = any(
+                    _feeds(tg, index, a, path, b, param) for a in tools[producer] for b in tools[consumer]
+                )
+                edges[edge] = edges.get(edge, False) or hit
+                present[edge] = present.get(edge, False) or any(
+                    index.outputs(a, path) and index.input(b, param)
+                    for a in tools[producer]
+                    for b in tools[consumer]
+                )
             for a in tools[producer]:
                 for b in tools[consumer]:
                     gold_pairs.add((a, b))
@@ -210,6 +217,9 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         "param_edges_found": found,
         "param_recall": _share(found, len(edges)),
         "param_edges_with_both_ends": sum(present.values()),
+        "param_recall_kept": _share(
+            sum(hit and present[e] for e, hit in edges.items()), sum(present.values())
+        ),
         "dependent_calls": dependent,
         "prerequisite_recall": _share(found_dependent, dependent),
         "gold_tool_pairs": len(pairs),
@@ -267,3 +277,50 @@ def gold_flow_metrics(tg: Any, paths: Sequence[str | Path], min_share: float = 0
                 "missed_param_edges": figures["missed_param_edges"][:20]
             }
     return {**out, **({"errors": errors} if errors else {})}
+
+
+@dataclass(frozen=True)
+class GoldFlowSet:
+    """A function-calling catalog and its gold call sequences (`<name>-spec.json`, `<name>-data.json`)."""
+
+    name: str
+    catalog: Path
+    gold: Path
+
+    @property
+    def domain(self) -> str:
+        return snake_case(self.name)
+
+
+def find_gold_flow_sets(root: Path) -> list[GoldFlowSet]:
+    """Every `<name>-spec.json` below `root` that has a `<name>-data.json` beside it, by name."""
+    sets = []
+    for catalog in sorted(Path(root).rglob("*-spec.json")):
+        gold = catalog.with_name(catalog.name[: -len("-spec.json")] + "-data.json")
+        if gold.is_file():
+            sets.append(GoldFlowSet(catalog.name[: -len("-spec.json")], catalog, gold))
+    return sets
+
+
+def link_catalog(gold_set: GoldFlowSet, resources_dir: Path) -> Path:
+    """Make the set's catalog one domain folder of `resources_dir` (a symlink, never a copy), with
+    a `SOURCES.json` license entry when a manifest beside the set names the file's license."""
+    domain_dir = Path(resources_dir) / gold_set.domain
+    domain_dir.mkdir(parents=True, exist_ok=True)
+    target = domain_dir / gold_set.catalog.name
+    if not target.exists():
+        target.symlink_to(gold_set.catalog.resolve())
+    for folder in gold_set.catalog.resolve().parents:
+        manifest = folder / "SOURCES.json"
+        if manifest.is_file():
+            entries = json.loads(manifest.read_text(encoding="utf-8"))
+            relative = gold_set.catalog.resolve().relative_to(folder).as_posix()
+            licenses = [
+                e.get("license") for e in entries if isinstance(e, dict) and e.get("file") == relative
+            ]
+            if licenses and licenses[0]:
+                (domain_dir / "SOURCES.json").write_text(
+                    json.dumps([{"file": gold_set.catalog.name, "license": licenses[0]}])
+                )
+            break
+    return domain_dir

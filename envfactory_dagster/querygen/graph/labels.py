@@ -11,7 +11,7 @@ import networkx as nx
 
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.querygen.graph.model import EnvDescriptor, tool_of
-from envfactory_dagster.querygen.graph.schema_names import ID_WORDS, pattern_admits, snake_entity
+from envfactory_dagster.querygen.graph.schema_names import ID_WORDS, json_type, pattern_admits, snake_entity
 
 _MACHINE_WORDS = {
     "id",
@@ -133,9 +133,10 @@ def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | Non
     """Offline rule: would a person type this input's value? In doubt: no.
 
     No: pagination and cursors (`$limit`, `page`, `cursor`), ids and keys (`*_id`, a foreign key,
-    the entity key), tokens, hashes, timestamps (`date-time`, `*_at`), coordinates, zip codes.
-    Yes: search text (`$query`), enums (a status a person names), dates, emails, names, titles,
-    free text, amounts, and plain attributes of a row the person creates or edits.
+    the entity key), tokens, hashes, timestamps (`date-time`, `*_at`, a numeric `*_time`),
+    coordinates, zip codes. Yes: search text (`$query`), enums (a status a person names), dates,
+    times of day (a string `*_time`), emails, names, titles, free text, amounts, and plain
+    attributes of a row the person creates or edits.
     """
     ws = words(name)
     fmt = str(schema.get("format") or "").lower()
@@ -145,8 +146,10 @@ def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | Non
         return False
     if bound_field is not None and (bound_field.ref_entity or bound_field.format == "date-time"):
         return False
-    if fmt == "date-time" or (ws and ws[-1] in ("at", "time", "timestamp")):
+    if fmt == "date-time" or (ws and ws[-1] in ("at", "timestamp")):
         return False
+    if ws and ws[-1] == "time":  # a time of day a person states ("10:00 AM"); a number is an epoch
+        return json_type(schema) == "string"
     if schema.get("enum") or fmt in _HUMAN_FORMATS or set(ws) & _HUMAN_WORDS:
         return True
     # a plain attribute of the entity, e.g. `when_made`, `is_digital`

@@ -8,8 +8,8 @@ Matchers (offline unless noted), strongest first:
 - `type_match` (0.9): the spec's entity metadata says both are the key of one entity (a foreign
   key `assignee_id -> User` and `users[].id`); `entity_suffix` (0.85): an `<x>_id` input with no
   entity `<x>` is the key of the one entity whose name ends in `<x>` (`offer_id` <- `HotelOffer`);
-- `same_name` (0.9 for names of two or more words, 0.75 for one word within one environment):
-  the same field name on both sides (`pickup_location` -> `pickup_location`);
+- `same_name` (0.9 for names of two or more words; 0.75 for one word, from a read to a write of
+  one environment): the same field name on both sides (`pickup_location` -> `pickup_location`);
 - `example` (0.9): an example value the document gives for both;
 - `described_source` (0.85): the input's description names the producing tool ("can be extracted
   from the Search Airport API"); the tool's output whose name fits the input best feeds it;
@@ -243,7 +243,13 @@ def match_same_names(g: nx.DiGraph, outputs: list[str], inputs: list[str], found
         ws = tuple(field_words(ia["name"]))
         for o in by_words.get(ws, []):
             single = len(ws) == 1
-            if single and g.nodes[o]["env_id"] != ia["env_id"]:
+            # one shared word (`type`, `location`) links a lookup's result to an action in the same
+            # environment; between two lookups it is only a shared attribute
+            if single and (
+                g.nodes[o]["env_id"] != ia["env_id"]
+                or g.nodes[tool_of(o)]["tool_kind"] != "read"
+                or g.nodes[tool_of(i)]["tool_kind"] != "write"
+            ):
                 continue
             if compatible(g, o, i):
                 score = SINGLE_WORD_SAME_NAME_SCORE if single else PROVENANCE_SCORE["same_name"]

@@ -26,8 +26,8 @@ VALUE_ROLE_SCORE = 0.6
 MAX_ROLE_PRODUCERS = 1000
 # inputs taking any text / any number: every word of the name is one of these
 _TEXT_SINK_WORDS = frozenset(
-    ("text", "message", "msg", "data", "content", "body", "sentence", "phrase", "paragraph", "payload",
-     "input", "string", "note", "comment", "caption", "word", "prompt")
+    ("text", "message", "msg", "data", "content", "body", "payload", "input", "string", "note", "comment",
+     "caption", "prompt")
 )  # fmt: skip
 _NUMBER_SINK_WORDS = frozenset(
     ("number", "num", "value", "operand", "n", "x", "y", "z", "a", "b", "first", "second", "input", "integer")
@@ -40,8 +40,9 @@ _MONEY_WORDS = frozenset(
      "income", "balance", "principal", "allowance", "tip", "tax", "budget", "fare", "sale", "bill", "charge",
      "refund", "discount", "wage", "earning", "rent", "deposit", "emi", "interest")
 )  # fmt: skip
-# money inputs that take any amount: the head word says what is paid, not which payment it is
-_MONEY_SINK_HEADS = frozenset(("amount", "price", "total", "sum", "cost", "principal"))
+# money inputs that take any amount: named by these words alone (`amount`, not `loan_amount`,
+# whose qualifier says which amount it is)
+_MONEY_SINK_WORDS = frozenset(("amount", "price", "total", "sum", "cost", "value"))
 # a rate or a share is not an amount
 _NOT_MONEY = frozenset(("rate", "percentage", "percent", "ratio", "share", "count", "number"))
 _NOT_A_VALUE = frozenset(
@@ -50,7 +51,9 @@ _NOT_A_VALUE = frozenset(
 
 
 def _name_words(name: str) -> list[str]:
-    return [singular(w) for w in words(name.rsplit(".", 1)[-1]) if not w.isdigit()]
+    """Singular words of a field name, numbering dropped (`num1` -> [num])."""
+    stripped = (w.rstrip("0123456789") for w in words(name.rsplit(".", 1)[-1]))
+    return [singular(w) for w in stripped if w]
 
 
 def input_role(attrs: Mapping[str, Any]) -> str:
@@ -66,7 +69,7 @@ def input_role(attrs: Mapping[str, Any]) -> str:
     if kind in ("number", "integer"):
         if set(ws) <= _NUMBER_SINK_WORDS:
             return "number"
-        if ws[-1] in _MONEY_SINK_HEADS and not set(ws) & _NOT_MONEY:
+        if set(ws) <= _MONEY_SINK_WORDS:
             return "money"
     return ""
 
@@ -82,6 +85,28 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
     if kind in ("number", "integer"):
         return {"number", "money"} if set(ws) & _MONEY_WORDS and not set(ws) & _NOT_MONEY else {"number"}
     return set()
+
+
+_BARE_QUERY_PRODUCERS = 3
+# words that say nothing about what a search looks for
+_GENERIC_TEXT_WORDS = frozenset(
+    ("a", "an", "the", "of", "for", "to", "in", "on", "by", "or", "and", "with", "where", "is", "be", "can",
+     "which", "that", "this", "it", "e", "g", "eg", "example", "search", "query", "term", "keyword", "text",
+     "name", "title", "look", "up", "find", "string", "value", "field", "entity", "return", "match", "matching",
+     "result", "results", "based", "data", "back", "sent", "one", "following", "could")
+)  # fmt: skip
+_SPEC_QUERY_DESCRIPTION = "Text to look for in the entity's text fields."  # envgen's, not the document's
+
+
+def _content_words(text: str) -> set[str]:
+    if text.strip() == _SPEC_QUERY_DESCRIPTION:
+        return set()
+    return {singular(w) for w in words(text) if len(w) > 1 and not w.isdigit()} - _GENERIC_TEXT_WORDS
+
+
+def _output_words(g: nx.DiGraph, o: str) -> set[str]:
+    a = g.nodes[o]
+    return _content_words(f"{a['name']} {a['entity']} {a['source_description'] or a['description']}")
 
 
 def match_value_roles(
@@ -106,6 +131,20 @@ def match_value_roles(
         candidates = [
             o for o in by_role.get((world_of[g.nodes[i]["env_id"]], role), []) if tool_of(o) != tool_of(i)
         ]
+        if role == "query":
+            # a search says what it looks for ("name of the location where the airport is"):
+            # a name from another environment must be of such a thing; a bare query takes only
+            # the closest few
+            wanted = _content_words(g.nodes[i]["source_description"] or g.nodes[i]["description"])
+            if wanted:
+                env = g.nodes[i]["env_id"]
+                candidates = [
+                    o for o in candidates if g.nodes[o]["env_id"] == env or wanted & _output_words(g, o)
+                ]
+            else:
+                candidates = sorted(candidates, key=lambda o: (-similarity.get((o, i), 0.0), o))[
+                    :_BARE_QUERY_PRODUCERS
+                ]
         ranked = sorted(candidates, key=lambda o: (-similarity.get((o, i), 0.0), o))[:MAX_ROLE_PRODUCERS]
         pairs += [(o, i, role) for o in ranked]
     return pairs

@@ -33,7 +33,10 @@ EXPECTED_ERRORS = {
         "invalid_spec",
         "function 'convert_currency': 'parameters' is a str, not an object of named parameters",
     ),
-    "shop/function_catalog_duplicate_names.json": ("duplicate_operation_id", "'get_weather' on entry 1, entry 2"),
+    "shop/function_catalog_duplicate_names.json": (
+        "duplicate_operation_id",
+        "'get_weather' on entry 1, entry 2",
+    ),
     "shop/function_catalog_unnamed.json": ("invalid_spec", "catalog entry 2 has no function name"),
     "shop/function_catalog_empty.json": ("no_operations", "the function catalog is an empty list"),
 }
