@@ -6,7 +6,8 @@ operation's own (the operation wins on the same name and location). The JSON req
 else a form media type, whose fields are an object schema too), Swagger 2 `in: body` schema or
 `in: formData` fields gathered into an object schema. `response` is the schema of the first 2xx
 response that has one; `links` are the OpenAPI 3 links of the 2xx responses that name an
-`operationId` (the data flow the document states: `userId: $response.body#/id`). A missing operationId is synthesized as snake_case method + path
+`operationId` (the data flow the document states: `userId: $response.body#/id`). A missing
+operationId is synthesized as snake_case method + path
 (`get /orders/{order_id}/items` -> `get_orders_order_id_items`); operationIds the document
 declares twice are an error, since later stages key tools by them.
 """

@@ -2,10 +2,10 @@
 
 The format is decided by content: a mapping with `openapi: 3.x` is OpenAPI 3, `swagger: "2.0"` is
 Swagger 2, a list of function entries (bare, or under `tools` / `functions`) is a function-calling
-catalog, a `tools` list of named objects with `inputSchema` is an MCP tool listing, and Markdown (a `.md` file, or
-text whose structured parse is not a mapping but that has Markdown headings) is API docs. The file
-name only settles ambiguity: `.json` reports JSON syntax errors, `.md` is read as Markdown, and
-`#` lines in a `.yaml`/`.yml`/`.json` file are comments, never Markdown headings.
+catalog, a `tools` list of named objects with `inputSchema` is an MCP tool listing, and Markdown
+(a `.md` file, or text whose structured parse is not a mapping but that has Markdown headings) is
+API docs. The file name only settles ambiguity: `.json` reports JSON syntax errors, `.md` is read
+as Markdown, and `#` lines in a `.yaml`/`.yml`/`.json` file are comments, never Markdown headings.
 Every failure is a `ResourceParseError` with a reason naming what is wrong and an `ErrorKind`.
 """
 

@@ -67,8 +67,8 @@ def test_the_graph_is_built_once_scored_and_loaded_downstream(
     catalog = catalog_path(home)
     [(provenance, evidence)] = query(
         catalog,
-        "SELECT provenance, evidence FROM tool_graph WHERE kind = 'feeds' "
-        "AND source LIKE '%find_cars::out::%pickup_location' AND target LIKE '%reserve_car::in::pickup_location'",
+        "SELECT provenance, evidence FROM tool_graph WHERE kind = 'feeds' AND source LIKE "
+        "'%find_cars::out::%pickup_location' AND target LIKE '%reserve_car::in::pickup_location'",
     )
     assert provenance == "same_name" and "pickup_location" in evidence[0]
     assert query(catalog, "SELECT count(*) FROM tool_chains")[0][0] > 0

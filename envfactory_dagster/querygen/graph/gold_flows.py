@@ -184,10 +184,11 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
             if any(b in successors.get(a, set()) for a in sources for b in tools[consumer]):
                 found_dependent += 1
             else:
-                missed.append(
-                    f"request {request.index}: {request.calls[consumer].operation} has no edge from "
-                    f"{sorted({request.calls[p].operation for c, p, _, _ in request.references if c == consumer})}"
+                sources_named = sorted(
+                    {request.calls[p].operation for c, p, _, _ in request.references if c == consumer}
                 )
+                consumer_op = request.calls[consumer].operation
+                missed.append(f"request {request.index}: {consumer_op} has no edge from {sources_named}")
         in_request = {t for ts in tools for t in ts}
         for a in in_request:
             for b in successors.get(a, set()) & in_request - {a}:
@@ -230,7 +231,8 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         "valid_share": _share(valid, sequences),
         "producible_share": _share(producible, sequences),
         "missed_param_edges": sorted(
-            f"{e.producer}.{e.field} -> {e.consumer}.{e.param}{'' if present[e] else ' (an end is not in the graph)'}"
+            f"{e.producer}.{e.field} -> {e.consumer}.{e.param}"
+            + ("" if present[e] else " (an end is not kept)")
             for e, hit in edges.items()
             if not hit
         ),

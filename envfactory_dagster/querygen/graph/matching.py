@@ -420,7 +420,8 @@ def match_links(
                                     i,
                                     "link",
                                     PROVENANCE_SCORE["link"],
-                                    f"the document links {op.operation_id} to {link.operation_id}: {param} = {expression}",
+                                    f"the document links {op.operation_id} to {link.operation_id}: "
+                                    f"{param} = {expression}",
                                 )
 
 

@@ -92,8 +92,8 @@ _BARE_QUERY_PRODUCERS = 3
 _GENERIC_TEXT_WORDS = frozenset(
     ("a", "an", "the", "of", "for", "to", "in", "on", "by", "or", "and", "with", "where", "is", "be", "can",
      "which", "that", "this", "it", "e", "g", "eg", "example", "search", "query", "term", "keyword", "text",
-     "name", "title", "look", "up", "find", "string", "value", "field", "entity", "return", "match", "matching",
-     "result", "results", "based", "data", "back", "sent", "one", "following", "could")
+     "name", "title", "look", "up", "find", "string", "value", "field", "entity", "return", "match",
+     "matching", "result", "results", "based", "data", "back", "sent", "one", "following", "could")
 )  # fmt: skip
 _SPEC_QUERY_DESCRIPTION = "Text to look for in the entity's text fields."  # envgen's, not the document's
 
