@@ -88,8 +88,8 @@ class EnvDescriptor:
     env_id: str
     domain: str
     spec: EnvSpec
-    world_id: str  # the service whose state the environment uses (its first resource id until the
-    # registry states one): LLM refinement and cross-env edge labels stay within a world
+    world_id: str  # the service whose single state the environment uses (`envgen.worlds`): value
+    # roles and the LLM refinement stay within a world
 
 
 def describe_envs(
@@ -120,7 +120,7 @@ def describe_envs(
         seen.add(env_id)
         row = {} if isinstance(env, VerifiedEnvironment) else env
         domain = str(row.get("domain") or spec.domain)
-        world = str(row.get("world_id") or (spec.resource_ids[0] if spec.resource_ids else env_id))
+        world = str(row.get("world_id") or spec.world_id or env_id)  # no world: the env owns its state
         out.append(EnvDescriptor(env_id, domain, spec, world))
     return sorted(out, key=lambda d: d.env_id), errors
 

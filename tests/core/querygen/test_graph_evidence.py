@@ -57,6 +57,7 @@ def _row(env_id: str, tools: list[ToolSpec], entities: list[EntitySpec], resourc
         entities=entities,
         tools=tools,
         resource_ids=[resource],
+        world_id=resource,  # one world per service (document)
     )
     return {"env_id": env_id, "domain": "travel", "spec_json": spec.model_dump_json()}
 
