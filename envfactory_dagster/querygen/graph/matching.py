@@ -309,8 +309,9 @@ def match_described_sources(
     """`described_source`: the input's description names a tool; its best-fitting output feeds it.
 
     A tool is named by the longest of its phrases found in the description (ties: every tool
-    that long). Among the named tool's compatible outputs, the ones whose names share most words
-    with the input's (ids aside) win; none when no output shares a word.
+    that long). Among the named tool's compatible outputs (ids, when the input is an id), the ones
+    whose field names share most words with the input's (id words aside) win; none when no output
+    shares a word (the entity's own key is left to the name matchers).
     """
     tools = sorted(n for n, a in g.nodes(data=True) if a["kind"] == "tool")
     phrases = {t: _tool_phrases(g, t) for t in tools}
@@ -331,22 +332,16 @@ def match_described_sources(
         if not named:
             continue
         top = max(named.values())
-        input_words = (set(field_words(ia["name"])) | set(ia["normalized_name"].split("_"))) - ID_WORDS
+        input_words = set(field_words(ia["name"]))
+        wants_id = bool(input_words & ID_WORDS) and field_words(ia["name"])[-1] in ID_WORDS
+        input_words -= ID_WORDS
         for t in sorted(k for k, v in named.items() if v == top):
-            scored = [
-                (
-                    len(
-                        input_words
-                        & (
-                            set(field_words(g.nodes[o]["name"]))
-                            | set(g.nodes[o]["normalized_name"].split("_"))
-                        )
-                    ),
-                    o,
-                )
-                for o in outputs_of[t]
-                if compatible(g, o, i)
-            ]
+            scored = []
+            for o in outputs_of[t]:
+                leaf = field_words(g.nodes[o]["name"])
+                # an id takes an id: a row's timestamps share the entity's words, not its role
+                if compatible(g, o, i) and (not wants_id or (leaf and leaf[-1] in ID_WORDS)):
+                    scored.append((len(input_words & set(leaf)), o))
             best = max((s for s, _ in scored), default=0)
             picks = [o for s, o in scored if s == best] if best else []
             phrase = " ".join(next(p for p in phrases[t] if len(p) == top and _contains(text_words, p)))
