@@ -13,14 +13,20 @@ Matchers (offline unless noted), strongest first:
 - `example` (0.9): an example value the document gives for both;
 - `described_source` (0.85): the input's description names the producing tool ("can be extracted
   from the Search Airport API"); the tool's output whose name fits the input best feeds it;
-- `qualified_name` (0.8): the input is the output qualified by a role (`origin_sky_id` <- `sky_id`);
+- `qualified_name` (0.8): the input is the output qualified by a role (`origin_sky_id` <- `sky_id`)
+  or offers it as an alternative (`username_or_id_or_url` <- `username`);
+- `llm` (0.8): an add-only pass within each service (`llm_edge_fn`), see `llm_linking`;
 - `embedding` (cosine, with `embed_fn`) and `tfidf` (cosine of TF-IDF vectors) of the text
   `"{normalized name} {name} ({type}): {description}"`, at or above their thresholds;
-- `llm` (0.8): an add-only pass within each service (`llm_edge_fn`), see `llm_linking`.
+- `value_role` (0.6): an input that takes any value of a kind (a message, an amount, a search
+  query) fed by outputs of that kind within its service, see `value_roles`.
 Every pair needs compatible JSON types (or a list element's id feeding an array of ids, edge
 attribute `element`), and no key edge is added when the input's `pattern` refuses the keys seeded
 states hold. A tool never feeds itself, and a write tool's output that echoes its own input (a
 recorded request, an updated row's new value) feeds nothing: the caller had that value already.
+Weak evidence (similarity, value roles, one-word names) also needs an output the document states
+(not a field its environment's merged entity added), and never runs back against strong edges
+(`drop_loop_backs`).
 """
 
 from __future__ import annotations
