@@ -48,6 +48,7 @@ FIGURES = (
     ("prerequisite_recall", "tool-level prerequisite recall (dependent calls)"),
     ("pair_recall", "tool-level recall (distinct gold tool pairs)"),
     ("precision", "precision within request tool sets"),
+    ("precision_forward", "precision within request tool sets, earlier -> later calls"),
     ("valid_share", "gold sequences validate_chain accepts"),
     ("producible_share", "gold sequences the sampler can draw"),
 )

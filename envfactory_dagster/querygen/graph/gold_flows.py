@@ -18,7 +18,8 @@ Figures (all over the covered requests, distinct gold edges where said):
   reach; EnvGen drops some: a field named `Exchange Rate`, a nested `company.cik`);
 - `prerequisite_recall`: dependent calls (calls taking an earlier call's output) with a tool ->
   tool edge from one of their gold producers (`pair_recall`: the same over distinct tool pairs);
-- `precision`: tool -> tool edges among each request's tools that are gold pairs of it (micro);
+- `precision`: tool -> tool edges among each request's tools that are gold pairs of it (micro;
+  `precision_forward`: the same over edges from an earlier call's tool to a later one's);
 - `valid_share`: gold sequences `validate_chain` accepts; `producible_share`: those that are
   also connected by graph edges wherever the gold says a call feeds another (what the
   topology-aware sampler needs to draw them).
@@ -147,7 +148,7 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
     present: dict[GoldEdge, bool] = {}  # both ends exist as graph nodes
     dependent = found_dependent = 0
     pairs: dict[tuple[str, str], bool] = {}
-    tp = predicted = 0
+    tp = predicted = tp_forward = predicted_forward = 0
     valid = producible = sequences = covered = 0
     missed: list[str] = []
     for request in requests:
@@ -190,10 +191,17 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
                 consumer_op = request.calls[consumer].operation
                 missed.append(f"request {request.index}: {consumer_op} has no edge from {sources_named}")
         in_request = {t for ts in tools for t in ts}
+        first = {}
+        for position, ts in enumerate(tools):
+            for t in ts:
+                first.setdefault(t, position)
         for a in in_request:
             for b in successors.get(a, set()) & in_request - {a}:
                 predicted += 1
                 tp += (a, b) in gold_pairs
+                if first[a] < first[b]:  # an edge the request's order could have used
+                    predicted_forward += 1
+                    tp_forward += (a, b) in gold_pairs
         chain_tools = [ts[0] for ts in tools if ts]
         if len(chain_tools) >= 2:
             sequences += 1
@@ -227,6 +235,7 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         "pair_recall": _share(sum(pairs.values()), len(pairs)),
         "predicted_pairs_in_requests": predicted,
         "precision": _share(tp, predicted),
+        "precision_forward": _share(tp_forward, predicted_forward),
         "gold_sequences": sequences,
         "valid_share": _share(valid, sequences),
         "producible_share": _share(producible, sequences),
