@@ -3,6 +3,7 @@ required id read from the state because no chain could produce it first (`from_s
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -127,6 +128,7 @@ _HUMAN_WORDS = {
     "goal",
 }
 _HUMAN_FORMATS = {"email", "date", "uri", "url"}
+_DATE_LAYOUT = re.compile(r"\b(yyyy-mm-dd|mm/dd/yyyy|dd/mm/yyyy|dd\.mm\.yyyy)\b", re.IGNORECASE)
 
 
 def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | None, bound_field: Any) -> bool:
@@ -134,9 +136,10 @@ def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | Non
 
     No: pagination and cursors (`$limit`, `page`, `cursor`), ids and keys (`*_id`, a foreign key,
     the entity key), tokens, hashes, timestamps (`date-time`, `*_at`, a numeric `*_time`),
-    coordinates, zip codes. Yes: search text (`$query`), enums (a status a person names), dates,
-    times of day (a string `*_time`), emails, names, titles, free text, amounts, and plain
-    attributes of a row the person creates or edits.
+    coordinates, zip codes. Yes: search text (`$query`), enums (a status a person names), dates
+    (by format, or a description giving a date layout such as YYYY-MM-DD), times of day (a string
+    `*_time`), emails, names, titles, free text, amounts, and plain attributes of a row the
+    person creates or edits.
     """
     ws = words(name)
     fmt = str(schema.get("format") or "").lower()
@@ -152,6 +155,8 @@ def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | Non
         return json_type(schema) == "string"
     if schema.get("enum") or fmt in _HUMAN_FORMATS or set(ws) & _HUMAN_WORDS:
         return True
+    if json_type(schema) == "string" and _DATE_LAYOUT.search(str(schema.get("description") or "")):
+        return True  # the document says it is a calendar date ("Check-in date, YYYY-MM-DD")
     # a plain attribute of the entity, e.g. `when_made`, `is_digital`
     return bound_field is not None and bound_field.type in ("string", "number", "integer", "boolean")
 
