@@ -282,14 +282,11 @@ def locate_entity_schema(schema: Any, depth: int = 0) -> tuple[dict[str, Any], b
 
 def _scalars(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema with only its scalar (non-object, non-array) properties."""
-    props = schema.get("properties") or {}
-    kept = {
-        name: sub
-        for name, sub in props.items()
-        if not _is_object(flatten_schema(sub))
-        and "items" not in flatten_schema(sub)
-        and flatten_schema(sub).get("type") not in ("object", "array")
-    }
+    kept = {}
+    for name, sub in (schema.get("properties") or {}).items():
+        flat = flatten_schema(sub)
+        if not _is_object(flat) and "items" not in flat and flat.get("type") not in ("object", "array"):
+            kept[name] = sub
     return {**schema, "properties": kept}
 
 
