@@ -276,6 +276,8 @@ def match_qualified_names(
             by_name[ws].append(o)
         by_field[tuple(field_words(g.nodes[o]["name"]))].append(o)
     for i in inputs:
+        if g.nodes[i]["entity_key"]:
+            continue  # the spec says whose key it is (`cancelled_message_id` keys a CancelledMessage)
         name = g.nodes[i]["normalized_name"]
         ws = tuple(name.split("_"))
         for start in range(1, len(ws) - 1):

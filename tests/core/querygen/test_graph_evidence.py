@@ -231,3 +231,27 @@ def test_a_weak_edge_back_against_a_strong_one_is_dropped() -> None:
     # a flight's destination name could be searched as an airport name (`query` takes any name of
     # its own service), but the airport search comes first: that edge would only loop back
     assert "env_flights::search_airport" not in graph.tool_successors["env_flights::search_flights"]
+
+
+def test_a_key_of_its_own_entity_is_not_read_as_a_qualified_name() -> None:
+    """`cancelled_message_id` keys a CancelledMessage: a message's id is not one."""
+    messages = _entity("Message", "messages", "text")
+    cancelled = _entity("CancelledMessage", "cancelled_messages", "reason")
+    row = _row(
+        "env_sms",
+        [
+            _tool("list_messages", "Message", {}, ["id", "text"], "messages"),
+            _tool(
+                "uncancel",
+                "CancelledMessage",
+                {"cancelled_message_id": {"type": "string"}},
+                ["id", "reason"],
+                "cancelled_messages",
+                param_fields={"cancelled_message_id": "id"},
+            ),
+        ],
+        [messages, cancelled],
+    )
+    graph = build_tool_graph([row])
+    assert graph.input_feeds["env_sms::uncancel::in::cancelled_message_id"] == []
+    assert graph.from_state("env_sms::uncancel::in::cancelled_message_id") == "cancelled_messages"
