@@ -73,3 +73,19 @@ def raw_enum_identifiers(query: str, enum_values: Iterable[Any]) -> list[str]:
         for v in {v for v in enum_values if is_identifier_value(v)}
         if re.search(rf"\b{re.escape(v)}\b", query)
     )
+
+
+def language_figures(turns: Sequence[tuple[str, list[Any], list[Any]]]) -> dict[str, Any]:
+    """Figures of a partition's user turns, each given as (query, the turn's gold argument values,
+    the enum values of the tools of its environments): value-masked distinct 3-gram ratio, share
+    of the four most common openings, turns with a raw enum identifier."""
+    tokens = [masked_words(query, values) for query, values, _ in turns]
+    share, top = top_opening_share([query for query, _, _ in turns])
+    raw = [query for query, _, enums in turns if raw_enum_identifiers(query, enums)]
+    return {
+        "distinct_3gram_ratio": distinct_ngram_ratio(tokens),
+        "top4_opening_share": share,
+        "top4_openings": [f"{word} ({count})" for word, count in top],
+        "raw_enum_turns": len(raw),
+        "raw_enum_examples": raw[:3],
+    }

@@ -145,11 +145,15 @@ def natural_value(value: Any, label: str | None = None) -> str:
     return str(value)
 
 
-def join_words(items: Sequence[str]) -> str:
+def join_words(items: Sequence[str], rng: random.Random | None = None) -> str:
+    """ "a, b and c"; with `rng`, sometimes "a, b, plus c" or "a, b as well as c"."""
     items = list(items)
     if not items:
         return ""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    last = " and "
+    if rng is not None and len(items) > 1:
+        last = rng.choice((" and ", " and ", ", plus ", " as well as ", " and also "))
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + last + items[-1]
 
 
 @functools.lru_cache(maxsize=8192)  # a few hundred names, asked for tens of thousands of times
@@ -168,8 +172,15 @@ def plural_words(noun: str) -> str:
     return f"{head} {plural(last)}".strip() if last else plural(noun)
 
 
+_CONSONANT_SOUND = ("uni", "use", "usu", "uti", "ure", "url", "eu", "one", "once")
+_VOWEL_SOUND = ("hour", "honest", "honor", "honour", "heir")
+
+
 def a_or_an(noun: str) -> str:
-    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+    """ "an order", "a user", "an hour": by the sound of the first word, not only its letter."""
+    word = noun.lower()
+    vowel = (word[:1] in "aeiou" and not word.startswith(_CONSONANT_SOUND)) or word.startswith(_VOWEL_SOUND)
+    return f"an {noun}" if vowel else f"a {noun}"
 
 
 # -- action verbs ----------------------------------------------------------------------------
@@ -267,12 +278,48 @@ _TRANSITION_TOOL_VERBS = frozenset(v.split()[0] for v in _STATUS_VERBS.values())
     "redeem",
     "renew",
     "verify",
+    "validate",
+    "approve",
+    "submit",
+    "invite",
+    "assign",
+    "unassign",
+    "enroll",
+    "grade",
+    "flag",
+    "pin",
+    "unpin",
+    "star",
+    "unstar",
+    "follow",
+    "unfollow",
+    "like",
+    "unlike",
+    "play",
+    "skip",
+    "reserve",
+    "rotate",
+    "purge",
+    "sync",
+    "transfer",
+    "charge",
+    "checkout",
+    "lock",
+    "unlock",
+    "trash",
+    "restore",
 }
 
 
 def _kind_verbs(noun: str, table: dict[str, tuple[str, ...]], default: tuple[str, ...]) -> tuple[str, ...]:
     last = noun.split()[-1] if noun else ""
     return table.get(last, ()) + default if last in table else default
+
+
+def action_verb(tool_name: str) -> str | None:
+    """The tool name's first word when it is a verb a person uses for an action (`unlock_topic`)."""
+    first = (words(tool_name) or [""])[0]
+    return first if first in _TRANSITION_TOOL_VERBS else None
 
 
 def transition_verb(tool_name: str, to_value: Any) -> str | None:
@@ -313,6 +360,18 @@ def past_tense(verb: str) -> str:
     return f"{past} {rest}".strip()
 
 
+def with_details(rng: random.Random, listed: str, *, filtering: bool = False) -> str:
+    """ " with a, b and c" in one of several forms ("" when there is nothing to list)."""
+    if not listed:
+        return ""
+    forms = (
+        (" with {x}", " where {x}", " that have {x}", " filtered to {x}", " limited to {x}")
+        if filtering
+        else (" with {x}", ": {x}", " using {x}", " that has {x}", " - {x}", " set to {x}")
+    )
+    return rng.choice(forms).format(x=listed)
+
+
 def create_clause(rng: random.Random, noun: str, details: str) -> str:
     verb = rng.choice(_kind_verbs(noun, _CREATE_VERBS, _CREATE_DEFAULT))
     new = rng.choice(("", "", "new "))
@@ -335,6 +394,12 @@ _GET = (
     "bring up {t}",
     "fetch {t}",
     "get me {t}",
+    "give me {t}",
+    "find {t} and show it to me",
+    "read me {t}",
+    "have a look at {t}",
+    "dig out {t}",
+    "look into {t}",
 )
 _LIST = (
     "list {p}{f}",
@@ -344,9 +409,18 @@ _LIST = (
     "pull up {p}{f}",
     "tell me which {p} there are{f}",
     "go through {p}{f}",
-    "get me a list of {p}{f}",
+    "get me all {p}{f}",
     "let me see {p}{f}",
     "round up {p}{f}",
+    "check what {p} exist{f}",
+    "run through {p}{f}",
+    "list out {p}{f}",
+    "bring up all {p}{f}",
+    "see which {p} we have{f}",
+    "look over {p}{f}",
+    "enumerate {p}{f}",
+    "fetch {p}{f}",
+    "show all {p}{f}",
 )
 _SEARCH = (
     "find {p} matching {q}",
@@ -356,6 +430,11 @@ _SEARCH = (
     "check whether any {n} matches {q}",
     "hunt down {p} with {q} in them",
     "see what {p} come up for {q}",
+    "track down {p} matching {q}",
+    "search through {p} for {q}",
+    "find any {n} that mentions {q}",
+    "look up {p} by {q}",
+    "run a search on {p} for {q}",
 )
 
 
@@ -449,6 +528,16 @@ _ASKING = (
     "When you get a sec, {vp}.",
     "Could you please {vp}?",
     "Can I get you to {vp}?",
+    "Kindly {vp}.",
+    "Do me a favour and {vp}.",
+    "First thing: {vp}.",
+    "Could I ask you to {vp}?",
+    "Would it be possible to {vp}?",
+    "I'd appreciate it if you could {vp}.",
+    "Your task: {vp}.",
+    "Please go ahead and {vp}.",
+    "Can you help and {vp}?",
+    "Would you be able to {vp}?",
 )
 _SELF = (
     "I'd like to {vp}.",
@@ -479,6 +568,19 @@ _FOLLOW_ASKING = (
     "Perfect. {VP}.",
     "Another thing - {vp}.",
     "Last bit: {vp}.",
+    "OK, {vp}.",
+    "Great. Next, {vp}.",
+    "That's done? Then {vp}.",
+    "Moving on: {vp}.",
+    "Also please {vp}.",
+    "Nice. Could you {vp} too?",
+    "Alright, {vp}.",
+    "In addition, {vp}.",
+    "One last request: {vp}.",
+    "Next up, {vp}.",
+    "Cool, now {vp}.",
+    "Good, and {vp}.",
+    "Let's continue: {vp}.",
 )
 _FOLLOW_SELF = (
     "Okay, next I'd like to {vp}.",
@@ -494,8 +596,40 @@ _JOINERS = (
     "{a}, then {b}",
     "{a}, and once that's done {b}",
     "{a}, and also {b}",
+    "{a}; then {b}",
+    "{a}, after which {b}",
+    "{a}; next, {b}",
+    "{a} - and {b}",
+    "{a}, plus {b}",
+    "{a}, and later {b}",
+    "{a}, and afterwards {b}",
+    "{a}; also {b}",
 )
-_CLOSINGS = ("", "", "", "", " Thanks!", " Thank you.", " Thanks a lot.", " Appreciate it.", " Cheers.")
+_CLOSINGS = (
+    *([""] * 14),
+    " Thanks!",
+    " Thank you.",
+    " Cheers.",
+    " Ta.",
+    " Thx.",
+    " Appreciated.",
+    " Great, thanks.",
+    " Many thanks.",
+    " Thanks in advance.",
+    " Much obliged.",
+)
+_INTERJECTIONS = (
+    "Hmm, ",
+    "Oh, ",
+    "Okay so ",
+    "Right - ",
+    "Wait, ",
+    "Also - ",
+    "Actually, ",
+    "By the way, ",
+    "So ",
+    "Ah, ",
+)
 _SAYS_ME = re.compile(r"\bme\b")
 
 
@@ -517,5 +651,8 @@ def frame_request(rng: random.Random, verb_phrase: str, *, follow_up: bool, cont
     asking, own = (_FOLLOW_ASKING, _FOLLOW_SELF) if follow_up else (_ASKING, _SELF)
     frames = asking if _SAYS_ME.search(verb_phrase) else asking + own
     body = rng.choice(frames).format(vp=verb_phrase, VP=_capital(verb_phrase))
+    if follow_up and rng.random() < 0.25:
+        keep_case = body.startswith(("I ", "I'"))
+        body = rng.choice(_INTERJECTIONS) + (body if keep_case else body[:1].lower() + body[1:])
     text = f"{context} {body}".strip() if context else body
     return _capital(text) + rng.choice(_CLOSINGS)

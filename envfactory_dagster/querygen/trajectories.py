@@ -254,6 +254,23 @@ def shape_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def partition_figures(
+    rows: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]], chains: int
+) -> dict[str, Any]:
+    """One row of figures for the partition checks: how much of what was sampled survived, the
+    largest reject share, sizes, and the problems a kept trajectory must never have."""
+    kinds = Counter(r["kind"] for r in rejected if r.get("kind"))
+    return {
+        "trajectories": len(rows),
+        "kept_share": round(len(rows) / chains, 4) if chains else 1.0,
+        "max_reject_share": round(max(kinds.values()) / chains, 4) if kinds and chains else 0.0,
+        "largest_reject_kind": kinds.most_common(1)[0][0] if kinds else "",
+        **{k: v for k, v in shape_figures(rows).items() if not isinstance(v, dict)},
+        "noop_writes": sum(int(r["noop_writes"]) for r in rows),
+        "cross_service_ids": sum(int(r["cross_service_ids"]) for r in rows),
+    }
+
+
 def rewrite_queries_llm(
     rows: list[dict[str, Any]], envs: Mapping[str, VerifiedEnvironment], gateway: Any
 ) -> tuple[list[dict[str, Any]], list[str]]:

@@ -18,11 +18,12 @@ original queries, and the uplift is their difference.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
-from envfactory_dagster.querygen.language_quality import raw_enum_identifiers
+from envfactory_dagster.querygen.language_quality import language_figures, raw_enum_identifiers
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     Replay,
@@ -289,7 +290,7 @@ def refine_trajectories(
             )
             continue
         replay = recorded_replay(trajectory)
-        if canonical_json(replay.final_states) != canonical_json(trajectory.final_states):
+        if replay.final_states != trajectory.final_states:  # the record must be self-consistent
             rejected.append(
                 {
                     "trajectory_id": trajectory.id,
@@ -376,6 +377,11 @@ def refine_trajectories(
         # The final audit: every stored proof re-checked against the final queries.
         proofs_failed = sum(1 for p in proofs if check_proof(p, replay, new_turns[p.turn].query))
         proofs_failed += sum(1 for e in effects if check_effect(e, new_turns[e.turn].query))
+        # and no kept turn holds a value that is neither written nor carried by a proof
+        proofs_failed += sum(
+            len(unproven_values(trajectory, t.index, t.query, [p for p in proofs if p.turn == t.index]))
+            for t in new_turns
+        )
         counts["proofs"] += len(proofs) + len(effects)
         counts["proofs_passing"] += len(proofs) + len(effects) - proofs_failed
         turn_scores.extend(scores)
@@ -441,3 +447,40 @@ def reason_kind(problem: str) -> str:
     """The kind of an audit problem ("unproven", "leaks", "proof", "raw enum value", ...)."""
     head = problem.split(" ", 1)[0]
     return {"call": "unsolvable_or_unasked", "raw": "raw_enum"}.get(head, head)
+
+
+def partition_figures(
+    rows: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]], envs: EnvironmentRows
+) -> dict[str, Any]:
+    """One row of figures for the refinement checks: kept share, dropped turns, implicitness uplift
+    and the language of the refined user turns (see `language_quality`)."""
+    index = environments_by_id(envs)
+    enums_of: dict[str, list[Any]] = {}
+    turns = []
+    dropped = 0
+    for row in rows:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        dropped += len(json.loads(row["dropped_turns"]))
+        for env_id in trajectory.env_ids:
+            if env_id not in enums_of:
+                enums_of[env_id] = [
+                    v
+                    for tool in index[env_id].spec.tools
+                    for schema in (tool.input_schema.get("properties") or {}).values()
+                    for v in schema.get("enum") or []
+                ]
+        for turn in trajectory.turns:
+            values = [v for c in turn.calls for v in c.arguments.values()]
+            enums = [v for e in trajectory.env_ids for v in enums_of[e]]
+            turns.append((turn.query, values, enums))
+    total = len(rows) + sum(1 for r in rejected if r.get("kind") not in (None, "llm_error"))
+    kept_turns = len(turns)
+    return {
+        "refined": len(rows),
+        "kept_share": round(len(rows) / total, 4) if total else 1.0,
+        "dropped_turn_share": round(dropped / (dropped + kept_turns), 4) if dropped + kept_turns else 0.0,
+        "implicitness_uplift": round(statistics.fmean(r["implicitness_uplift"] for r in rows), 4)
+        if rows
+        else 0.0,
+        **language_figures(turns),
+    }

@@ -89,6 +89,29 @@ class RowDescriber:
             if any(e.id_prefix for e in spec.entities)
         }
 
+    def determiner(self) -> str:
+        """ "the" mostly, sometimes "my": people speak of their own records both ways."""
+        return "my" if self.rng.random() < 0.3 else "the"
+
+    def naming_words(self, field: str) -> str:
+        """How a person names a row by one of its fields ("titled", "called", "whose email is")."""
+        if field in TITLE_FIELDS:
+            return self.rng.choice(("titled", "called", "with the title"))
+        if "name" in field:
+            return self.rng.choice(("named", "called"))
+        label = field_words(field)
+        if "email" in field:
+            return self.rng.choice(("under", "for", f"with {label}", f"whose {label} is", "registered to"))
+        return self.rng.choice(
+            (
+                f"with {label}",
+                f"whose {label} is",
+                f"that has {label}",
+                f"where the {label} is",
+                f"with the {label}",
+            )
+        )
+
     # -- spec lookups ------------------------------------------------------------------
     def tool_spec(self, call: GoldCall) -> ToolSpec | None:
         return self.tools.get((call.env_id, call.tool))
@@ -130,16 +153,16 @@ class RowDescriber:
         for f in string_fields:
             value = row[f]
             if sum(1 for r in table.values() if r.get(f) == value) == 1:
-                verb = (
-                    "titled" if f in TITLE_FIELDS else ("named" if "name" in f else f"with {field_words(f)}")
-                )
+                verb = self.naming_words(f)
                 lookup = StateLookup(
                     world_id=self.trajectory.env_worlds[env_id],
                     collection=collection,
                     filter=[Condition(field=f, value=value)],
                     field=key_field,
                 )
-                found.append((f"the {noun} {verb} {quote(value)}", lookup, "implicit_reference"))
+                found.append(
+                    (f"{self.determiner()} {noun} {verb} {quote(value)}", lookup, "implicit_reference")
+                )
                 for token in sorted({t for t in str(value).split() if len(t) >= 4 and t.isalpha()}):
                     if (
                         token == value
@@ -153,8 +176,13 @@ class RowDescriber:
                         filter=[cond],
                         field=key_field,
                     )
+                    mentions = self.rng.choice(("mentions", "contains", "includes", "has the word"))
                     partial.append(
-                        (f"the {noun} whose {field_words(f)} mentions {quote(token)}", lookup, "ambiguity")
+                        (
+                            f"{self.determiner()} {noun} whose {field_words(f)} {mentions} {quote(token)}",
+                            lookup,
+                            "ambiguity",
+                        )
                     )
                     break
         found.extend(self._owner_descriptions(env_id, entity, row, state, noun))
@@ -226,7 +254,11 @@ class RowDescriber:
                             order_by=f.name,
                             field=entity.key_field,
                         )
-                        adjective = "only" if len(ordered) == 1 else "most recent"
+                        adjective = (
+                            "only"
+                            if len(ordered) == 1
+                            else self.rng.choice(("most recent", "latest", "newest"))
+                        )
                         out.append(
                             (f"the {adjective} {noun} of {owner_phrase}", lookup, "implicit_reference")
                         )
@@ -244,9 +276,7 @@ class RowDescriber:
             if self.looks_generated(env_id, row[f]):
                 continue
             if sum(1 for r in table.values() if r.get(f) == row[f]) == 1:
-                verb = (
-                    "titled" if f in TITLE_FIELDS else ("named" if "name" in f else f"with {field_words(f)}")
-                )
+                verb = self.naming_words(f)
                 lookup = StateLookup(
                     world_id=self.trajectory.env_worlds[env_id],
                     collection=owner.collection,

@@ -29,6 +29,7 @@ from typing import Any
 from envfactory_dagster.envgen.env_spec import EntitySpec
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.querygen.surface import (
+    action_verb,
     change_phrase,
     create_clause,
     delete_clause,
@@ -43,6 +44,7 @@ from envfactory_dagster.querygen.surface import (
     search_clause,
     transition_verb,
     update_clause,
+    with_details,
 )
 from envfactory_dagster.querygen.trajectory_model import GoldCall
 from envfactory_dagster.refine.grounding import (
@@ -281,7 +283,15 @@ class TurnRenderer(RowDescriber):
                 if not isinstance(row, dict) or entity is None or row.get(entity.key_field) != value:
                     continue
                 noun = entity_words(entity, prop)
-                anchor = self.anaphor(turn, t, i, source_call, False, noun)
+                tool = self.tool_spec(call)
+                pronoun = (
+                    t == turn
+                    and i == max(j for j in range(call_index) if self.mentioned.get((turn, j), True))
+                    and tool is not None
+                    and tool.action not in ("get", "list", "search")
+                )
+                # the row the previous request of this turn worked on is "it" ("find X and cancel it")
+                anchor = "it" if pronoun else self.anaphor(turn, t, i, source_call, False, noun)
                 proof = GroundingProof(
                     **base,
                     via="output",
@@ -291,7 +301,8 @@ class TurnRenderer(RowDescriber):
                     source_call=i,
                     path=f"{prop}.{entity.key_field}",
                 )
-                return [Rendering(anchor, proof, True, noun=noun, anchor=anchor, anchor_noun=noun)]
+                named = "" if pronoun else noun  # a pronoun is never repeated as "that <noun>"
+                return [Rendering(anchor, proof, True, noun=named, anchor=anchor, anchor_noun=named)]
         return []
 
     def output_field(
@@ -345,7 +356,9 @@ class TurnRenderer(RowDescriber):
         """Words for the row an earlier call gave: its own request when compressed, else a back-reference."""
         if compressed:
             described = self.compressed_phrases.get((source_turn, source_index), "")
-            return described if described.startswith("the ") else f"the {noun} {described}".strip()
+            if described.startswith(("the ", "my ")):
+                return described
+            return f"the {noun} {described}".strip()
         tool = self.tool_spec(source_call)
         verb = {
             "create": "created",
@@ -358,7 +371,30 @@ class TurnRenderer(RowDescriber):
         if tool and tool.action == "transition" and tool.transition:
             action = transition_verb(tool.name, tool.transition.to_value)
             verb = past_tense(action) if action else "updated"
-        return f"the {noun} you just {verb}" if source_turn == turn else f"the {noun} you {verb} earlier"
+        if source_turn == turn:
+            when = self.rng.choice(
+                (
+                    "you just {v}",
+                    "you {v} a moment ago",
+                    "we just {v}",
+                    "that was just {v}",
+                    "you {v} just now",
+                )
+            )
+        else:
+            when = self.rng.choice(
+                (
+                    "you {v} earlier",
+                    "you {v} before",
+                    "we {v} earlier",
+                    "you {v} a bit ago",
+                    "you {v} previously",
+                    "we {v} before",
+                    "that you {v} earlier on",
+                    "you {v} a little while ago",
+                )
+            )
+        return f"{self.determiner()} {noun} {when.format(v=verb)}"
 
     def value_label(self, call: GoldCall, argument: str) -> str:
         """The words for what an argument sets ("due date"), from the field it binds to."""
@@ -420,7 +456,7 @@ class TurnRenderer(RowDescriber):
                 return r.phrase
             return f"{label(p)} {r.phrase}"
 
-        with_values = join_words(merge(other, valued, group))
+        with_values = join_words(merge(other, valued, group), rng)
         owners = " and ".join(merge(owner_params, lambda p, r: r.phrase, group))
         action = tool.action if tool else "custom"
         if action == "get":
@@ -456,14 +492,20 @@ class TurnRenderer(RowDescriber):
             )
             return update_clause(rng, target, changes) if changes else f"update {target}"
         if action == "create":
-            details = (f" for {owners}" if owners else "") + (f" with {with_values}" if with_values else "")
+            details = (f" for {owners}" if owners else "") + with_details(rng, with_values)
             return create_clause(rng, noun, details)
         if action == "list":
-            filters = (f" of {owners}" if owners else "") + (f" with {with_values}" if with_values else "")
+            filters = (f" of {owners}" if owners else "") + with_details(rng, with_values, filtering=True)
             return list_clause(rng, noun, filters)
         if action == "search":
             terms = " and ".join(merge(other, lambda p, r: r.phrase, group)) or owners or "what I'm after"
             return search_clause(rng, noun, terms)
+        verb = action_verb(call.tool)
+        subject = phrases[key_params[0]] if key_params else (owners if owner_params else "")
+        if verb and subject:  # "unlock the discussion topic called ..." rather than the tool's description
+            rest = [p for p in phrases if p not in key_params and p not in owner_params]
+            details = ", ".join(merge(rest, lambda p, r: f"{field_words(p)}: {r.phrase}", group))
+            return f"{verb} {subject}" + (f" ({details})" if details else "")
         description = (tool.description if tool else call.tool).split(". ")[0].rstrip(".")
         sentence = " ".join(field_words(w) if "_" in w else w for w in description.split())
         details = ", ".join(merge(list(phrases), lambda p, r: f"{field_words(p)}: {r.phrase}", group))
@@ -486,7 +528,8 @@ class TurnRenderer(RowDescriber):
         action = tool.action if tool else "custom"
         values = " and ".join(r.phrase for r in renderings.values())
         if not values:
-            return ""
+            # a page of one row (a masked limit): the row is the one that comes first
+            return "that comes first in the list" if call.masked_arguments else ""
         if action == "search":
             return f"matching {values}"
         if action == "get" and len(renderings) == 1:
