@@ -318,6 +318,24 @@ PROMPTS: dict[str, PromptTemplate] = {
             user="Task (user messages):\n$task\n\nCandidates (index, transcript):\n$candidates",
         ),
         PromptTemplate(
+            name="graph_links",
+            version="1",
+            roles=("linker",),
+            system=(
+                "You find the data flow between the tools of one API. Given one tool's inputs and the "
+                "outputs of the API's other tools, list every (output, input) pair where a caller would "
+                "take the output's value and pass it as the input: an id of the thing the input names, "
+                "the name or code it asks for, a value of the kind it takes. Use only the ids given; "
+                "leave out pairs already listed as known, and pairs that merely look alike. An empty "
+                "list is a fine answer."
+            ),
+            user=(
+                "Consumer tool: $tool\n\nIts inputs (id, name, type, description):\n$inputs\n\n"
+                "Outputs of the other tools (id, tool, name, type, description):\n$outputs\n\n"
+                "Pairs already known (output id -> input id):\n$known"
+            ),
+        ),
+        PromptTemplate(
             name="user_sim",
             version="1",
             roles=("user_simulator",),
