@@ -27,7 +27,7 @@ def refined_rows() -> list[dict]:
 
 
 def rl_rows() -> list[dict]:
-    rows, errors, metrics = build_rl_tasks(refined_rows(), env_rows())
+    rows, errors, _ = build_rl_tasks(refined_rows(), env_rows())
     turns = sum(len(json.loads(r["trajectory_json"])["turns"]) for r in refined_rows())
     assert not errors and len(rows) == turns
     return rows
