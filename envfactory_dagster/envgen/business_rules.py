@@ -5,20 +5,29 @@
 facts or description words it was read from. No vendor is special-cased; the catalog's own
 documents may state rules outright with `x-unique`, `x-on-delete` (README of the catalog).
 
-| kind | tool | inferred from |
-|---|---|---|
-| `unique_key` | create, update | a natural key (a person's own email, a product's sku, a slug, `x-unique`) |
-| `ordered_fields` | create, update | two fields named as a pair (`start_date`/`end_date`, `check_in`/`check_out`) |
-| `parent_status` | create | the tool's description names a value of the parent's status before its noun ("a succeeded payment") |
-| `parent_not_stopped` | create | the parent's status enum has values that end it (cancelled, archived, void): nothing new is added under such a parent |
-| `frozen_when_stopped` | update | the row's own status enum has such values and the update does not set the status: an ended row is not edited |
-| `within_parent_amount` | create | a refund-like child (refund, return, dispute) of a parent with an amount |
-| `accumulate_parent` | create | that parent has a field counting it (`amount_refunded`) |
-| `set_parent_status` | create | that parent's status enum has `refunded` (and `partially_refunded`) |
-| `stock_available`, `take_stock` | create | a child with a `quantity` of a parent with stock (`inventory_quantity`) |
-| `default_from_parent` | create | a field the row copies from the row it references (currency, a product's price) |
-| `restrict_delete` / `cascade_delete` / `set_null_on_delete` | delete | rows of another entity reference it: cascade when the document says so (`x-on-delete: cascade`, "and its issues" in the description), set null when the reference is optional, else refuse |
-| `move_children_status` | transition | the children's status enum has the value the parent moves to (cancel order -> cancelled fulfilments) |
+Rule kinds (tool action: what they are inferred from):
+- `unique_key` (create, update): a natural key: a person's own email, a product's sku, a slug,
+  `x-unique`;
+- `ordered_fields` (create, update): two fields named as a pair (`start_date`/`end_date`,
+  `check_in`/`check_out`);
+- `parent_status` (create): the description names a value of the parent's status before its
+  noun ("a succeeded payment");
+- `parent_not_stopped` (create, update, forward transition): the parent's status enum has values
+  that end it (cancelled, archived, void): nothing is added or changed under such a parent;
+- `frozen_when_stopped` (update): the row's own status enum has such values and the update does
+  not set the status: an ended row is not edited;
+- `within_parent_amount`, `accumulate_parent`, `set_parent_status` (create): a refund-like child
+  (refund, return, dispute) of a parent with an amount; the parent's `amount_refunded` and its
+  `refunded`/`partially_refunded` status follow;
+- `stock_available`, `take_stock` (create): a child with a `quantity` of a parent with stock
+  (`inventory_quantity`);
+- `default_from_parent` (create): a field the row copies from the row it references (currency,
+  a product's price);
+- `restrict_delete` / `cascade_delete` / `set_null_on_delete` (delete): rows of another entity
+  reference it: cascade when the document says so (`x-on-delete: cascade`, "and its issues"),
+  set null when the reference is optional, else refuse;
+- `move_children_status` (transition): the children's status enum has the value the parent
+  moves to (cancel an order -> its open fulfilments are cancelled).
 
 Foreign keys are checked on every write: arguments of recorded requests (`<tool>_requests`) that
 name another entity's key get a foreign key too.

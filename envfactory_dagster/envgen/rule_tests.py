@@ -247,8 +247,12 @@ class RuleArranger:
             )
             if bad is None:
                 return None
-            return {"label": f"{rule.target_entity} is {bad}", "arguments": args,
-                    "setup": [*setup, _set(parent_coll, parent, rule.field, bad)], **refuse}  # fmt: skip
+            return {
+                "label": f"{rule.target_entity} is {bad}",
+                "arguments": args,
+                "setup": [*setup, _set(parent_coll, parent, rule.field, bad)],
+                **refuse,
+            }
         if kind == "frozen_when_stopped" and row is not None:
             setup = [
                 *setup,
@@ -263,30 +267,59 @@ class RuleArranger:
             )
             field = self._field(rule.target_entity, rule.other_field)
             value = given if field.type == "integer" else float(given)
-            return {"label": "nothing left to give back", "arguments": args,
-                    "setup": [*setup, _set(parent_coll, parent, rule.other_field, value)], **refuse}  # fmt: skip
+            return {
+                "label": "nothing left to give back",
+                "arguments": args,
+                "setup": [*setup, _set(parent_coll, parent, rule.other_field, value)],
+                **refuse,
+            }
         if kind == "stock_available" and parent is not None:
             param = self.params.get(rule.field or "")
             if param is not None:
                 args[param] = max(args.get(param) or 1, 1)
-            return {"label": "no stock left", "arguments": args,
-                    "setup": [*setup, _set(parent_coll, parent, rule.other_field, 0)], **refuse}  # fmt: skip
+            return {
+                "label": "no stock left",
+                "arguments": args,
+                "setup": [*setup, _set(parent_coll, parent, rule.other_field, 0)],
+                **refuse,
+            }
         if kind in ("take_stock", "accumulate_parent") and parent is not None:
             sign = -1 if kind == "take_stock" else 1
-            expect = {"op": "field_delta_of_new", "collection": parent_coll, "key": parent,
-                      "field": rule.other_field, "new_field": rule.field, "sign": sign}  # fmt: skip
-            return {"label": f"{rule.target_entity}.{rule.other_field} follows", "arguments": args,
-                    "setup": setup, "expect": "success", "expect_state": [expect]}  # fmt: skip
+            expect = {
+                "op": "field_delta_of_new",
+                "collection": parent_coll,
+                "key": parent,
+                "field": rule.other_field,
+                "new_field": rule.field,
+                "sign": sign,
+            }
+            return {
+                "label": f"{rule.target_entity}.{rule.other_field} follows",
+                "arguments": args,
+                "setup": setup,
+                "expect": "success",
+                "expect_state": [expect],
+            }
         if kind == "set_parent_status" and parent is not None:
             return self._full_refund_test(rule, args, setup, parent, parent_coll, state)
         if kind == "default_from_parent" and parent is not None:
             param = self.params.get(rule.field or "")
             required = set(self.tool.input_schema.get("required", []))
             call = {p: v for p, v in args.items() if p in required or p != param}
-            expect = {"op": "new_field_equals", "field": rule.field, "collection": parent_coll,
-                      "key": parent, "parent_field": rule.other_field}  # fmt: skip
-            return {"label": f"{rule.field} comes from the {rule.target_entity}", "arguments": call,
-                    "setup": setup, "expect": "success", "expect_state": [expect]}  # fmt: skip
+            expect = {
+                "op": "new_field_equals",
+                "field": rule.field,
+                "collection": parent_coll,
+                "key": parent,
+                "parent_field": rule.other_field,
+            }
+            return {
+                "label": f"{rule.field} comes from the {rule.target_entity}",
+                "arguments": call,
+                "setup": setup,
+                "expect": "success",
+                "expect_state": [expect],
+            }
         if kind in ("restrict_delete", "cascade_delete", "set_null_on_delete") and key is not None:
             return self._child_test(rule, args, setup, key, state, refuse)
         if kind == "move_children_status" and key is not None:
@@ -295,16 +328,31 @@ class RuleArranger:
                 return None
             coll = self._coll(rule.target_entity)
             setup = [*setup, _set(coll, child, rule.via, key), _set(coll, child, rule.field, rule.values[0])]
-            expect = {"op": "rows_where_all", "collection": coll, "where_field": rule.via, "where_value": key,
-                      "field": rule.field, "value": rule.value}  # fmt: skip
-            return {"label": f"its {coll} become {rule.value}", "arguments": args, "setup": setup,
-                    "expect": "success", "expect_state": [expect]}  # fmt: skip
+            expect = {
+                "op": "rows_where_all",
+                "collection": coll,
+                "where_field": rule.via,
+                "where_value": key,
+                "field": rule.field,
+                "value": rule.value,
+            }
+            return {
+                "label": f"its {coll} become {rule.value}",
+                "arguments": args,
+                "setup": setup,
+                "expect": "success",
+                "expect_state": [expect],
+            }
         return None
 
     def _disorder_test(
-        self, rule: BusinessRule, args: dict[str, Any], setup: list[dict[str, Any]], row: dict[str, Any] | None,
+        self,
+        rule: BusinessRule,
+        args: dict[str, Any],
+        setup: list[dict[str, Any]],
+        row: dict[str, Any] | None,
         refuse: dict[str, Any],
-    ) -> dict[str, Any] | None:  # fmt: skip
+    ) -> dict[str, Any] | None:
         first, second = self.params.get(rule.field or ""), self.params.get(rule.other_field or "")
         early = _earlier(args.get(first) if first else (row or {}).get(rule.field or ""))
         late = args.get(second) if second else (row or {}).get(rule.other_field or "")
@@ -313,23 +361,40 @@ class RuleArranger:
             low, high = (a, b) if a <= b else (b, a)
             if low == high:
                 return None
-            return {"label": f"{rule.field} after {rule.other_field}", "arguments": {**args, first: high, second: low},
-                    "setup": setup, **refuse}  # fmt: skip
+            return {
+                "label": f"{rule.field} after {rule.other_field}",
+                "arguments": {**args, first: high, second: low},
+                "setup": setup,
+                **refuse,
+            }
         current = (
             args.get(first) if first and args.get(first) is not None else (row or {}).get(rule.field or "")
         )
         if second and current is not None:
-            return {"label": f"{rule.other_field} before {rule.field}",
-                    "arguments": {**args, second: _earlier(current)}, "setup": setup, **refuse}  # fmt: skip
+            return {
+                "label": f"{rule.other_field} before {rule.field}",
+                "arguments": {**args, second: _earlier(current)},
+                "setup": setup,
+                **refuse,
+            }
         if first and late is not None and early is not None:
-            return {"label": f"{rule.field} after {rule.other_field}", "arguments": {**args, first: _later(late)},
-                    "setup": setup, **refuse}  # fmt: skip
+            return {
+                "label": f"{rule.field} after {rule.other_field}",
+                "arguments": {**args, first: _later(late)},
+                "setup": setup,
+                **refuse,
+            }
         return None
 
     def _full_refund_test(
-        self, rule: BusinessRule, args: dict[str, Any], setup: list[dict[str, Any]], parent: Any, parent_coll: str,
+        self,
+        rule: BusinessRule,
+        args: dict[str, Any],
+        setup: list[dict[str, Any]],
+        parent: Any,
+        parent_coll: str,
         state: dict[str, Any],
-    ) -> dict[str, Any] | None:  # fmt: skip
+    ) -> dict[str, Any] | None:
         status_field = str(rule.value)
         field = self._field(rule.target_entity, status_field)
         start = next((v for v in field.enum if v not in rule.values), None)
@@ -349,10 +414,20 @@ class RuleArranger:
             _set(parent_coll, parent, rule.other_field, whole),
             _set(parent_coll, parent, status_field, start),
         ]
-        expect = {"op": "field_equals", "collection": parent_coll, "key": parent, "field": status_field,
-                  "value": rule.values[0]}  # fmt: skip
-        return {"label": f"a full refund makes the {rule.target_entity} {rule.values[0]}", "arguments": args,
-                "setup": setup, "expect": "success", "expect_state": [expect]}  # fmt: skip
+        expect = {
+            "op": "field_equals",
+            "collection": parent_coll,
+            "key": parent,
+            "field": status_field,
+            "value": rule.values[0],
+        }
+        return {
+            "label": f"a full refund makes the {rule.target_entity} {rule.values[0]}",
+            "arguments": args,
+            "setup": setup,
+            "expect": "success",
+            "expect_state": [expect],
+        }
 
     def _child_of(self, rule: BusinessRule, key: Any, state: dict[str, Any]) -> Any:
         rows = self._rows(self._coll(rule.target_entity), state)
@@ -360,9 +435,14 @@ class RuleArranger:
         return own[0] if own else (sorted(rows)[0] if rows else None)
 
     def _child_test(
-        self, rule: BusinessRule, args: dict[str, Any], setup: list[dict[str, Any]], key: Any, state: dict[str, Any],
+        self,
+        rule: BusinessRule,
+        args: dict[str, Any],
+        setup: list[dict[str, Any]],
+        key: Any,
+        state: dict[str, Any],
         refuse: dict[str, Any],
-    ) -> dict[str, Any] | None:  # fmt: skip
+    ) -> dict[str, Any] | None:
         coll = self._coll(rule.target_entity)
         setup = [op for op in setup if not (op["op"] == "delete_where" and op["collection"] == coll)]
         child = self._child_of(rule, key, apply_setup(self.state, setup))
@@ -375,8 +455,13 @@ class RuleArranger:
         expect = [gone]
         if rule.kind == "set_null_on_delete":
             expect.append({"op": "row_count_delta", "collection": coll, "delta": 0})
-        return {"label": f"its {coll} follow", "arguments": args, "setup": setup, "expect": "success",
-                "expect_state": expect}  # fmt: skip
+        return {
+            "label": f"its {coll} follow",
+            "arguments": args,
+            "setup": setup,
+            "expect": "success",
+            "expect_state": expect,
+        }
 
 
 def _earlier(value: Any) -> Any:

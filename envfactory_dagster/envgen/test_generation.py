@@ -285,11 +285,13 @@ def _tests_for_tool(
             )
         )
 
+    if len(alternatives) > 1 and alternatives[1] != base:
+        boundary("arguments from another seeded row", alternatives[1])
     if entity is not None:
         boundary(
             f"an empty {entity.collection} table", base, [{"op": "clear", "collection": entity.collection}]
         )
-        if tool.kind == "read" and len(rows) > 1:
+        if len(rows) > 1:
             only = {"op": "keep_only", "collection": entity.collection, "key": rows[0].get(entity.key_field)}
             boundary(f"a {entity.collection} table of one row", base, [*base_setup, only])
     if len(required) < len(base):
