@@ -16,9 +16,11 @@ state before (after setup) and after the call; `"$new"` names the row the call a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from envfactory_dagster.envgen.env_spec import BusinessRule, EntitySpec, EnvSpec, ToolSpec
+from envfactory_dagster.envgen.world_codes import COMMON_CURRENCIES
 
 NEW_ROW = "$new"
 
@@ -306,6 +308,7 @@ class RuleArranger:
             param = self.params.get(rule.field or "")
             required = set(self.tool.input_schema.get("required", []))
             call = {p: v for p, v in args.items() if p in required or p != param}
+            setup = [*setup, *self._distinct_parent_value(rule, parent, state)]
             expect = {
                 "op": "new_field_equals",
                 "field": rule.field,
@@ -353,37 +356,36 @@ class RuleArranger:
         row: dict[str, Any] | None,
         refuse: dict[str, Any],
     ) -> dict[str, Any] | None:
+        """Arguments (or a row arranged by setup) that put the pair out of order."""
         first, second = self.params.get(rule.field or ""), self.params.get(rule.other_field or "")
-        early = _earlier(args.get(first) if first else (row or {}).get(rule.field or ""))
-        late = args.get(second) if second else (row or {}).get(rule.other_field or "")
-        if first and second and args.get(first) is not None and args.get(second) is not None:
-            a, b = args[first], args[second]
-            low, high = (a, b) if a <= b else (b, a)
+        given_first = args.get(first) if first else None
+        given_second = args.get(second) if second else None
+        label = f"{rule.field} after {rule.other_field}"
+        if given_first is not None and given_second is not None:
+            low, high = sorted((given_first, given_second))
             if low == high:
-                return None
-            return {
-                "label": f"{rule.field} after {rule.other_field}",
-                "arguments": {**args, first: high, second: low},
-                "setup": setup,
-                **refuse,
-            }
-        current = (
-            args.get(first) if first and args.get(first) is not None else (row or {}).get(rule.field or "")
-        )
-        if second and current is not None:
-            return {
-                "label": f"{rule.other_field} before {rule.field}",
-                "arguments": {**args, second: _earlier(current)},
-                "setup": setup,
-                **refuse,
-            }
-        if first and late is not None and early is not None:
-            return {
-                "label": f"{rule.field} after {rule.other_field}",
-                "arguments": {**args, first: _later(late)},
-                "setup": setup,
-                **refuse,
-            }
+                high = _later(high)
+            if low != high:
+                return {
+                    "label": label,
+                    "arguments": {**args, first: high, second: low},
+                    "setup": setup,
+                    **refuse,
+                }
+        if row is not None and self.tool.action in ("update", "transition"):
+            key = row[self.entity.key_field]
+            if given_second is not None and _later(given_second) != given_second:
+                put = _set(self.entity.collection, key, rule.field, _later(given_second))
+                return {"label": label, "arguments": args, "setup": [*setup, put], **refuse}
+            if given_first is not None and _earlier(given_first) != given_first:
+                put = _set(self.entity.collection, key, rule.other_field, _earlier(given_first))
+                return {"label": label, "arguments": args, "setup": [*setup, put], **refuse}
+        late = given_second if given_second is not None else (row or {}).get(rule.other_field or "")
+        if first and late is not None and _later(late) != late:
+            return {"label": label, "arguments": {**args, first: _later(late)}, "setup": setup, **refuse}
+        early = given_first if given_first is not None else (row or {}).get(rule.field or "")
+        if second and early is not None and _earlier(early) != early:
+            return {"label": label, "arguments": {**args, second: _earlier(early)}, "setup": setup, **refuse}
         return None
 
     def _full_refund_test(
@@ -429,6 +431,30 @@ class RuleArranger:
             "expect_state": [expect],
         }
 
+    def _distinct_parent_value(
+        self, rule: BusinessRule, parent: Any, state: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Give the parent a value the new row's own default cannot hold, so the copy shows."""
+        from envfactory_dagster.envgen.codegen import STANDARD_CODE_MEANINGS, _semantic_default
+
+        field = self._field(self.entity.name, rule.field)
+        if field.type != "string":
+            return []
+        standard = field.examples or field.semantic in STANDARD_CODE_MEANINGS
+        default = _semantic_default(field, self.entity) if standard else ""
+        rows = self._rows(self._coll(rule.target_entity), state)
+        pool = [r.get(rule.other_field) for r in rows.values()]
+        pool += [c for code in COMMON_CURRENCIES for c in (code, code.lower())]
+        if field.pattern:
+            pool = [v for v in pool if isinstance(v, str) and re.search(field.pattern, v)]
+        current = rows.get(parent, {}).get(rule.other_field)
+        if current is not None and current != default:
+            return []
+        choice = next((v for v in pool if isinstance(v, str) and v and v != default), None)
+        return (
+            [] if choice is None else [_set(self._coll(rule.target_entity), parent, rule.other_field, choice)]
+        )
+
     def _child_of(self, rule: BusinessRule, key: Any, state: dict[str, Any]) -> Any:
         rows = self._rows(self._coll(rule.target_entity), state)
         own = [k for k, r in rows.items() if r.get(rule.via) == key]
@@ -444,7 +470,11 @@ class RuleArranger:
         refuse: dict[str, Any],
     ) -> dict[str, Any] | None:
         coll = self._coll(rule.target_entity)
-        setup = [op for op in setup if not (op["op"] == "delete_where" and op["collection"] == coll)]
+        setup = [  # other references stay removed: only this rule may refuse
+            op
+            for op in setup
+            if not (op["op"] == "delete_where" and op["collection"] == coll and op["field"] == rule.via)
+        ]
         child = self._child_of(rule, key, apply_setup(self.state, setup))
         if child is None:
             return None
@@ -468,7 +498,7 @@ def _earlier(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
-        return value - 1 if value > 0 else value
+        return value - 1
     if isinstance(value, str) and len(value) >= 10 and value[4] == "-":
         return "2000-01-01" + ("T00:00:00Z" if len(value) > 10 else "")
     if isinstance(value, str) and len(value) in (5, 8) and value[2] == ":":
