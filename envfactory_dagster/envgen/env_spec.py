@@ -141,3 +141,7 @@ class EnvSpec(BaseModel):
     clock: str = "2026-01-15T09:00:00Z"  # the environment's "now", a state field, never the wall clock
     resource_ids: list[str] = Field(default_factory=list)
     proposal_id: str | None = None
+    # The world (one per source service) whose single state this environment reads and writes;
+    # "" = the environment owns its state alone (`envgen.worlds`).
+    world_id: str = ""
+    service: str = ""  # the service's display name ("Shopify"), for queries and personas

@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.revise_loop import synthesize_with_revisions
-from envfactory_dagster.envgen.seed_data import generate_state
 from envfactory_dagster.envgen.stages import Rows, code_row
+from envfactory_dagster.envgen.worlds import world_seed_states
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
-from envfactory_dagster.lineage import content_id, derived_seed
+from envfactory_dagster.lineage import content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMNotConfigured, LLMOutputError, LLMProviderError
 from envfactory_dagster.llm.gateway import LLMGateway
 
@@ -120,9 +120,10 @@ def env_code_rows_llm(
     """Every synthesized version (coder, then reviser attempts) as an `env_code` row."""
     titles = {r["id"]: r["title"] for r in resources}
     rows, rejects, outcomes = [], [], []
-    for row in spec_rows:
-        spec = EnvSpec.model_validate_json(row["spec_json"])
-        seed_state = generate_state(spec, derived_seed(base_seed, row["id"]))
+    specs = [EnvSpec.model_validate_json(row["spec_json"]) for row in spec_rows]
+    seed_states = world_seed_states(specs, base_seed)  # one per world, shared by its environments
+    for row, spec in zip(spec_rows, specs, strict=True):
+        seed_state = seed_states[spec.world_id or str(spec.proposal_id)]
         resource_text = "\n".join(f"{rid}: {titles.get(rid, '')}" for rid in row["resource_ids"])
         outcome = synthesize_with_revisions(
             spec, resource_text, seed_state, gateway, max_revisions=max_revisions

@@ -17,39 +17,55 @@ from typing import Any
 from envfactory_dagster.envgen.codegen import generate_module
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.lookalike import lookalike_tags
-from envfactory_dagster.envgen.seed_data import generate_state
 from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
 from envfactory_dagster.envgen.verification import VerificationReport, verify_batch
+from envfactory_dagster.envgen.worlds import (
+    environment_spec,
+    group_worlds,
+    world_proposal,
+    world_seed_states,
+)
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
-from envfactory_dagster.lineage import canonical_json, content_id, derived_seed, sha256_hex
+from envfactory_dagster.lineage import canonical_json, content_id, sha256_hex
 
 Rows = list[dict[str, Any]]
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 
 
 def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[str, Any]]:
-    """One EnvSpec per proposal (template inference from the proposal's normalized specs)."""
+    """One EnvSpec per proposal, inferred per world (`envgen.worlds`): the proposals of one service
+    share the entities inferred from all of the service's operations, so they share one state."""
     specs_by_resource = {r["id"]: NormalizedSpec.model_validate_json(r["spec_json"]) for r in resources}
     rows, rejects = [], []
-    for proposal in proposals:
+    worlds = group_worlds(proposals, specs_by_resource)
+    for world in worlds:
         try:
-            spec = build_env_spec(proposal, specs_by_resource)
+            world_spec = build_env_spec(world_proposal(world), specs_by_resource)
         except EnvSpecError as exc:
-            rejects.append(_reject(proposal, "env_specs", str(exc)))
+            rejects += [_reject(p, "env_specs", f"world {world.service}: {exc}") for p in world.proposals]
             continue
-        spec = spec.model_copy(
-            update={"proposal_id": proposal["id"], "resource_ids": list(proposal["resource_ids"])}
-        )
-        row = spec_row(
-            spec,
-            proposal,
-            backend=proposal.get("backend", "template"),
-            model=proposal.get("llm_model"),
-            prompt_version=proposal.get("prompt_version"),
-        )
-        row["source_write_operations"] = source_write_operations(proposal, specs_by_resource, spec)
-        rows.append(row)
-    return rows, rejects, {"specs": len(rows), "rejected": len(rejects), **_tool_stats(rows)}
+        for proposal in world.proposals:
+            spec = environment_spec(world_spec, world, proposal)
+            if not spec.tools:
+                rejects.append(_reject(proposal, "env_specs", f"{spec.class_name}: no tool left"))
+                continue
+            row = spec_row(
+                spec,
+                proposal,
+                backend=proposal.get("backend", "template"),
+                model=proposal.get("llm_model"),
+                prompt_version=proposal.get("prompt_version"),
+            )
+            row["source_write_operations"] = source_write_operations(proposal, specs_by_resource, spec)
+            rows.append(row)
+    metrics = {
+        "specs": len(rows),
+        "rejected": len(rejects),
+        "worlds": len(worlds),
+        "environments_per_world": dict(sorted(Counter(len(w.proposals) for w in worlds).items())),
+        **_tool_stats(rows),
+    }
+    return rows, rejects, metrics
 
 
 def source_write_operations(proposal: dict[str, Any], specs: dict[str, NormalizedSpec], spec: EnvSpec) -> int:
@@ -84,6 +100,8 @@ def spec_row(
         "write_tool_count": sum(t.kind == "write" for t in spec.tools),
         "entity_count": len(spec.entities),
         "spec_json": spec_json,
+        "world_id": spec.world_id,
+        "service": spec.service,
         "source_write_operations": None,
         "resource_ids": list(proposal["resource_ids"]),
         "backend": backend,
@@ -93,16 +111,17 @@ def spec_row(
 
 
 def env_code_rows(spec_rows: Rows, *, base_seed: int) -> tuple[Rows, Rows, dict[str, Any]]:
-    """Template code generation and seeded seed data for each spec (same inputs, same module)."""
+    """Template code generation for each spec; one seed state per world, shared by its environments."""
+    specs = [EnvSpec.model_validate_json(row["spec_json"]) for row in spec_rows]
+    seed_states = world_seed_states(specs, base_seed)
     rows, rejects = [], []
-    for row in spec_rows:
-        spec = EnvSpec.model_validate_json(row["spec_json"])
+    for row, spec in zip(spec_rows, specs, strict=True):
         try:
             source = generate_module(spec)
-            seed_state = generate_state(spec, derived_seed(base_seed, row["id"]))
         except (ValueError, KeyError, TypeError) as exc:  # a spec the generator cannot express
             rejects.append(_reject(row, "env_code", f"{spec.class_name}: {type(exc).__name__}: {exc}"))
             continue
+        seed_state = seed_states[spec.world_id or str(spec.proposal_id)]
         rows.append(code_row(row, source, seed_state, attempt=1, backend="template"))
     return rows, rejects, {"modules": len(rows), "rejected": len(rejects)}
 
@@ -205,6 +224,8 @@ def verified_env_rows(
                 "env_id": f"env_{code['code_sha256'][:16]}",
                 "id": f"env_{code['code_sha256'][:16]}",
                 "domain": ver["domain"],
+                "world_id": spec.world_id or f"env_{code['code_sha256'][:16]}",
+                "service": spec.service,
                 "class_name": code["class_name"],
                 "title": spec.title,
                 "description": spec.description,

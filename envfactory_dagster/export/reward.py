@@ -156,22 +156,23 @@ def state_score(
     task: RLTask, final_states: Mapping[str, Mapping[str, Any]], spec: RewardSpec
 ) -> tuple[float | None, dict[str, Any]]:
     tol = spec.numeric_rel_tol
-    relevant = []
-    for env_id, gold in task.gold_final_states.items():
-        initial = task.initial_states.get(env_id)
-        final = final_states.get(env_id)
+    relevant = []  # worlds (world_id) that the gold calls or the rollout changed
+    for world_id, gold in task.gold_final_states.items():
+        initial = task.initial_states.get(world_id)
+        final = final_states.get(world_id)
         gold_changed = initial is None or not values_equal(gold, initial, tol)
         rollout_changed = final is not None and initial is not None and not values_equal(final, initial, tol)
         if gold_changed or rollout_changed:
-            relevant.append(env_id)
+            relevant.append(world_id)
     if not relevant:
-        return None, {"state_envs": [], "state_matched": []}
+        return None, {"state_worlds": [], "state_matched": []}
     matched = [
-        env_id
-        for env_id in relevant
-        if env_id in final_states and values_equal(task.gold_final_states[env_id], final_states[env_id], tol)
+        world_id
+        for world_id in relevant
+        if world_id in final_states
+        and values_equal(task.gold_final_states[world_id], final_states[world_id], tol)
     ]
-    return len(matched) / len(relevant), {"state_envs": relevant, "state_matched": matched}
+    return len(matched) / len(relevant), {"state_worlds": relevant, "state_matched": matched}
 
 
 def format_penalty(malformed_calls: int, weights: RewardWeights, cap: float) -> float:
@@ -194,7 +195,7 @@ def score_rollout(
 
     `calls`: the calls the policy made, in order, as {name (exported), arguments (dict or JSON
     string)}; malformed entries among them are counted here, `malformed_calls` adds those the
-    caller could not even turn into a call. `final_states`: env_id -> state after the rollout.
+    caller could not even turn into a call. `final_states`: world_id -> state after the rollout.
     `weights` overrides `task.reward_spec.weights`.
     """
     spec = task.reward_spec

@@ -70,9 +70,9 @@ class RLTask(BaseModel):
     messages: list[dict[str, Any]]  # OpenAI chat messages: system + the user's request
     user_turns: list[str] = Field(default_factory=list)  # per-turn requests (multi-turn user simulation)
     tools: list[dict[str, Any]]  # Toolset.openai_tools()
-    initial_states: dict[str, dict[str, Any]]  # env_id -> state
+    initial_states: dict[str, dict[str, Any]]  # world_id -> state (envgen.worlds)
     gold_calls: list[RLGoldCall]
-    gold_final_states: dict[str, dict[str, Any]]  # env_id -> state after the gold calls
+    gold_final_states: dict[str, dict[str, Any]]  # world_id -> state after the gold calls
     reward_spec: RewardSpec = Field(default_factory=RewardSpec)
     resource_ids: list[str] = Field(default_factory=list)
     lookalike_tags: list[str] = Field(default_factory=list)

@@ -66,7 +66,7 @@ class Replay:
     States are copy-on-write snapshots that share rows with each other: read them, never mutate.
     """
 
-    turn_states: list[dict[str, dict[str, Any]]]  # turn index -> env_id -> state at the turn's start
+    turn_states: list[dict[str, dict[str, Any]]]  # turn index -> world_id -> state at the turn's start
     outputs: list[list[dict[str, Any]]]  # turn index -> call index -> output (or error dict)
     final_states: dict[str, dict[str, Any]]
     errors: list[str]  # calls that raised ToolError (gold calls never should)
@@ -140,17 +140,17 @@ def replay_matches_record(
         return False, str(exc)
     except ValidationError as exc:
         return False, f"an initial state does not load: {exc}"[:500]
-    for env_id, snapshot in replayer.initial.items():
-        if canonical_json(snapshot) != canonical_json(trajectory.initial_states[env_id]):
-            return False, f"initial state of {env_id} does not round-trip"
+    for world_id, snapshot in replayer.initial.items():
+        if canonical_json(snapshot) != canonical_json(trajectory.initial_states.get(world_id)):
+            return False, f"initial state of world {world_id} does not round-trip"
     replay = replayer.run()
     for turn, outputs in zip(trajectory.turns, replay.outputs, strict=True):
         for index_, (call, output) in enumerate(zip(turn.calls, outputs, strict=True)):
             if canonical_json(output) != canonical_json(call.output):
                 return False, f"turn {turn.index} call {index_} {call.tool}: output differs"
-    for env_id in trajectory.env_ids:
-        if canonical_json(replay.final_states[env_id]) != canonical_json(trajectory.final_states.get(env_id)):
-            return False, f"final state of {env_id} differs"
+    for world_id, final in replay.final_states.items():
+        if canonical_json(final) != canonical_json(trajectory.final_states.get(world_id)):
+            return False, f"final state of world {world_id} differs"
     return True, ""
 
 

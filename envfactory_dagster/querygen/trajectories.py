@@ -40,6 +40,7 @@ from envfactory_dagster.envgen.env_spec import EnvSpec, FieldSpec, ToolSpec
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.envgen.seed_data import field_value, generate_state
 from envfactory_dagster.envgen.test_generation import schema_value
+from envfactory_dagster.envgen.worlds import world_spec_of
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.query_templates import (
     missing_user_values,
@@ -53,6 +54,7 @@ from envfactory_dagster.querygen.trajectory_model import ArgumentSource, GoldCal
 from envfactory_dagster.querygen.trajectory_quality import drop_exact_duplicates
 from envfactory_dagster.runtime.contract import Environment, ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
+from envfactory_dagster.runtime.toolset import Toolset, world_ids
 
 _TEXT_SKIP_FORMATS = {"date-time", "date", "uri", "url", "email", "uuid"}
 
@@ -357,21 +359,16 @@ class _ChainRunner:
     def run(self) -> Trajectory:
         chain, x = self.chain, self.x
         state_seed = x.state_seeds[self.rng.randrange(len(x.state_seeds))]
-        initial: dict[str, dict[str, Any]] = {}
-        for env_id in chain.env_ids:
-            venv = x.envs.get(env_id)
-            if venv is None:
-                raise ChainRejected(
-                    "missing_env", f"environment {env_id} is not among the loaded environments"
-                )
-            snapshot = x.initial_state(venv, state_seed)
-            instance = venv.env_class()
-            instance.reset(snapshot)
-            self.instances[env_id] = instance
-            initial[env_id] = snapshot
+        missing = [e for e in chain.env_ids if e not in x.envs]
+        if missing:
+            raise ChainRejected("missing_env", f"environment(s) {', '.join(missing)} not loaded")
+        envs = [x.envs[e] for e in chain.env_ids]
+        initial = {world: x.initial_state(world, state_seed) for world in world_ids(envs)}
+        # environments of one world share one state object (Toolset), so writes are seen across them
+        self.instances = Toolset.from_snapshots(envs, initial).instances
         turns: list[Turn] = []
-        vendor_of = {e: x.envs[e].spec.title.split(" — ")[0].strip() for e in chain.env_ids}
-        multi_env = len(chain.env_ids) > 1
+        vendor_of = {e: x.envs[e].spec.service or x.envs[e].spec.title.split(" — ")[0] for e in chain.env_ids}
+        multi_env = len(initial) > 1
         for turn_index, call_indices in enumerate(chain.turns):
             calls: list[GoldCall] = []
             hints: list[str] = []
@@ -419,7 +416,7 @@ class _ChainRunner:
             )
             turns.append(Turn(index=turn_index, query=query, calls=calls))
         # the instances end here, so a one-level copy of their state is independent enough
-        final = {env_id: _snapshot(inst) for env_id, inst in self.instances.items()}
+        final = {x.envs[e].world_id: _snapshot(inst) for e, inst in self.instances.items()}
         call_list = [[c.env_id, c.tool, c.arguments] for t in turns for c in t.calls]
         tid = content_id({"env_ids": chain.env_ids, "initial_states": initial, "calls": call_list}, "traj_")
         return Trajectory(
@@ -428,6 +425,7 @@ class _ChainRunner:
             chain_id=chain.id,
             seed=chain.seed,
             env_ids=chain.env_ids,
+            env_worlds={e: x.envs[e].world_id for e in chain.env_ids},
             initial_states=initial,
             turns=turns,
             final_states=final,
@@ -455,6 +453,9 @@ class ChainExecutor:
         self._states: dict[tuple[str, int], dict[str, Any]] = {}
         self._validators: dict[str, Any] = {}
         self._tools = {(e, t.name): t for e, v in envs.items() for t in v.spec.tools}
+        self.worlds: dict[str, list[VerifiedEnvironment]] = {}
+        for env in envs.values():
+            self.worlds.setdefault(env.world_id, []).append(env)
         self._clocks: dict[str, datetime] = {}
 
     def tool_spec(self, env_id: str, name: str) -> ToolSpec:
@@ -483,15 +484,17 @@ class ChainExecutor:
             self._validators[key] = check
         return check
 
-    def initial_state(self, venv: VerifiedEnvironment, state_seed: int) -> dict[str, Any]:
-        key = (venv.env_id, state_seed)
+    def initial_state(self, world: str, state_seed: int) -> dict[str, Any]:
+        """The world's state for `state_seed` (generated from the world's spec, validated once)."""
+        key = (world, state_seed)
         if key not in self._states:
+            members = self.worlds[world]
             try:
-                self._states[key] = venv.env_class(generate_state(venv.spec, state_seed)).dump_state()
+                spec = world_spec_of([env.spec for env in members])
+                self._states[key] = members[0].env_class(generate_state(spec, state_seed)).dump_state()
             except (ValidationError, ValueError) as exc:
                 raise ChainRejected(
-                    "state_load",
-                    f"environment {venv.env_id}: seeded state {state_seed} does not load: {exc}"[:1000],
+                    "state_load", f"world {world}: seeded state {state_seed} does not load: {exc}"[:1000]
                 ) from None
         return self._states[key]
 

@@ -5,7 +5,9 @@ Produced by `trajectories` (chain execution + template/LLM queries), rewritten b
 (`trajectory_json`) in the rows, with flat lineage columns beside it.
 
 Environments inside a trajectory are addressed by their registry id (`env_id`, the verified
-environment version); a chain may span up to 3 of them, each with its own state.
+environment version); a chain may span up to 3 of them. States belong to worlds (one per source
+service, `envgen.worlds`): environments of one service share one state, so `initial_states` and
+`final_states` are keyed by world id, and `env_worlds` says which world each environment uses.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class GoldCall(BaseModel):
     output: dict[str, Any]  # the tool's result, or {"error": {...}} (never kept in trajectories)
     argument_sources: dict[str, ArgumentSource] = Field(default_factory=dict)
     masked_arguments: list[str] = Field(default_factory=list)  # values that do not change the outcome
-    state_diff: dict[str, Any] = Field(default_factory=dict)  # collection -> {added, changed, removed}
+    # collection -> {added, changed, removed}, in the state of the environment's world
+    state_diff: dict[str, Any] = Field(default_factory=dict)
 
 
 class Turn(BaseModel):
@@ -61,9 +64,10 @@ class Trajectory(BaseModel):
     chain_id: str
     seed: int
     env_ids: list[str]
-    initial_states: dict[str, dict[str, Any]]  # env_id -> state before turn 0
+    env_worlds: dict[str, str]  # env_id -> world_id
+    initial_states: dict[str, dict[str, Any]]  # world_id -> state before turn 0
     turns: list[Turn]
-    final_states: dict[str, dict[str, Any]]  # env_id -> state after the last turn
+    final_states: dict[str, dict[str, Any]]  # world_id -> state after the last turn
     persona: str = ""
     backend: Literal["template", "llm"] = "template"
     model: str | None = None

@@ -33,7 +33,7 @@ class Condition(BaseModel):
 class StateLookup(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    env_id: str
+    world_id: str  # the world whose state (at the start of the turn) the lookup reads
     collection: str
     filter: list[Condition] = Field(default_factory=list)
     order_by: str | None = None  # pick the first row by this field, descending
@@ -178,9 +178,9 @@ def check_proof(proof: GroundingProof, replay: Replay, query: str) -> str:
         unwritten = [a for a in lookup_anchors(proof.lookup) if not is_literal_in(a, query)]
         if unwritten:
             return f"the query does not say {unwritten[0]!r}, which the lookup starts from"
-    state = replay.turn_states[proof.turn].get(proof.lookup.env_id)
+    state = replay.turn_states[proof.turn].get(proof.lookup.world_id)
     if state is None:
-        return f"no environment {proof.lookup.env_id}"
+        return f"no world {proof.lookup.world_id}"
     found, reason = run_lookup(proof.lookup, state)
     if reason:
         return reason

@@ -237,7 +237,7 @@ class TurnRenderer:
                     "titled" if f in TITLE_FIELDS else ("named" if "name" in f else f"with {field_words(f)}")
                 )
                 lookup = StateLookup(
-                    env_id=env_id,
+                    world_id=self.trajectory.env_worlds[env_id],
                     collection=collection,
                     filter=[Condition(field=f, value=value)],
                     field=key_field,
@@ -250,7 +250,12 @@ class TurnRenderer:
                     ):
                         continue
                     cond = Condition(field=f, op="contains", value=token)
-                    lookup = StateLookup(env_id=env_id, collection=collection, filter=[cond], field=key_field)
+                    lookup = StateLookup(
+                        world_id=self.trajectory.env_worlds[env_id],
+                        collection=collection,
+                        filter=[cond],
+                        field=key_field,
+                    )
                     partial.append(
                         (f"the {noun} whose {field_words(f)} mentions {quote(token)}", lookup, "ambiguity")
                     )
@@ -306,7 +311,10 @@ class TurnRenderer:
                     if len(same) == 1:
                         cond = [*base, Condition(field=f.name, value=row[f.name])]
                         lookup = StateLookup(
-                            env_id=env_id, collection=entity.collection, filter=cond, field=entity.key_field
+                            world_id=self.trajectory.env_worlds[env_id],
+                            collection=entity.collection,
+                            filter=cond,
+                            field=entity.key_field,
                         )
                         out.append(
                             (f"the {row[f.name]} {noun} of {owner_phrase}", lookup, "implicit_reference")
@@ -316,7 +324,7 @@ class TurnRenderer:
                     ordered = sorted((str(r.get(f.name, "")) for r in siblings), reverse=True)
                     if ordered[0] == row[f.name] and (len(ordered) == 1 or ordered[1] != ordered[0]):
                         lookup = StateLookup(
-                            env_id=env_id,
+                            world_id=self.trajectory.env_worlds[env_id],
                             collection=entity.collection,
                             filter=base,
                             order_by=f.name,
@@ -344,7 +352,7 @@ class TurnRenderer:
                     "titled" if f in TITLE_FIELDS else ("named" if "name" in f else f"with {field_words(f)}")
                 )
                 lookup = StateLookup(
-                    env_id=env_id,
+                    world_id=self.trajectory.env_worlds[env_id],
                     collection=owner.collection,
                     filter=[Condition(field=f, value=row[f])],
                     field=owner.key_field,
@@ -354,7 +362,7 @@ class TurnRenderer:
 
     # -- slots ---------------------------------------------------------------------------
     def slots_for(self, turn: int, call_index: int, call: GoldCall) -> list[Slot]:
-        state = self.replay.turn_states[turn][call.env_id]
+        state = self.replay.turn_states[turn][self.trajectory.env_worlds[call.env_id]]
         original = self.trajectory.turns[turn].query
         slots = []
         for argument, value in call.arguments.items():

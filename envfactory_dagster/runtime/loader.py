@@ -5,7 +5,8 @@ into the environment class (one module object per code hash per process, shared 
 instance) and makes fresh instances that share nothing mutable.
 
 Registry columns used here: `env_id` (version id), `class_name`, `source`, `code_sha256`,
-`spec_json` (EnvSpec), `seed_state_json` (the verified default initial state).
+`spec_json` (EnvSpec, which names the environment's world), `seed_state_json` (the verified
+default initial state, the world's).
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class VerifiedEnvironment:
     @cached_property
     def spec(self) -> EnvSpec:
         return EnvSpec.model_validate_json(self.spec_json)
+
+    @cached_property
+    def world_id(self) -> str:
+        """The world whose state this environment uses: environments of one service share it; an
+        environment with no declared world owns its state alone (its world is itself)."""
+        return self.spec.world_id or self.env_id
 
     @cached_property
     def seed_state(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
-from envfactory_dagster.runtime.toolset import Toolset
+from envfactory_dagster.runtime.toolset import Toolset, seed_states
 
 LOCALHOST = "127.0.0.1"
 STATE_URI_PREFIX = "envfactory://state/"
@@ -210,14 +210,13 @@ def serve_environment(
 ) -> None:
     """Serve `envs` (1-3, one flat tool namespace) until the client or a signal stops it.
 
-    `states`: env_id -> initial state (validated); default each environment's verified seed state.
+    `states`: world_id -> initial state (validated); default each world's verified seed state.
     """
     import anyio
 
     if not 1 <= len(envs) <= 3:
         raise ValueError(f"serve 1 to 3 environments at once, not {len(envs)}")
-    seed_states = {env.env_id: env.seed_state for env in envs}
-    toolset = Toolset(envs, {**seed_states, **(states or {})})
+    toolset = Toolset(envs, {**seed_states(envs), **(states or {})})
     server = build_mcp_server(
         toolset, name="envfactory-" + "-".join(env.class_name for env in envs), state_tools=state_tools
     )

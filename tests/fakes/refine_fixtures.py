@@ -95,6 +95,7 @@ def execute_trajectory(
         chain_id=chain_id,
         seed=seed,
         env_ids=env_ids,
+        env_worlds={e: e for e in env_ids},  # the fixture environments declare no world: each is its own
         initial_states=initial,
         turns=turns,
         final_states=final,

@@ -108,8 +108,8 @@ def test_trajectories_execute_replay_and_state_their_values(envs, graph, tmp_pat
     for row in rows:
         assert replay_matches_record(row["trajectory_json"], envs) == (True, "")
     tampered = json.loads(rows[0]["trajectory_json"])
-    first_env = tampered["env_ids"][0]
-    tampered["final_states"][first_env]["counters"]["tampered"] = 1
+    first_world = tampered["env_worlds"][tampered["env_ids"][0]]
+    tampered["final_states"][first_world]["counters"]["tampered"] = 1
     assert replay_matches_record(json.dumps(tampered), envs)[0] is False
     # a fresh process replays byte-identically
     (tmp_path / "data.json").write_text(json.dumps({"rows": rows[:5], "envs": envs}))

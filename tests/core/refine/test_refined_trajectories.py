@@ -37,10 +37,10 @@ def test_proofs_are_checked_on_the_state_of_their_turn() -> None:
     envs = list(environments_by_id(env_rows()).values())[:1]
     replay = replay_trajectory(trajectory, envs)
     alan = StateLookup(
-        env_id=SHOP, collection="customers", filter=[Condition(field="name", value="Alan Turing")], field="id"
+        world_id=SHOP, collection="customers", filter=[Condition(field="name", value="Alan Turing")], field="id"
     )
     paid = StateLookup(
-        env_id=SHOP,
+        world_id=SHOP,
         collection="orders",
         filter=[Condition(field="customer_id", lookup=alan), Condition(field="status", value="paid")],
         field="id",
