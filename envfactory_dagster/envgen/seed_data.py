@@ -291,10 +291,23 @@ def settle_children(state: dict[str, Any], spec: EnvSpec) -> None:
                 if parent_row is None or not isinstance(row.get(amount.name), int | float):
                     continue
                 left = max(parent_row[whole.name] - given.get(row[fk.name], 0), 0)
+                floor = max(amount.minimum or 0, 0)
+                if row[amount.name] > left and left < max(floor, 1e-9):
+                    # nothing left on this parent: the refund belongs to the one with the most room
+                    rooms = {
+                        k: p[whole.name] - given.get(k, 0)
+                        for k, p in sorted(state[parent.collection].items())
+                    }
+                    roomiest = max(rooms, key=rooms.__getitem__)
+                    roomy = state[parent.collection][roomiest]
+                    moved = {fk.name: roomiest}
+                    if "currency" in row and "currency" in roomy:
+                        moved["currency"] = roomy["currency"]
+                    row, left = {**row, **moved}, rooms[roomiest]
                 if row[amount.name] > left:
                     share = left if amount.type == "number" else int(left)
-                    row = {**row, amount.name: max(share, amount.minimum or 0)}
-                    state[child.collection][key] = row
+                    row = {**row, amount.name: max(share, floor)}
+                state[child.collection][key] = row
                 given[row[fk.name]] = given.get(row[fk.name], 0) + row[amount.name]
             if refunded is not None:
                 for parent_key, parent_row in state[parent.collection].items():

@@ -37,7 +37,10 @@ def test_proofs_are_checked_on_the_state_of_their_turn() -> None:
     envs = list(environments_by_id(env_rows()).values())[:1]
     replay = replay_trajectory(trajectory, envs)
     alan = StateLookup(
-        world_id=SHOP, collection="customers", filter=[Condition(field="name", value="Alan Turing")], field="id"
+        world_id=SHOP,
+        collection="customers",
+        filter=[Condition(field="name", value="Alan Turing")],
+        field="id",
     )
     paid = StateLookup(
         world_id=SHOP,
