@@ -88,7 +88,7 @@ class RuleEmitter:
                 (1, f'_parent = self.table("{coll}")[_row["{rule.via}"]]'),
                 (1, f'_given = sum(_r["{rule.field}"] or 0 for _r in self.table("{child}").values()'),
                 (2, f'if _r["{rule.via}"] == _row["{rule.via}"])'),
-                (1, f'_left = (_parent["{rule.other_field}"] or 0) - _given'),
+                (1, f'_left = round((_parent["{rule.other_field}"] or 0) - _given, 6)'),
             ]
             if param is not None and param not in self._required():
                 lines.append((1, f"if {param} is None:  # the whole remaining amount"))
@@ -134,7 +134,7 @@ class RuleEmitter:
                 lines += [
                     (1, f'_given = sum(_r["{rule.field}"] or 0 for _r in self.table("{child}").values()'),
                     (2, f'if _r["{rule.via}"] == _row["{rule.via}"])'),
-                    (1, f'_left = (_parent["{rule.other_field}"] or 0) - _given'),
+                    (1, f'_left = round((_parent["{rule.other_field}"] or 0) - _given, 6)'),
                 ]
                 if len(rule.values) > 1:
                     status = f'"{rule.values[0]}" if _left <= 0 else "{rule.values[1]}"'

@@ -85,6 +85,10 @@ MEANINGS = (
     "birth_date",
     "free_text",
     "tags",
+    "hash",
+    "job_title",
+    "ticker",
+    "airline_code",
     "pattern",
     "text",
     "number",
@@ -124,13 +128,27 @@ PRODUCT_ENTITIES = word_set(
 # field-name words that name a person, an organization or a place on their own
 PERSON_FIELDS = word_set(
     "author owner assignee guest passenger recipient sender reviewer instructor customer "
-    "contact cardholder holder signer payee attendee driver teacher requester reporter creator"
+    "contact cardholder holder signer payee attendee driver teacher requester reporter creator artist"
 )
 ORGANIZATION_FIELDS = word_set(
     "company organization organisation employer vendor merchant brand publisher institution "
     "carrier airline manufacturer supplier business bank agency issuer operator"
 )
-PLACE_FIELDS = frozenset(["venue", "hotel", "restaurant", "station", "airport"])
+PLACE_FIELDS = frozenset(
+    [
+        "venue",
+        "hotel",
+        "restaurant",
+        "station",
+        "airport",
+        "location",
+        "neighborhood",
+        "neighbourhood",
+        "district",
+    ]
+)
+SLUG_ENTITIES = frozenset(["repository", "repo", "bucket", "channel", "branch", "package", "queue"])
+DOMAIN_ENTITIES = frozenset(["zone", "domain", "hostname"])
 FREE_TEXT_WORDS = word_set(
     "description notes note body content message text comment comments summary bio memo "
     "observation observations reason details instructions abstract feedback review excerpt "
@@ -199,15 +217,15 @@ def record_kind(entity: EntitySpec) -> str:
     ws = words(entity.name)
     if set(ws) & LINE_WORDS or (ws[-1:] == ["item"] and set(ws[:-1]) & LINE_OWNERS):
         return "line"
-    for word in reversed(ws):
-        if word in PERSON_ENTITIES:
-            return "person"
-        if word in ORGANIZATION_ENTITIES:
-            return "organization"
-        if word in PLACE_ENTITIES:
-            return "place"
-        if word in PRODUCT_ENTITIES:
-            return "product"
+    head = ws[-1] if ws else ""  # the head of a compound noun: a UserGroup is a group
+    for kind, nouns in (
+        ("person", PERSON_ENTITIES),
+        ("organization", ORGANIZATION_ENTITIES),
+        ("place", PLACE_ENTITIES),
+        ("product", PRODUCT_ENTITIES),
+    ):
+        if head in nouns:
+            return kind
     return "thing"
 
 
@@ -329,8 +347,30 @@ def _string_meaning(f: FieldSpec, entity: EntitySpec, siblings: set[str]) -> Mea
         return Meaning("first_name", "name says first name")
     if wset & {"last", "family", "surname"} and ("name" in wset or "surname" in wset):
         return Meaning("last_name", "name says last name")
-    if ws[-1] in FREE_TEXT_WORDS and ws[-1] not in TITLE_WORDS:
+    if wset & {"etag", "hash", "digest", "checksum", "sha", "md5", "fingerprint", "arn"}:
+        return Meaning("hash", "name says hash/checksum: a hex digest")
+    if wset & {"symbol", "ticker"} and ("ticker" in text or "ticker" in wset or "stock" in text):
+        return Meaning("ticker", "a ticker symbol of a listed company")
+    if wset & {"carrier", "airline"} and ("code" in wset or "code" in text):
+        return Meaning("airline_code", "name/description says airline code")
+    if ws[-1:] == ["by"] and len(ws) > 1:
+        return Meaning("person_name", f"{f.name}: the person who did it")
+    if wset & {"branch"}:
+        return Meaning("slug", "name says branch: a branch name")
+    if wset & {"key", "prefix"} and re.search(r"folder|path|slash", text):
+        return Meaning("file_path", "an object key the description calls a path")
+    if ("domain name" in text or "fully qualified" in text or "hostname" in text) and not f.enum:
+        return Meaning("domain", "the description says domain name")
+    if wset & {"plate", "license", "licence", "passport", "num"}:
+        return Meaning("code", "name says a document or plate number")
+    if wset & {"goal", "goals", "request", "requests"} or (
+        ws[-1] in FREE_TEXT_WORDS and ws[-1] not in TITLE_WORDS
+    ):
         return Meaning("free_text", "name says free text: built from the service's own vocabulary")
+    if (wset & {"job", "occupation", "position"} or wset == {"title"}) and kind == "person":
+        return Meaning("job_title", f"a {entity.name}'s job title")
+    if wset & {"make", "manufacturer", "maker"}:
+        return Meaning("organization_name", "name says manufacturer")
     if "name" in wset or wset & PERSON_FIELDS or wset & ORGANIZATION_FIELDS or wset & TITLE_WORDS:
         return _name_meaning(ws, wset, kind, entity)
     if wset & FREE_TEXT_WORDS:
@@ -349,17 +389,25 @@ def _why(f: FieldSpec, name_word: str, standard: str) -> str:
 
 
 def _name_meaning(ws: list[str], wset: set[str], kind: str, entity: EntitySpec) -> Meaning:
-    """A `name`-like field: whose name it is depends on the field's words, then the record's kind."""
-    if (wset & {"full", "display"} and kind == "person") or wset & PERSON_FIELDS:
-        return Meaning("person_name", f"name words {sorted(wset & (PERSON_FIELDS | {'full', 'display'}))}")
+    """A `name`-like field: whose name it is depends on the field's words, then the record's kind
+    (only for the record's own name: `name`, `full_name`, `display_name`)."""
+    own_name = wset <= {"name", "full", "display", "real", "sortable", "legal", "nick"}
+    if (own_name and kind == "person") or wset & PERSON_FIELDS or (wset & PERSON_ENTITIES and "name" in wset):
+        return Meaning("person_name", f"name words {sorted(wset)} on a {kind}: a person's name")
     if wset & ORGANIZATION_FIELDS:
         return Meaning("organization_name", f"name words {sorted(wset & ORGANIZATION_FIELDS)}")
     if wset & PLACE_FIELDS:
         return Meaning("place_name", f"name words {sorted(wset & PLACE_FIELDS)}")
     if wset & {"product", "item"}:
         return Meaning("product_name", "name says product")
-    if wset & TITLE_WORDS:
-        return Meaning("title", f"a {entity.name}'s title from the service's vocabulary")
+    if wset & ORGANIZATION_ENTITIES and "name" in wset:
+        return Meaning("organization_name", f"name words {sorted(wset & ORGANIZATION_ENTITIES)}")
+    if wset & TITLE_WORDS or not own_name:
+        return Meaning("title", f"a {entity.name}'s {' '.join(ws)} from the service's vocabulary")
+    if ws and words(entity.name)[-1] in SLUG_ENTITIES:
+        return Meaning("slug", f"a {entity.name} is named like an identifier (lower case, hyphens)")
+    if ws and words(entity.name)[-1] in DOMAIN_ENTITIES:
+        return Meaning("domain", f"a {entity.name} is named by a domain name")
     reasons = {
         "person": ("person_name", f"{entity.name} is a person: a person's name"),
         "organization": ("organization_name", f"{entity.name} is an organization: a company name"),

@@ -332,10 +332,9 @@ class RuleArranger:
             coll = self._coll(rule.target_entity)
             setup = [*setup, _set(coll, child, rule.via, key), _set(coll, child, rule.field, rule.values[0])]
             expect = {
-                "op": "rows_where_all",
+                "op": "field_equals",
                 "collection": coll,
-                "where_field": rule.via,
-                "where_value": key,
+                "key": child,
                 "field": rule.field,
                 "value": rule.value,
             }

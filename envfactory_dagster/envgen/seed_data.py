@@ -21,11 +21,14 @@ from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec
 from envfactory_dagster.envgen.field_semantics import annotate_spec, decide_meaning, meaning_of, unique_fields
 from envfactory_dagster.envgen.seed_values import RowContext, semantic_value
 from envfactory_dagster.envgen.service_vocabulary import ServiceVocabulary
+from envfactory_dagster.envgen.world_codes import currency_exponent
 from envfactory_dagster.envgen.world_invariants import (
     after_parent,
     balance_money,
+    count_fields,
     inherited_fields,
     is_refund_like,
+    line_sum_target,
     order_row,
 )
 
@@ -230,6 +233,7 @@ def generate_state(spec: EnvSpec, seed: int) -> dict[str, Any]:
             table[key] = row
         counters[entity.collection] = counts[entity.name]
     settle_children(state, spec)
+    settle_aggregates(state, spec)
     state["counters"] = counters
     state["now"] = spec.clock
     state["seed"] = seed
@@ -262,6 +266,37 @@ def _unique_value(
     if value in taken and isinstance(value, str):
         value = f"{value}{index + 1}" if not f.pattern else value
     return value
+
+
+def settle_aggregates(state: dict[str, Any], spec: EnvSpec) -> None:
+    """Parent fields that summarise children hold what the children say: a count of them
+    (`entry_count`), and a subtotal equal to the lines' price x quantity (then the total again)."""
+    by_name = {e.name: e for e in spec.entities}
+    for child in spec.entities:
+        for fk in (f for f in child.fields if f.ref_entity in by_name and f.name != child.key_field):
+            parent = by_name[fk.ref_entity]  # type: ignore[index]
+            if parent.name == child.name:
+                continue
+            rows_of: dict[str, list[dict[str, Any]]] = {}
+            for row in state[child.collection].values():
+                rows_of.setdefault(row.get(fk.name), []).append(row)
+            counted = count_fields(parent, child)
+            lines = line_sum_target(parent, child)
+            for key, parent_row in list(state[parent.collection].items()):
+                update: dict[str, Any] = {name: len(rows_of.get(key, [])) for name in counted}
+                children = rows_of.get(key, [])
+                if lines is not None and children:
+                    target, price, quantity = lines
+                    amount = sum((r.get(price) or 0) * (r.get(quantity) or 0) for r in children)
+                    digits = currency_exponent(str(parent_row.get("currency") or "USD"))
+                    target_field = next(f for f in parent.fields if f.name == target)
+                    update[target] = (
+                        round(amount) if target_field.type == "integer" else round(amount, digits)
+                    )
+                if update:
+                    new_row = {**parent_row, **update}
+                    balance_money(new_row, parent)
+                    state[parent.collection][key] = new_row
 
 
 def settle_children(state: dict[str, Any], spec: EnvSpec) -> None:

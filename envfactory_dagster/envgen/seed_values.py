@@ -23,11 +23,13 @@ from envfactory_dagster.envgen.field_semantics import Meaning
 from envfactory_dagster.envgen.naming import word_set, words
 from envfactory_dagster.envgen.service_vocabulary import ServiceVocabulary
 from envfactory_dagster.envgen.world_codes import (
+    AIRLINES,
     AIRPORTS,
     CALLING_CODES,
     COMMON_CURRENCIES,
     COMMON_LANGUAGES,
     COUNTRY_CURRENCY,
+    TICKERS,
     alpha3_of,
     country_name_of,
     currency_exponent,
@@ -273,6 +275,14 @@ def _string(meaning: Meaning, f: FieldSpec, ctx: RowContext, now: datetime, inde
         return fake.ean13()
     if name == "airport_code":
         return rng.choice(AIRPORTS)
+    if name == "airline_code":
+        return rng.choice(AIRLINES)
+    if name == "ticker":
+        return rng.choice(TICKERS)
+    if name == "hash":
+        return fake.md5()
+    if name == "job_title":
+        return fake.job()
     if name == "code":
         stem = words(ctx.vocabulary.phrase(rng, ctx.entity))[0][:4].upper()
         return f"{stem}{rng.randint(10, 999)}"

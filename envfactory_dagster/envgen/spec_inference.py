@@ -350,6 +350,7 @@ def field_from_schema(name: str, schema: Any, required: bool) -> FieldSpec:
 
 
 MAX_EXAMPLES = 8
+_DESCRIBED_EXAMPLE = re.compile(r"(?:e\.g\.,?|for example,?|such as)\s+['\"‘“]([^'\"’”]{2,60})['\"’”]", re.I)
 
 
 def schema_examples(schema: dict[str, Any], ftype: str) -> list[Any]:
@@ -359,6 +360,8 @@ def schema_examples(schema: dict[str, Any], ftype: str) -> list[Any]:
     for key in ("example", "x-example"):
         if key in schema:
             found.append(schema[key])
+    if ftype == "string":  # examples the description gives: "e.g. 'Winter bike'", "such as 'Holiday'"
+        found.extend(_DESCRIBED_EXAMPLE.findall(str(schema.get("description") or "")))
     listed = schema.get("examples")
     if isinstance(listed, list):
         found.extend(listed)

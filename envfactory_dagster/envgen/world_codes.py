@@ -121,3 +121,23 @@ def alpha3_of(alpha2: str) -> str:
 def country_name_of(alpha2: str) -> str:
     country = pycountry.countries.get(alpha_2=alpha2.upper())
     return getattr(country, "common_name", None) or country.name if country is not None else alpha2
+
+
+# widely held listed companies and airlines, for documents that show no example of their own
+TICKERS = (
+    "AAPL",
+    "MSFT",
+    "AMZN",
+    "GOOGL",
+    "NVDA",
+    "TSLA",
+    "META",
+    "JPM",
+    "V",
+    "KO",
+    "PEP",
+    "DIS",
+    "NFLX",
+    "SPY",
+)
+AIRLINES = ("AA", "UA", "DL", "BA", "LH", "AF", "KL", "IB", "EK", "QR", "SQ", "NH", "AC", "QF", "LX")

@@ -237,7 +237,7 @@ def _same_kind(f: FieldSpec, value: float) -> int | float:
     return round(value) if f.type == "integer" else round(float(value), 2)
 
 
-ALWAYS_INHERITED = frozenset({"currency_code"})
+ALWAYS_INHERITED = frozenset({"currency_code", "ticker", "sku", "barcode"})
 FROM_PRODUCT = frozenset({"sku", "barcode", "title", "product_name", "money"})
 FROM_PERSON = frozenset({"email", "phone", "person_name"})
 
@@ -273,3 +273,38 @@ def inherited_fields(entity: EntitySpec, entities: dict[str, EntitySpec]) -> dic
             ):  # fmt: skip
                 found[f.name] = (fk.name, match.name)
     return found
+
+
+def count_fields(parent: EntitySpec, child: EntitySpec) -> list[str]:
+    """Count fields of `parent` that count `child` rows: `entry_count` counts WatchlistEntry rows,
+    `member_count` ClubMembership rows, `orders_count` Order rows."""
+    child_words = words(child.name)
+    found = []
+    for f in parent.fields:
+        ws = words(f.name)
+        if f.type != "integer" or "count" not in ws:
+            continue
+        nouns = [w.rstrip("s") for w in ws if w not in ("count", "total", "num")]
+        if nouns and all(any(c.startswith(n) for c in child_words) for n in nouns):
+            found.append(f.name)
+    return found
+
+
+def line_sum_target(parent: EntitySpec, line: EntitySpec) -> tuple[str, str, str] | None:
+    """(parent subtotal field, line price field, line quantity field) when a line-like child's
+    price x quantity adds up to its parent's subtotal (or total, when it names no subtotal)."""
+    if record_kind(line) != "line":
+        return None
+    price = next((f.name for f in line.fields if _is_money(f) and "price" in words(f.name)), None)
+    quantity = next(
+        (f.name for f in line.fields if f.semantic == "quantity" and f.name in ("quantity", "qty")), None
+    )
+    parts = total_parts(parent)
+    target = (
+        parts[1][0]
+        if parts
+        else next((f.name for f in parent.fields if _is_money(f) and f.name in TOTAL_NAMES), None)
+    )
+    if price is None or quantity is None or target is None:
+        return None
+    return target, price, quantity
