@@ -231,9 +231,9 @@ def _value_expr(param: str, f: FieldSpec) -> str:
     if f.type == "number":
         return f"float({param})"
     if f.type == "array":
-        return f"list({param})"
+        return f"[*{param}]"  # no builtin call: a parameter may be named `list`
     if f.type == "object":
-        return f"dict({param})"
+        return f"{{**{param}}}"
     return param
 
 

@@ -645,6 +645,10 @@ def _fields_of(schema: dict[str, Any]) -> list[FieldSpec]:
 
 
 _MODEL_ATTRIBUTES = frozenset(dir(BaseModel))
+# names a generated model's annotations use: a field named `list` would shadow `list[str]`
+_MODULE_NAMES = frozenset(
+    {"list", "dict", "str", "int", "float", "bool", "Any", "Literal", "Field", "BaseModel", "ConfigDict"}
+)
 
 
 def safe_field_name(name: str) -> str:
@@ -657,6 +661,7 @@ def safe_field_name(name: str) -> str:
         or keyword.issoftkeyword(name)
         or name in _MODEL_ATTRIBUTES
         or name in ("self", "model_config")
+        or name in _MODULE_NAMES
     ):
         name = f"{name}_"
     return name
@@ -854,6 +859,8 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
                     "pattern": None,
                     "format": None,
                     "max_length": None,
+                    "minimum": None,  # an integer id becomes a string key: no numeric bounds
+                    "maximum": None,
                 }
             )
         # keep the key first: readable models and outputs
