@@ -308,7 +308,8 @@ def _delete_says_cascade(tool: ToolSpec, child: EntitySpec, fk: FieldSpec) -> st
     text = tool.description.lower()
     nouns = [" ".join(words(child.collection)), " ".join(words(child.name))]
     for noun in nouns:
-        if re.search(rf"\b(and|with|along with|including) (all )?(its|their|the) ({noun})\b", text):
+        listed = rf"(\w+(\s*,\s*|\s+and\s+))*{noun}"  # "its comments and worklogs"
+        if re.search(rf"\b(and|with|along with|including)\s+(all\s+)?(its|their|the)\s+{listed}\b", text):
             return f"the tool's description says it removes {noun}"
     return None
 

@@ -10,8 +10,12 @@ transition, one scan of the table for list/search/custom reads, `next_id` for ne
 never mutated in place (`self.put(coll, key, {**row, ...})`); refused calls raise `ToolError`
 (`not_found` for a missing row, a foreign key to a missing row, or a row outside the parent
 named in the call; `conflict` for a duplicate natural key; `invalid_state` for a transition from
-a wrong status). Deleting a row leaves rows that referenced it in place; lookups through them
-then answer `not_found`. Updates and transitions stamp an `updated_at`-like field with the
+a wrong status). Business rules of a write tool (`ToolSpec.rules`, inferred by business_rules.py:
+natural keys, ordered pairs, parent status, amounts within their parent, stock, what a delete does
+to rows that reference the row) are emitted by codegen_rules.py as one delimited block each:
+preconditions before anything is written, effects after. A new row's fields nobody set take the
+referenced row's value (a rule) or a value of the field's meaning, never a pattern sample.
+Updates and transitions stamp an `updated_at`-like field with the
 state's `now` unless the caller sets it. Locals in tool bodies start with `_` so they never
 shadow a parameter. Same spec -> byte-identical source.
 """

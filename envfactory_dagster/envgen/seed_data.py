@@ -1,11 +1,17 @@
 """Seed data: a realistic, consistent initial state for an environment spec (Faker, seeded).
 
 `generate_state(spec, seed)` fills every collection with `spec.seed_rows` rows (clamped to
-5..50), entities in topological order so foreign keys point at existing rows; values come from
-Faker providers chosen by field name, format and `seed_hint`, inside the field's enum, bounds,
-pattern and max length; dates lie around `spec.clock`. Keys are `<id_prefix><n:04d>` (the form
-`Environment.next_id` produces) and `counters` start past them, so new ids never collide.
-Same (spec, seed) -> the same state; no clock, no global random generator.
+5..50), entities in topological order so foreign keys point at existing rows. Each field's
+meaning is decided once (field_semantics.py, stored on the spec) and its values come from the
+document's examples first, then the matching provider (seed_values.py), inside the field's enum,
+bounds, pattern and length; a row's fields share one person, organization, place and currency,
+and a row copies what it shares with the row it references (currency, a product's sku and price).
+Then the world's invariants (world_invariants.py): ordered start/end pairs, children created
+after parents, parts within their whole, totals equal to their parts, refunds within their
+payment, counts and line subtotals equal to their children. Natural keys are unique per table.
+Keys are `<id_prefix><n:04d>` (the form `Environment.next_id` produces) and `counters` start past
+them, so new ids never collide. Same (spec, seed) -> the same state; no clock, no global random
+generator.
 """
 
 from __future__ import annotations

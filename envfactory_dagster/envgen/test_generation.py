@@ -9,7 +9,13 @@ foreign-key parameters, real field values for filters and new rows) or from the 
 - `boundary`: limit values, required arguments only, the last row, a filter matching nothing —
   success or a ToolError, never another exception;
 - `invalid`: wrong type, missing required argument, unknown property, unknown id, forbidden
-  transition — must raise ToolError.
+  transition — must raise ToolError;
+- `rule`: one per business rule of a write tool (rule_tests.py): a state arranged by `setup`
+  operations where the rule must refuse, or must show its effect (`expect_state`).
+
+Valid calls are arranged so every rule lets them through. Boundaries include an empty table and a
+table of one row, so each tool has at least three tests that reach its body (a call the input
+schema refuses proves only the schema and is not counted).
 """
 
 from __future__ import annotations
