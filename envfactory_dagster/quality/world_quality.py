@@ -19,6 +19,7 @@ the generator understood it):
 - `write_tools_with_rules_share`: write tools whose module code holds a business-rule block;
   `write_tools_beyond_crud_share`: write tools whose code writes a second collection or refuses
   for a reason other than a missing row (this one also counts transition guards);
+- `rules_with_a_test_share`: business rules stated in the specs that have a generated rule test;
 - `mutation_kill_rate`: share of rule mutants verification rejects (envgen/rule_mutation.py);
 - `same_id_same_record_share`: for each id present in two environments of one service (same
   `world_id`, else the same first resource), whether it names the same record;
@@ -38,6 +39,7 @@ from typing import Any
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec
 from envfactory_dagster.envgen.field_semantics import annotate_spec, record_kind
 from envfactory_dagster.envgen.naming import words
+from envfactory_dagster.envgen.test_generation import generate_tool_tests
 from envfactory_dagster.envgen.world_codes import is_country_code, is_country_name, is_currency_code
 from envfactory_dagster.envgen.world_invariants import ordered_pairs, parse_moment, total_parts
 from envfactory_dagster.lineage import canonical_json
@@ -219,8 +221,12 @@ def world_quality_row(
     tally = _Tally()
     specs = [annotate_spec(EnvSpec.model_validate_json(r["spec_json"])) for r in registry_rows]
     states = [json.loads(r["seed_state_json"]) for r in registry_rows]
-    write_tools = rule_tools = beyond_tools = 0
+    write_tools = rule_tools = beyond_tools = rules = tested_rules = 0
     for row, spec, state in zip(registry_rows, specs, states, strict=True):
+        tested = {(t.tool, t.rule) for t in generate_tool_tests(spec, state) if t.rule}
+        for tool in spec.tools:
+            rules += len(tool.rules)
+            tested_rules += sum((tool.name, r.id) in tested for r in tool.rules)
         for entity in spec.entities:
             table = state.get(entity.collection) or {}
             _audit_rows(entity, list(table.values()) if isinstance(table, dict) else [], tally)
@@ -246,6 +252,8 @@ def world_quality_row(
         "write_tools": write_tools,
         "write_tools_with_rules_share": _share(rule_tools, write_tools),
         "write_tools_beyond_crud_share": _share(beyond_tools, write_tools),
+        "rules": rules,
+        "rules_with_a_test_share": _share(tested_rules, rules),
         **_identity(registry_rows, states),
         "rule_mutants": None,
         "mutation_kill_rate": None,
