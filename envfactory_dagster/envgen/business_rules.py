@@ -314,6 +314,24 @@ def _delete_says_cascade(tool: ToolSpec, child: EntitySpec, fk: FieldSpec) -> st
     return None
 
 
+def _subtree(spec: EnvSpec, entity: EntitySpec, seen: set[str]) -> list[dict[str, str]]:
+    """Rows below a cascaded row that go with it (their reference to it is required), breadth
+    first: `{collection, via, parent}` (a deleted repository takes its issues' comments too)."""
+    found: list[dict[str, str]] = []
+    level = [entity]
+    while level:
+        nxt = []
+        for parent in level:
+            for child, fk in _children(spec, parent):
+                if child.name in seen or child.collection.endswith("_requests") or fk.nullable:
+                    continue
+                seen.add(child.name)
+                found.append({"collection": child.collection, "via": fk.name, "parent": parent.collection})
+                nxt.append(child)
+        level = nxt
+    return found
+
+
 def _rules_for_delete(spec: EnvSpec, tool: ToolSpec, entity: EntitySpec) -> list[BusinessRule]:
     rules = []
     for child, fk in _children(spec, entity):
@@ -322,11 +340,14 @@ def _rules_for_delete(spec: EnvSpec, tool: ToolSpec, entity: EntitySpec) -> list
         common = {"target_entity": child.name, "via": fk.name}
         cascade = _delete_says_cascade(tool, child, fk)
         if cascade is not None:
+            deeper = _subtree(spec, child, {entity.name, child.name})
+            also = f" (and their {', '.join(d['collection'] for d in deeper)})" if deeper else ""
             rules.append(
                 BusinessRule(
                     kind="cascade_delete",
-                    statement=f"deleting a {entity.name} deletes its {child.collection}",
+                    statement=f"deleting a {entity.name} deletes its {child.collection}{also}",
                     evidence=cascade,
+                    values=deeper,
                     **common,
                 )
             )

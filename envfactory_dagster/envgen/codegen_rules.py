@@ -219,9 +219,21 @@ class RuleEmitter:
                 lines = [
                     (
                         0,
-                        f'for _k in [_k for _k, _r in self.table("{coll}").items() if _r["{rule.via}"] == {key_param}]:',
+                        f'_removed = {{"{coll}": [_k for _k, _r in self.table("{coll}").items() if _r["{rule.via}"] == {key_param}]}}',
                     ),
-                    (1, f'del self.table("{coll}")[_k]'),
+                ]
+                for below in rule.values:  # rows below the removed ones go with them
+                    lines.append(
+                        (
+                            0,
+                            f'_removed["{below["collection"]}"] = [_k for _k, _r in self.table("{below["collection"]}").items() '
+                            f'if _r["{below["via"]}"] in _removed["{below["parent"]}"]]',
+                        )
+                    )
+                lines += [
+                    (0, "for _coll, _keys in _removed.items():"),
+                    (1, "for _k in _keys:"),
+                    (2, "del self.table(_coll)[_k]"),
                 ]
             else:
                 lines = [
