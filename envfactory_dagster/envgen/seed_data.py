@@ -233,8 +233,8 @@ def generate_state(spec: EnvSpec, seed: int) -> dict[str, Any]:
                     row[f.name] = _unique_value(f, entity, ctx, now, index, table, unique)
             row = {f.name: row[f.name] for f in entity.fields}
             gap = timedelta(hours=rng.randint(1, 72))
+            after_parent(row, entity, ctx.parents, gap)  # first: it may move the creation time
             order_row(row, entity, gap)
-            after_parent(row, entity, ctx.parents, gap)
             balance_money(row, entity)
             table[key] = row
         counters[entity.collection] = counts[entity.name]

@@ -279,7 +279,8 @@ def format_report(rows: list[dict[str, Any]]) -> str:
     """The figures of each partition as a readable table (one line per figure)."""
     if not rows:
         return "no world_quality figures (materialize verified_envs first)"
-    keys = [k for k in rows[0] if k not in ("domain", "surviving_mutants")]
+    lineage = ("domain", "surviving_mutants", "id", "dagster_run_id", "code_version", "created_at")
+    keys = [k for k in rows[0] if k not in lineage]
     width = max(len(k) for k in keys)
     header = f"{'figure':<{width}}  " + "  ".join(f"{r['domain']:>10}" for r in rows)
     lines = [header, "-" * len(header)]
