@@ -181,7 +181,8 @@ def _service_of(row: dict[str, Any]) -> str:
     world = row.get("world_id")
     if isinstance(world, str) and world:
         return world
-    resources = list(row.get("resource_ids") or [])
+    given = row.get("resource_ids")
+    resources = list(given) if given is not None else []  # a list, or an array read from Parquet
     return str(resources[0]) if resources else str(row.get("env_id"))
 
 
