@@ -164,15 +164,13 @@ MONEY_WORDS = word_set(
 MINOR_UNIT_HINTS = ("smallest currency unit", "minor unit", "in cents", "cents", "pence", "subunit")
 MILLI_UNIT_HINTS = ("milliunit",)
 QUANTITY_WORDS = word_set(
-    "quantity qty units adults children guests rooms nights passengers seats tickets travelers "
+    "quantity qty units adults children guests rooms nights passengers seats tickets travelers attempts "
     "travellers party size people"
 )
 STOCK_WORDS = frozenset(
     ["stock", "inventory", "on_hand", "available", "availability", "remaining", "capacity"]
 )
-COUNT_WORDS = frozenset(
-    ["count", "number", "num", "total_count", "views", "plays", "followers", "likes", "downloads"]
-)
+COUNT_WORDS = word_set("count number num total_count views plays followers likes downloads points")
 RATING_WORDS = frozenset(["rating", "stars", "score"])
 PERCENT_WORDS = frozenset(["percent", "percentage", "pct"])
 FRACTION_WORDS = frozenset(["ratio", "probability", "confidence", "share", "fraction"])
@@ -180,9 +178,7 @@ DURATION_WORDS = frozenset(["duration", "minutes", "seconds", "hours", "days", "
 MEASURE_WORDS = frozenset(
     ["weight", "height", "width", "depth", "distance", "size", "elevation", "altitude", "speed"]
 )
-RANK_WORDS = frozenset(
-    ["position", "priority", "order", "index", "rank", "sequence", "sort", "level", "step"]
-)
+RANK_WORDS = word_set("position priority order index rank sequence sort level step attempt revision")
 DATE_WORDS = frozenset(["date", "day", "dob", "birthday"])
 DATE_TIME_WORDS = frozenset(["at", "timestamp", "datetime", "time"])
 TIMESTAMP_STEMS = word_set(

@@ -227,7 +227,7 @@ def _string(meaning: Meaning, f: FieldSpec, ctx: RowContext, now: datetime, inde
         local = rng.choice([f"{first}.{last}", f"{first[0]}{last}", f"{first}{rng.randint(1, 99)}"])
         return f"{_ascii_slug(local).replace('-', '.')}@{ctx.domain()}"
     if name in ("url", "image_url"):
-        host = ctx.domain() if ctx._organization or ctx._person else fake.domain_name()
+        host = ctx.domain() if ctx._organization else fake.domain_name()  # never a mail provider
         path = _ascii_slug(ctx.vocabulary.phrase(rng, ctx.entity))
         if name == "image_url":
             return f"https://images.{host}/{path}-{index + 1}.jpg"

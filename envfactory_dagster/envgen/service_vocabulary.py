@@ -33,6 +33,13 @@ STOPWORDS = word_set(
     "toward towards underneath via amount amounts code codes type types kind name names text "
     "format time date dates times smallest unit units"
 )
+# verbs of API prose ("the variant belongs to", "the link expires"): not subject matter
+VERBS = word_set(
+    "belongs expires changes contains includes requires allows shows means applies takes makes needs "
+    "becomes counts stays starts ends goes comes keeps lets helps tells asks pays books sells buys "
+    "runs works looks finds reads writes adds removes cancels closes opens sets gets puts holds"
+)
+KEEP_ED = word_set("need speed feed seed bed shed")
 _CLAUSE = re.compile(r"[.;:,()!?\n\"]|\s[-–—]\s")
 MIN_WORD = 3
 
@@ -44,7 +51,8 @@ def _phrases(text: str) -> list[str]:
         run: list[str] = []
         for token in re.findall(r"[A-Za-z][A-Za-z'-]*", clause):
             word = token.lower().strip("'-")
-            if word in STOPWORDS or len(word) < MIN_WORD or word.endswith("'s"):
+            verb = word in VERBS or (word.endswith("ed") and word not in KEEP_ED)
+            if word in STOPWORDS or verb or len(word) < MIN_WORD or word.endswith("'s"):
                 if run:
                     found.append(" ".join(run[-3:]))
                 run = []

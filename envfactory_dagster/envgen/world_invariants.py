@@ -51,6 +51,8 @@ ORDER_WORDS = (
     ("min", "max"),
     ("minimum", "maximum"),
     ("earliest", "latest"),
+    ("unlock", "lock"),
+    ("first", "last"),
 )
 TEMPORAL_MEANINGS = frozenset({"date", "date_time", "time", "unix_time", "birth_date"})
 CREATED_WORDS = frozenset({"created", "creation", "inserted", "registered", "requested"})
