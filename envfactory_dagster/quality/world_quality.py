@@ -190,7 +190,8 @@ def _identity(registry_rows: list[dict[str, Any]], states: list[dict[str, Any]])
     """Same id, same record within a service; id strings shared across services."""
     by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row, state in zip(registry_rows, states, strict=True):
-        by_service[_service_of(row)].append(state)
+        tables = {k: v for k, v in state.items() if k != "counters"}  # counters are keyed by collection
+        by_service[_service_of(row)].append(tables)
     same = total = 0
     ids_by_service: dict[str, set[str]] = {}
     for service, service_states in by_service.items():
