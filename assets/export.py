@@ -20,9 +20,13 @@ from envfactory_dagster.export.sft import build_sft_rows, write_hf_parquet, writ
 from envfactory_dagster.export.splits import split_and_filter
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
-from envfactory_dagster.quality.suites import refined_trajectories_suite, rl_tasks_suite
+from envfactory_dagster.quality.suites import (
+    refined_partition_suite,
+    refined_trajectories_suite,
+    rl_tasks_suite,
+)
 from envfactory_dagster.querygen.replay import environments_by_id
-from envfactory_dagster.refine.refined_trajectories import refine_trajectories
+from envfactory_dagster.refine.refined_trajectories import partition_figures, refine_trajectories
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
@@ -31,7 +35,7 @@ GROUP = "export"
 
 
 class RefinementConfig(dg.Config):
-    target_implicitness: float = 0.4
+    target_implicitness: float = 0.5
     ambiguity_share: float = 0.2
     validation_share: float = 0.1
     rl_share: float = 0.37
@@ -57,7 +61,8 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         partitions_def=partitions,
         group_name=GROUP,
         pool=LLM_POOL,
-        check_specs=check_specs("refined_trajectories", refined_trajectories_suite, blocking=True),
+        check_specs=check_specs("refined_trajectories", refined_trajectories_suite, blocking=True)
+        + check_specs("refined_trajectories", refined_partition_suite, blocking=True),
     )
     def refined_trajectories(
         context: dg.AssetExecutionContext,
@@ -92,12 +97,24 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             decontamination=config.decontamination,
         )
         frame = pd.DataFrame(kept)
+        figures = partition_figures(kept, rejects, envs)
         yield dg.Output(
-            frame, output_name="refined_trajectories", metadata=as_metadata({**metrics, **split_metrics})
+            frame,
+            output_name="refined_trajectories",
+            metadata=as_metadata({**metrics, **split_metrics, **figures}),
         )
-        yield dg.Output(pd.DataFrame(rejects + dropped), output_name="refinement_rejects")
+        yield dg.Output(
+            pd.DataFrame(rejects + dropped),
+            output_name="refinement_rejects",
+            metadata=as_metadata(
+                {"dagster/row_count": len(rejects) + len(dropped), **metrics["rejected_by_kind"]}
+            ),
+        )
         yield from check_results(
             "refined_trajectories", refined_trajectories_suite, frame, context.partition_key
+        )
+        yield from check_results(
+            "refined_trajectories", refined_partition_suite, pd.DataFrame([figures]), context.partition_key
         )
 
     @dg.asset(**common)

@@ -10,7 +10,12 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
-from envfactory_dagster.quality.suites import tool_chains_suite, trajectories_suite
+from envfactory_dagster.quality.suites import (
+    tool_chains_partition_suite,
+    tool_chains_suite,
+    trajectories_partition_suite,
+    trajectories_suite,
+)
 from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import chain_rows, compare_samplers, sample_chains
 from envfactory_dagster.querygen.tool_graph import (
@@ -20,7 +25,12 @@ from envfactory_dagster.querygen.tool_graph import (
     graph_nodes_rows,
     render_graph_summary,
 )
-from envfactory_dagster.querygen.trajectories import execute_chains, load_envs, rewrite_queries_llm
+from envfactory_dagster.querygen.trajectories import (
+    execute_chains,
+    load_envs,
+    partition_figures,
+    rewrite_queries_llm,
+)
 from envfactory_dagster.querygen.trajectory_quality import near_duplicate_flags
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
@@ -29,14 +39,18 @@ GROUP = "querygen"
 
 
 class ToolChainsConfig(dg.Config):
-    """Topology-aware sampling (the paper's defaults, except the chain count per domain)."""
+    """Right-sized, topology-aware sampling (`querygen.tool_chains`; the paper's resolution with
+    task sizes drawn from a distribution instead of a fixed cap)."""
 
     n_chains: int = 700
     max_envs: int = 3
-    max_depth: int = 5
+    max_worlds: int = 2
+    max_depth: int = 2
     max_nodes: int = 10
+    max_calls_per_turn: int = 4
     p_skip_optional: float = 0.6
-    p_skip_satisfied: float = 0.9
+    p_skip_satisfied: float = 0.6
+    p_second_service: float = 0.15
 
 
 def _tool_graph(envs: list[dict], settings: EnvFactorySettings, llm: LLMResource):
@@ -90,7 +104,8 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
     @dg.asset(
         **common,
         deps=["tool_graph"],
-        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True),
+        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True)
+        + check_specs("tool_chains", tool_chains_partition_suite, blocking=True),
     )
     def tool_chains(
         context: dg.AssetExecutionContext,
@@ -107,13 +122,18 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         valid = [c for c in chains if c.valid]
         comparison = compare_samplers(graph, seed=seed, n_chains=config.n_chains, **options)
         frame = pd.DataFrame(chain_rows(valid))
+        figures = {"chains": len(valid), "valid_share": round(len(valid) / len(chains), 4) if chains else 1.0}
         metadata = {
+            **figures,
             "sampled": len(chains),
             "invalid_dropped": len(chains) - len(valid),
             "sampler_comparison": comparison,
         }
         yield dg.Output(frame, metadata=as_metadata(metadata))
         yield from check_results("tool_chains", tool_chains_suite, frame, context.partition_key)
+        yield from check_results(
+            "tool_chains", tool_chains_partition_suite, pd.DataFrame([figures]), context.partition_key
+        )
 
     @dg.multi_asset(
         outs={
@@ -131,7 +151,8 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         partitions_def=partitions,
         group_name=GROUP,
         pool=LLM_POOL,
-        check_specs=check_specs("trajectories", trajectories_suite, blocking=True),
+        check_specs=check_specs("trajectories", trajectories_suite, blocking=True)
+        + check_specs("trajectories", trajectories_partition_suite, blocking=True),
     )
     def trajectories(
         context: dg.AssetExecutionContext,
@@ -159,12 +180,16 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
             row["near_duplicate"] = flag
         frame = pd.DataFrame(rows)
         metrics["near_duplicate_share"] = round(sum(flags) / len(flags), 4) if flags else 0.0
-        yield dg.Output(frame, output_name="trajectories", metadata=as_metadata(metrics))
+        figures = partition_figures(rows, rejects, len(tool_chains))
+        yield dg.Output(frame, output_name="trajectories", metadata=as_metadata({**metrics, **figures}))
         yield dg.Output(
             pd.DataFrame(rejects),
             output_name="trajectory_rejects",
-            metadata={"dagster/row_count": len(rejects)},
+            metadata=as_metadata({"dagster/row_count": len(rejects), **metrics["rejected_by_kind"]}),
         )
         yield from check_results("trajectories", trajectories_suite, frame, context.partition_key)
+        yield from check_results(
+            "trajectories", trajectories_partition_suite, pd.DataFrame([figures]), context.partition_key
+        )
 
     return [tool_graph, tool_chains, trajectories]

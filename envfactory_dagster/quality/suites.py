@@ -98,18 +98,32 @@ def verified_envs_suite(domain: str) -> list[Expectation]:
 
 def tool_chains_suite(domain: str) -> list[Expectation]:
     return [
-        Expectation(
-            "chains_valid",
-            "ExpectColumnValuesToBeInSet",
-            {"column": "valid", "value_set": [True]},
-            "Every chain's required inputs are satisfiable by its prefix or by the user (validate_chain).",
-        ),
         Expectation("ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Chain ids are unique."),
         Expectation(
             "domain_matches_partition",
             "ExpectColumnValuesToBeInSet",
             {"column": "domain", "value_set": [domain]},
             "Every row belongs to the partition's domain.",
+        ),
+    ]
+
+
+def tool_chains_partition_suite(domain: str) -> list[Expectation]:
+    """Over the one-row figures of the partition (invalid draws are dropped by the asset)."""
+    return [
+        Expectation(
+            "valid_share_at_least_80_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "valid_share", "min_value": 0.8},
+            "At least 80% of the sampled chains pass validate_chain (a falling share means the graph "
+            "offers producers the sampler cannot use).",
+            warn_only=True,
+        ),
+        Expectation(
+            "has_chains",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "chains", "min_value": 1},
+            "The partition yields at least one chain.",
         ),
     ]
 
@@ -123,16 +137,16 @@ def trajectories_suite(domain: str) -> list[Expectation]:
             "Every trajectory replays from its initial states to byte-identical outputs and final states.",
         ),
         Expectation(
-            "no_tool_name_in_queries",
+            "no_noop_writes",
             "ExpectColumnValuesToBeInSet",
-            {"column": "query_leaks_tool_name", "value_set": [False]},
-            "No user query names a tool or an identifier-like parameter.",
+            {"column": "noop_writes", "value_set": [0]},
+            "No kept write call leaves the state as it was (read from the recorded state diffs).",
         ),
         Expectation(
-            "no_exact_duplicates",
-            "ExpectColumnValuesToBeUnique",
-            {"column": "calls_signature"},
-            "No two trajectories make the same calls with the same arguments.",
+            "no_ids_across_services",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "cross_service_ids", "value_set": [0]},
+            "No argument takes an id from another service's output or names another service's row.",
         ),
         Expectation(
             "near_duplicates_at_most_5_percent",
@@ -149,26 +163,110 @@ def trajectories_suite(domain: str) -> list[Expectation]:
     ]
 
 
+def trajectories_partition_suite(domain: str) -> list[Expectation]:
+    """Over the one-row figures of the partition (`trajectories.partition_figures`)."""
+    return [
+        Expectation(
+            "kept_at_least_half_of_the_chains",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "kept_share", "min_value": 0.5},
+            "At least half of the sampled chains become trajectories (losing most of them means the "
+            "environments refuse what the sampler asks).",
+        ),
+        Expectation(
+            "no_reject_kind_above_20_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "max_reject_share", "max_value": 0.2},
+            "No single reject kind (tool error, unbound input, no-op write, ...) takes more than 20% "
+            "of the chains; the reject table says which.",
+            warn_only=True,
+        ),
+        Expectation(
+            "median_calls_per_turn_1_to_3",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "median_calls_per_turn", "min_value": 1, "max_value": 3},
+            "A turn asks for one thing and the lookups it needs: median 1-3 calls per turn.",
+            warn_only=True,
+        ),
+        Expectation(
+            "median_turns_2_to_4",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "median_turns", "min_value": 2, "max_value": 4},
+            "Sessions have a median of 2-4 turns.",
+            warn_only=True,
+        ),
+        Expectation(
+            "at_length_cap_at_most_10_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "at_length_cap_share", "max_value": 0.1},
+            "At most 10% of trajectories reach the length cap (chains are sized, not filled).",
+            warn_only=True,
+        ),
+    ]
+
+
 def refined_trajectories_suite(domain: str) -> list[Expectation]:
     return [
         Expectation(
             "grounding_proofs_pass",
             "ExpectColumnValuesToBeInSet",
             {"column": "proofs_failed", "value_set": [0]},
-            "Every hidden or rewritten value has a grounding proof that passed by execution.",
-        ),
-        Expectation(
-            "median_implicitness_at_least_0_3",
-            "ExpectColumnMedianToBeBetween",
-            {"column": "implicitness_mean", "min_value": 0.3},
-            "The median share of gold argument values not written in the query is at least 0.3.",
-            warn_only=True,
+            "Every value a kept turn does not state, and every change it asks for, has a proof that "
+            "holds on the final query and the recorded states.",
         ),
         Expectation(
             "domain_matches_partition",
             "ExpectColumnValuesToBeInSet",
             {"column": "domain", "value_set": [domain]},
             "Every row belongs to the partition's domain.",
+        ),
+    ]
+
+
+def refined_partition_suite(domain: str) -> list[Expectation]:
+    """Over the one-row figures of the partition (`refined_trajectories.partition_figures`)."""
+    return [
+        Expectation(
+            "kept_at_least_80_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "kept_share", "min_value": 0.8},
+            "At least 80% of the trajectories keep a provable first turn.",
+        ),
+        Expectation(
+            "dropped_turns_at_most_15_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "dropped_turn_share", "max_value": 0.15},
+            "At most 15% of turns are dropped as unprovable (the reasons are in `dropped_turns`).",
+            warn_only=True,
+        ),
+        Expectation(
+            "implicitness_uplift_at_least_0_2",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "implicitness_uplift", "min_value": 0.2},
+            "Refined queries leave at least 0.2 more of the values a user would state or describe "
+            "unwritten than the explicit originals (mean over trajectories).",
+            warn_only=True,
+        ),
+        Expectation(
+            "distinct_3grams_at_least_0_25",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "distinct_3gram_ratio", "min_value": 0.25},
+            "Value-masked distinct word 3-grams / all 3-grams of the refined user turns >= 0.25.",
+            warn_only=True,
+        ),
+        Expectation(
+            "top4_openings_at_most_35_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "top4_opening_share", "max_value": 0.35},
+            "The four most common first words start at most 35% of the refined user turns.",
+            warn_only=True,
+        ),
+        Expectation(
+            "no_raw_enum_identifiers",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "raw_enum_turns", "max_value": 0},
+            "No user turn writes an enum value of its environments as an identifier "
+            "(`closed_cancelled`, `PENDING`) instead of words.",
         ),
     ]
 

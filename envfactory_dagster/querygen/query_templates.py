@@ -1,10 +1,12 @@
 """User queries for executed turns: the template backend, the LLM backend and the leak check.
 
 Template backend: one first-person message per turn, phrased from the tools' action, entity and
-description, with every value the user supplies (kind `user` or `state`) written out verbatim;
-values that come from earlier outputs are referred to ("that order", "the order from earlier").
-Phrasing varies by seeded choice among openers, frames, per-action verbs and connectors. It never
-writes a tool name or an identifier-like parameter name; `query_leaks_tool_name` checks that.
+description, with every value the user supplies (kind `user` or `state`) written out (dates and
+identifier-like values in words, `surface.natural_value`); values that come from earlier outputs
+are referred to ("that order", "the order from earlier"). These explicit queries are the baseline
+that refinement makes implicit. Phrasing comes from `surface` (action verbs, frames, connectors,
+all seeded). It never writes a tool name or an identifier-like parameter name;
+`query_leaks_tool_name` checks that.
 
 LLM backend (`write_queries_llm`): prompt `persona` once per trajectory, then `user_query` per turn,
 through `LLMGateway.complete_structured(role="query_writer")`; a query that leaks a name or drops a
@@ -15,61 +17,31 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from envfactory_dagster.envgen.env_spec import EnvSpec, ToolSpec
 from envfactory_dagster.envgen.naming import words
+from envfactory_dagster.querygen.surface import (
+    create_clause,
+    delete_clause,
+    field_label,
+    frame_request,
+    get_clause,
+    humanize_enum,
+    is_literal_in,
+    join_clauses,
+    join_words,
+    list_clause,
+    natural_value,
+    search_clause,
+    transition_verb,
+    update_clause,
+)
 from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory
 
-_OPENERS = ["", "", "Hi! ", "Hey, ", "Hello. ", "Quick request: ", "Could you help me out? ", "Okay, "]
-_LATER_OPENERS = ["", "", "Thanks. ", "Great, ", "Perfect. ", "Alright, ", "Good. ", "Nice. "]
-_FRAMES = [
-    "Can you {p}?",
-    "Please {p}.",
-    "I'd like you to {p}.",
-    "I need you to {p}.",
-    "Could you {p}?",
-    "Would you {p}?",
-]
-_CONNECTORS = [
-    "Then {p}.",
-    "After that, {p}.",
-    "Next, {p}.",
-    "Also {p}.",
-    "Once that's done, {p}.",
-    "And then {p}.",
-]
-_ACTION_PHRASES: dict[str, list[str]] = {
-    "list": [
-        "show me the {plural}{filters}",
-        "list the {plural}{filters}",
-        "pull up every {noun}{filters}",
-        "give me an overview of the {plural}{filters}",
-    ],
-    "search": ["search for {plural}{filters}", "find {plural}{filters}", "look up any {noun}{filters}"],
-    "get": [
-        "show me the details of {ref}{filters}",
-        "open {ref}{filters}",
-        "look at {ref}{filters}",
-        "fetch {ref}{filters}",
-    ],
-    "create": [
-        "create a new {noun}{values}",
-        "add a {noun}{values}",
-        "set up a new {noun}{values}",
-        "make a {noun}{values}",
-    ],
-    "update": ["update {ref}{values}", "change {ref}{values}", "edit {ref}{values}", "modify {ref}{values}"],
-    "delete": ["delete {ref}", "remove {ref}", "get rid of {ref}"],
-    "transition": [
-        "{verb} {ref}{values}",
-        "go ahead and {verb} {ref}{values}",
-        "{verb} {ref} for me{values}",
-    ],
-}
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+|[a-z]+[A-Z][A-Za-z0-9]*")
 
 
@@ -77,23 +49,10 @@ def _phrase(ws: Iterable[str]) -> str:
     return " ".join(ws)
 
 
-def value_text(value: Any) -> str:
-    """How a value is written in a query (strings verbatim, lists joined, booleans yes/no)."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(value_text(v) for v in value) or "none"
-    if isinstance(value, float) and value.is_integer():
-        return str(value)
-    return str(value)
-
-
-def _field_phrase(param: str, noun_words: list[str]) -> str:
-    ws = [w for w in words(param) if w not in ("id", "ids")]
-    trimmed = (
-        ws[len(noun_words) :] if ws[: len(noun_words)] == noun_words and len(ws) > len(noun_words) else ws
-    )
-    return _phrase(trimmed or ws or ["value"])
+def value_text(value: Any, label: str | None = None) -> str:
+    """How a value is written in a query: words for dates and identifiers, lists joined, a yes/no
+    setting with its label."""
+    return natural_value(value, label)
 
 
 def query_leaks_tool_name(query: str, tool_names: Iterable[str], param_names: Iterable[str] = ()) -> bool:
@@ -108,6 +67,25 @@ def query_leaks_tool_name(query: str, tool_names: Iterable[str], param_names: It
     return any(_IDENT.fullmatch(p) and p.lower() in tokens | idents for p in param_names)
 
 
+def entity_noun(tool: ToolSpec, spec: EnvSpec) -> str:
+    entity = next((e for e in spec.entities if e.name == tool.entity), None)
+    return _phrase(words(entity.name)) if entity else _phrase(words(tool.name)[1:]) or "item"
+
+
+def _reference(call: GoldCall, noun: str, rng: random.Random, turn: int, ref_hint: str) -> str:
+    """Words for the row an earlier call gave ("that order", "the order you found earlier")."""
+    if ref_hint:
+        return f"the {noun} {ref_hint}"
+    earlier = any(
+        s.kind == "output" and s.turn is not None and s.turn < turn for s in call.argument_sources.values()
+    )
+    if earlier:
+        return rng.choice(
+            [f"the {noun} from earlier", f"that {noun} from before", f"the same {noun} as before"]
+        )
+    return rng.choice([f"that {noun}", f"the {noun} you just found", f"this {noun}", f"the same {noun}"])
+
+
 def call_phrase(
     call: GoldCall,
     tool: ToolSpec,
@@ -117,66 +95,67 @@ def call_phrase(
     turn: int,
     vendor: str | None,
     ref_hint: str = "",
+    existing: Callable[[Any], bool] = lambda value: False,
 ) -> str:
-    """One clause describing a call, in the user's words; `ref_hint` singles out the referred row
-    when it was picked from a list (`with name "Blue mug"`)."""
-    entity = next((e for e in spec.entities if e.name == tool.entity), None)
-    noun_words = words(entity.name) if entity else [w for w in words(tool.name)[1:]] or ["item"]
-    noun = _phrase(noun_words)
-    plural = _phrase(words(entity.collection)) if entity else noun + "s"
-    referred = [s for s in call.argument_sources.values() if s.kind == "output"]
-    if referred:
-        earlier = any(s.turn is not None and s.turn < turn for s in referred)
-        ref = (
-            rng.choice([f"the {noun} from earlier", f"that earlier {noun}"])
-            if earlier
-            else rng.choice(
-                [f"that {noun}", f"the {noun} you just found", f"this {noun}", f"the same {noun}"]
-            )
-        )
-    else:
-        ref = f"the {noun}"
-    if ref_hint:
-        ref = f"the {noun} {ref_hint}"
-    filters: list[str] = []
-    values: list[str] = []
+    """One clause asking for a call with every value the user supplies written out (the explicit
+    query of `trajectories`): a record that existed before the turn is named by its id ("the
+    order shopify_ord_0003"); a record an earlier call of the task made is referred to. `ref_hint`
+    singles out a row picked from a list (`with name "Blue mug"`); `existing(value)` tells whether
+    a value is the id of a record that existed before the call."""
+    noun = entity_noun(tool, spec)
+    key_field = next((e.key_field for e in spec.entities if e.name == tool.entity), "id")
+    explicit = {
+        name
+        for name, value in call.arguments.items()
+        if (s := call.argument_sources.get(name)) is not None and s.kind == "output" and existing(value)
+    }
+    referred = any(s.kind == "output" for n, s in call.argument_sources.items() if n not in explicit)
+    target = _reference(call, noun, rng, turn, ref_hint) if referred else f"the {noun}"
+    details: list[tuple[str, str]] = []  # (label, value text); a yes/no setting has its label inside
+    terms: list[str] = []
     for name, value in call.arguments.items():
         source = call.argument_sources.get(name)
-        if source is None or source.kind == "output":
+        if source is None or (source.kind == "output" and name not in explicit):
             continue
         binding = tool.param_fields.get(name, "")
-        text = value_text(value)
-        if binding == "$query":
-            filters.append(
-                rng.choice([f' matching "{text}"', f' that mention "{text}"', f' containing "{text}"'])
-            )
-        elif binding.startswith("$"):
-            filters.append(f" ({_field_phrase(name, [])} {text})")
+        label = field_label(binding if binding and not binding.startswith("$") else name)
+        enum = bool(((tool.input_schema.get("properties") or {}).get(name) or {}).get("enum"))
+        if name in explicit or binding == key_field:
+            text = str(value)  # an id is written as it is
         else:
-            field = _field_phrase(name, noun_words)
-            values.append(
-                f"{field} {text}"
-                if tool.action in ("create", "transition", "custom")
-                else f"{field} to {text}"
-            )
-            filters.append(f" with {field} {text}")
-    action = tool.action if tool.action in _ACTION_PHRASES else "custom"
-    values_text = ""
-    if values:
-        joined = ", ".join(values[:-1]) + (" and " if len(values) > 1 else "") + values[-1]
-        values_text = (
-            (": " if action == "create" else " with ") + joined if action != "update" else ": set " + joined
-        )
-    if action == "custom":
-        first = re.split(r"(?<=[.!?])\s", tool.description.strip(), maxsplit=1)[0].rstrip(".!?")
-        body = (first[:1].lower() + first[1:]) if first else f"handle {ref}"
-        text = f"{body}{' for ' + ref if referred else ''}{values_text}"
+            text = humanize_enum(value) if enum and isinstance(value, str) else value_text(value, label)
+        if binding == "$query":
+            terms.append(f'"{text}"')
+        elif binding == key_field and (not referred or name in explicit):
+            target = f"the {noun} {text}"
+        elif name in explicit:
+            details.append((label, text))
+        else:
+            details.append(("" if isinstance(value, bool) else label, text))
+    listed = join_words([f"{label} {text}".strip() for label, text in details])
+    action = tool.action
+    if action == "get":
+        text = get_clause(rng, target)
+    elif action == "list":
+        text = list_clause(rng, noun, f" with {listed}" if listed else "")
+    elif action == "search":
+        text = search_clause(rng, noun, join_words(terms) or listed or "anything relevant")
+    elif action == "create":
+        text = create_clause(rng, noun, f" with {listed}" if listed else "")
+    elif action == "update":
+        changes = [f"set the {label} to {text}" if label else f"set {text}" for label, text in details]
+        text = update_clause(rng, target, changes or ["refresh it"])
+    elif action == "delete":
+        text = delete_clause(rng, noun, target)
+    elif action == "transition" and tool.transition is not None:
+        verb = transition_verb(tool.name, tool.transition.to_value)
+        text = f"{verb} {target}" if verb else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+        text += f" with {listed}" if listed else ""
     else:
-        verb = _phrase(words(tool.name)[:1]) or "process"
-        template = rng.choice(_ACTION_PHRASES[action])
-        text = template.format(
-            plural=plural, noun=noun, ref=ref, verb=verb, filters="".join(filters), values=values_text
-        )
+        first = re.split(r"(?<=[.!?])\s", tool.description.strip(), maxsplit=1)[0].rstrip(".!?")
+        text = (first[:1].lower() + first[1:]) if first else f"handle {target}"
+        text += f" for {target}" if referred else ""
+        text += f" ({listed})" if listed else ""
     if vendor:
         text += rng.choice([f" in {vendor}", f" on {vendor}", f" over in {vendor}"])
     return text
@@ -191,41 +170,43 @@ def render_turn_query(
     turn: int,
     vendors: list[str | None],
     ref_hints: list[str] | None = None,
+    context: str = "",
+    existing: list[Callable[[Any], bool]] | None = None,
 ) -> str:
-    """A first-person message asking for the turn's calls in order."""
-    opener = rng.choice(_OPENERS if turn == 0 else _LATER_OPENERS)
-    parts = []
+    """A first-person message asking for the turn's calls in order, every stated value written."""
+    clauses = []
     previous_vendor = None
     for index, (call, tool, spec, vendor) in enumerate(zip(calls, tools, specs, vendors, strict=True)):
         # name the service only where it changes, as a person switching apps would
-        clause = call_phrase(
-            call,
-            tool,
-            spec,
-            rng,
-            turn=turn,
-            vendor=vendor if vendor != previous_vendor else None,
-            ref_hint=ref_hints[index] if ref_hints else "",
+        clauses.append(
+            call_phrase(
+                call,
+                tool,
+                spec,
+                rng,
+                turn=turn,
+                vendor=vendor if vendor != previous_vendor else None,
+                ref_hint=ref_hints[index] if ref_hints else "",
+                existing=existing[index] if existing else lambda value: False,
+            )
         )
         previous_vendor = vendor
-        template = rng.choice(_FRAMES if index == 0 else _CONNECTORS)
-        parts.append(template.format(p=clause))
-    body = " ".join(parts)
-    if opener.endswith((", ", ": ")) and not body.startswith(("I ", "I'")):
-        body = body[:1].lower() + body[1:]
-    text = opener + body
-    return text[:1].upper() + text[1:]
+    return frame_request(rng, join_clauses(rng, clauses), follow_up=turn > 0, context=context)
 
 
-def missing_user_values(query: str, calls: list[GoldCall]) -> list[str]:
-    """User- or state-sourced argument values that the query does not state verbatim."""
+def missing_user_values(query: str, calls: list[GoldCall], tools: list[ToolSpec] | None = None) -> list[str]:
+    """User- or state-sourced argument values that the query does not state (in any written form)."""
     missing = []
-    lowered = query.lower()
-    for call in calls:
+    for index, call in enumerate(calls):
+        tool = tools[index] if tools else None
         for name, value in call.arguments.items():
             source = call.argument_sources.get(name)
-            if source is not None and source.kind != "output" and value_text(value).lower() not in lowered:
-                missing.append(f"{call.tool}.{name}={value_text(value)!r}")
+            if source is None or source.kind == "output" or name in call.masked_arguments:
+                continue
+            binding = tool.param_fields.get(name, "") if tool else ""
+            label = field_label(binding if binding and not binding.startswith("$") else name)
+            if not is_literal_in(value, query, label):
+                missing.append(f"{call.tool}.{name}={value_text(value, label)!r}")
     return missing
 
 

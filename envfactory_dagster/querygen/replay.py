@@ -1,9 +1,11 @@
-"""Replay a trajectory's gold calls on fresh environments: per-turn state snapshots and outputs.
+"""Replay a trajectory's gold calls on fresh environments, or rebuild what they did from the record.
 
-The one replay engine: `replay_matches_record` (is a stored trajectory byte-identical when
-re-executed? the blocking check of `trajectories`), refinement (grounding proofs are checked
-against the state at the start of a turn and the outputs the replay produced), and the RL export
-(masked arguments and gold final states).
+A trajectory is executed once (`trajectories`) and replayed once more: `replay_matches_record`,
+the blocking check that re-executes it and demands byte-identical outputs and final states. Every
+later stage reads the record instead: `recorded_replay` rebuilds the state at the start of each
+turn from the initial states and each call's recorded state diff and counter changes (exact,
+since the check proved the record is what execution gives), so refinement proofs and exports
+need no execution. `TrajectoryReplayer` stays for callers that must execute (the check, tests).
 """
 
 from __future__ import annotations
@@ -107,6 +109,36 @@ class TrajectoryReplayer:
             outputs.append(turn_outputs)
         final_states = toolset.snapshot_states()
         return Replay(turn_states=turn_states, outputs=outputs, final_states=final_states, errors=errors)
+
+
+def apply_call(state: dict[str, Any], call: Any) -> dict[str, Any]:
+    """The world state after a recorded call: `state` with the call's diff and counter changes
+    applied (tables copied, rows replaced, never mutated: snapshots stay valid)."""
+    after = {k: v.copy() if isinstance(v, dict) else v for k, v in state.items()}
+    for collection, change in call.state_diff.items():
+        table = after[collection]
+        for key, row in change.get("added", {}).items():
+            table[key] = row
+        for key, fields in change.get("changed", {}).items():
+            table[key] = {**table[key], **{name: pair[1] for name, pair in fields.items()}}
+        for key in change.get("removed", []):
+            del table[key]
+    for collection, (_, value) in call.counter_changes.items():
+        after["counters"][collection] = value
+    return after
+
+
+def recorded_replay(trajectory: Trajectory) -> Replay:
+    """What execution did, rebuilt from the record: turn-start states, outputs, final states."""
+    states = dict(trajectory.initial_states)
+    turn_states, outputs = [], []
+    for turn in trajectory.turns:
+        turn_states.append(states)
+        for call in turn.calls:
+            world = trajectory.env_worlds[call.env_id]
+            states = {**states, world: apply_call(states[world], call)}
+        outputs.append([call.output for call in turn.calls])
+    return Replay(turn_states=turn_states, outputs=outputs, final_states=states, errors=[])
 
 
 def replay_trajectory(

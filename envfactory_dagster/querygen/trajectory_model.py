@@ -43,8 +43,12 @@ class GoldCall(BaseModel):
     output: dict[str, Any]  # the tool's result, or {"error": {...}} (never kept in trajectories)
     argument_sources: dict[str, ArgumentSource] = Field(default_factory=dict)
     masked_arguments: list[str] = Field(default_factory=list)  # values that do not change the outcome
+    masked_reasons: dict[str, str] = Field(default_factory=dict)  # argument -> why (querygen.masking)
     # collection -> {added, changed, removed}, in the state of the environment's world
     state_diff: dict[str, Any] = Field(default_factory=dict)
+    # collection -> [before, after] of the world's id counters the call moved (with `state_diff`,
+    # the exact state after the call: `replay.recorded_replay` rebuilds turn states from both)
+    counter_changes: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class Turn(BaseModel):
@@ -53,6 +57,7 @@ class Turn(BaseModel):
     index: int
     query: str  # first-person user message; never names a tool or parameter
     calls: list[GoldCall]
+    targets: list[int] = Field(default_factory=list)  # calls the user asks for; the others feed them
     answer: str = ""  # the assistant's closing message for the turn
 
 
@@ -68,7 +73,9 @@ class Trajectory(BaseModel):
     initial_states: dict[str, dict[str, Any]]  # world_id -> state before turn 0
     turns: list[Turn]
     final_states: dict[str, dict[str, Any]]  # world_id -> state after the last turn
-    persona: str = ""
+    persona: str = ""  # who asks ("Maya Chen, an online seller using Shopify, wants to ...")
+    goal: str = ""  # what they want done, in their words
+    opening: str = ""  # the sentence that opens the first turn and motivates the session
     backend: Literal["template", "llm"] = "template"
     model: str | None = None
     prompt_version: str | None = None

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.querygen.replay import Replay, read_path
+from envfactory_dagster.querygen.surface import contains_token, is_literal_in
 
 
 class Condition(BaseModel):
@@ -62,46 +63,47 @@ class GroundingProof(BaseModel):
     lookup: StateLookup | None = None
 
 
-def value_forms(value: Any) -> list[str]:
-    """Ways a value can be written in text (25.0 -> "25.0", "25")."""
-    if isinstance(value, bool) or value is None:
-        return []
-    if isinstance(value, float) and value.is_integer():
-        return [repr(value), str(int(value))]
-    if isinstance(value, int | float | str):
-        return [str(value)] if str(value) else []
-    return []
+class EffectProof(BaseModel):
+    """A state change of a turn and the words of the query that ask for it.
+
+    Every write of a kept turn has one: the user asked for exactly that change. `check_effect`
+    verifies that the phrase is in the final query (a write is never left implicit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int
+    call: int
+    phrase: str = ""  # the clause of the query that asks for the change (template backend)
+    # words that must all appear when the query is free text (LLM backend): the changed record's
+    # noun and, for a status change or a deletion, its verb
+    keywords: list[str] = Field(default_factory=list)
+    changes: list[str]  # "orders shopify_ord_0003: status open -> cancelled", "tasks +1 row"
 
 
-_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+def change_summary(diff: dict[str, Any]) -> list[str]:
+    """A recorded state diff in short lines, for people reading a proof."""
+    lines = []
+    for collection, change in sorted(diff.items()):
+        if change.get("added"):
+            lines.append(f"{collection} +{len(change['added'])} row(s): {', '.join(sorted(change['added']))}")
+        if change.get("removed"):
+            lines.append(f"{collection} -{len(change['removed'])} row(s): {', '.join(change['removed'])}")
+        for key, fields in sorted(change.get("changed", {}).items()):
+            moves = "; ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in sorted(fields.items()))
+            lines.append(f"{collection} {key}: {moves}")
+    return lines
 
 
-def contains_token(text: str, token: str, *, ignore_case: bool) -> bool:
-    """True if `token` occurs in `text` with no letter, digit or underscore right before or after it.
-
-    ASCII text is scanned with `str.find` (refinement asks this tens of thousands of times with
-    ever new tokens, and compiling a pattern per token dominated its cost); other text goes
-    through the equivalent regular expression, whose case folding covers non-ASCII letters.
-    """
-    if not (text.isascii() and token.isascii()):
-        pattern = rf"(?<![A-Za-z0-9_]){re.escape(token)}(?![A-Za-z0-9_])"
-        return re.search(pattern, text, flags=re.IGNORECASE if ignore_case else 0) is not None
-    if ignore_case:
-        text, token = text.lower(), token.lower()
-    start = text.find(token)
-    while start != -1:
-        end = start + len(token)
-        if (start == 0 or text[start - 1] not in _WORD_CHARS) and (
-            end == len(text) or text[end] not in _WORD_CHARS
-        ):
-            return True
-        start = text.find(token, start + 1)
-    return False
-
-
-def is_literal_in(value: Any, text: str) -> bool:
-    """True if the value is written in `text` as a whole token (case-insensitive)."""
-    return any(contains_token(text, form, ignore_case=True) for form in value_forms(value))
+def check_effect(effect: EffectProof, query: str) -> str:
+    """'' when the query asks for the change (its phrase is in the query), else the reason."""
+    lowered = query.lower()
+    if effect.phrase:
+        asked = effect.phrase.lower() in lowered
+    else:
+        asked = bool(effect.keywords) and all(
+            contains_token(lowered, k.lower(), ignore_case=True) for k in effect.keywords
+        )
+    return "" if asked else f"call {effect.call}: the change is not asked for"
 
 
 def run_lookup(lookup: StateLookup, state: dict[str, Any]) -> tuple[Any, str]:
@@ -158,7 +160,10 @@ def lookup_anchors(lookup: StateLookup) -> list[Any]:
 def check_proof(proof: GroundingProof, replay: Replay, query: str) -> str:
     """'' when the proof holds on the replayed execution, else the reason it fails."""
     if proof.via == "literal":
-        return "" if is_literal_in(proof.value, query) else f"value {proof.value!r} is not in the query"
+        written = is_literal_in(proof.value, query) or (
+            isinstance(proof.value, bool) and bool(proof.phrase) and proof.phrase.lower() in query.lower()
+        )
+        return "" if written else f"value {proof.value!r} is not in the query"
     if proof.via == "output":
         if proof.source_turn is None or proof.source_call is None or proof.path is None:
             return "output proof without source"

@@ -1,40 +1,50 @@
 """`refined_trajectories`: calibrated, implicit user queries with a grounding proof per hidden value.
 
-For each trajectory: replay it (it must reach its recorded final states), then rewrite each turn's
-query with the template renderer (or the LLM through the `refine_query` prompt, which may only
-hide values the renderer proved recoverable). A rewrite is accepted only if, on the final text,
-every non-masked gold argument value is either written in the query or carried by a proof that
-holds on the replay, and no tool name or identifier-like parameter name appears; otherwise the
-turn keeps its previous phrasing (counted). Implicitness of a turn = share of its non-masked
-gold argument values not written in the query.
+For each trajectory: rebuild what its execution did from the record (`replay.recorded_replay`:
+states at each turn start, outputs; the `trajectories` check already re-executed it once), then
+rewrite each turn's query with the template renderer (or the LLM through the `refine_query`
+prompt, which may only hide values the renderer proved recoverable). A rewrite is accepted only
+if, on the final text, every non-masked gold argument value is either written in the query or
+carried by a proof that holds on the recorded states, every state change is asked for in words
+(an effect proof), and no tool name, identifier-like parameter name or raw enum identifier
+appears. A turn with no acceptable phrasing is dropped with its reason, together with the turns
+after it (they build on it): nothing is kept in an unproven wording. A trajectory whose first
+turn cannot be phrased is rejected.
+
+Implicitness of a turn = share of its non-masked gold values from the user or the state (what a
+person would say or describe) not written in the query; it is reported for the refined and the
+original queries, and the uplift is their difference.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envfactory_dagster.export.reward import values_equal
+from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+from envfactory_dagster.querygen.language_quality import language_figures, raw_enum_identifiers
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
+    Replay,
     environments_by_id,
-    replay_trajectory,
+    recorded_replay,
     task_environments,
 )
+from envfactory_dagster.querygen.surface import contains_token, is_literal_in, transition_verb
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
+    check_effect,
     check_proof,
-    contains_token,
-    is_literal_in,
     lookup_anchors,
 )
 from envfactory_dagster.refine.template_refiner import TurnRefinement, TurnRenderer
@@ -66,14 +76,25 @@ def leaked_names(query: str, tool_names: Iterable[str], parameter_names: Iterabl
     return sorted(leaks)
 
 
-def turn_implicitness(trajectory: Trajectory, turn: int, query: str) -> float | None:
-    """Share of the turn's non-masked gold argument values not written in `query` (None: no values)."""
-    values = [
-        value
-        for call in trajectory.turns[turn].calls
-        for argument, value in call.arguments.items()
-        if argument not in call.masked_arguments
-    ]
+def turn_implicitness(trajectory: Trajectory, turn: int, query: str, replay: Replay) -> float | None:
+    """Share of the turn's non-masked gold values a person would state or that come from the state
+    (user values, state values, ids of records that existed when the turn began) which `query`
+    does not write; None when the turn has none. Ids of records the task itself created are not
+    counted: neither query can write them before they exist."""
+    values = []
+    for call in trajectory.turns[turn].calls:
+        state = replay.turn_states[turn][trajectory.env_worlds[call.env_id]]
+        tables = [t for name, t in state.items() if name != "counters" and isinstance(t, dict)]
+        for argument, value in call.arguments.items():
+            source = call.argument_sources.get(argument)
+            if argument in call.masked_arguments:
+                continue
+            if (
+                source is None
+                or source.kind != "output"
+                or (isinstance(value, str) and any(value in t for t in tables))
+            ):
+                values.append(value)
     if not values:
         return None
     return sum(1 for v in values if not is_literal_in(v, query)) / len(values)
@@ -82,22 +103,38 @@ def turn_implicitness(trajectory: Trajectory, turn: int, query: str) -> float | 
 def unproven_values(trajectory: Trajectory, turn: int, query: str, proofs: list[GroundingProof]) -> list[str]:
     """Non-masked gold values neither written in the query nor carried by a proof."""
     proven = {(p.call, p.argument) for p in proofs if p.via != "literal"}
+    literal_labels = {(p.call, p.argument): p.phrase for p in proofs if p.via == "literal"}
     missing = []
     for index, call in enumerate(trajectory.turns[turn].calls):
         for argument, value in call.arguments.items():
             if argument in call.masked_arguments or (index, argument) in proven:
                 continue
-            if not is_literal_in(value, query):
+            phrase = literal_labels.get((index, argument), "")
+            if not (is_literal_in(value, query) or (isinstance(value, bool) and phrase and phrase in query)):
                 missing.append(f"call {index} {argument}={value!r}")
     return missing
 
 
+def raw_enum_values(trajectory: Trajectory, turn: int, query: str, specs: Mapping[str, Any]) -> list[str]:
+    """Enum values of the turn's tools written as identifiers in the query (`closed_cancelled`)."""
+    enums = [
+        v
+        for call in trajectory.turns[turn].calls
+        for tool in specs[call.env_id].tools
+        if tool.name == call.tool
+        for schema in (tool.input_schema.get("properties") or {}).values()
+        for v in schema.get("enum") or []
+    ]
+    return raw_enum_identifiers(query, enums)
+
+
 def _audit(
-    trajectory: Trajectory, turn: int, candidate: TurnRefinement, replay: Any, names: tuple
+    trajectory: Trajectory, turn: int, candidate: TurnRefinement, replay: Any, names: tuple, specs: Mapping
 ) -> list[str]:
     """Every reason the candidate phrasing of `turn` cannot be accepted ([] = accept)."""
     problems = list(candidate.unsolvable)
     problems += [f"leaks {n}" for n in leaked_names(candidate.query, *names)]
+    problems += [f"raw enum value {v}" for v in raw_enum_values(trajectory, turn, candidate.query, specs)]
     problems += [
         f"unproven {m}" for m in unproven_values(trajectory, turn, candidate.query, candidate.proofs)
     ]
@@ -105,38 +142,43 @@ def _audit(
         reason = check_proof(proof, replay, candidate.query)
         if reason:
             problems.append(f"proof {proof.argument}: {reason}")
+    writes = {e.call for e in candidate.effects}
+    for index, call in enumerate(trajectory.turns[turn].calls):
+        if call.state_diff and index not in writes:
+            problems.append(f"call {index} {call.tool}: its change is not asked for")
+    problems += [r for e in candidate.effects if (r := check_effect(e, candidate.query))]
     return problems
 
 
-def _original_proofs(trajectory: Trajectory, turn: int, replay: Any) -> list[GroundingProof]:
-    """Proofs for a kept original query: literal where written, else the recorded output source if valid."""
-    proofs = []
-    for index, call in enumerate(trajectory.turns[turn].calls):
-        for argument, value in call.arguments.items():
-            if argument in call.masked_arguments:
-                continue
-            base = {"turn": turn, "call": index, "argument": argument, "value": value}
-            source = call.argument_sources.get(argument)
-            if is_literal_in(value, trajectory.turns[turn].query):
-                proofs.append(GroundingProof(**base, via="literal", operation="literal"))
-            elif source is not None and source.kind == "output":
-                proof = GroundingProof(
-                    **base,
-                    via="output",
-                    operation="omission",
-                    source_turn=source.turn,
-                    source_call=source.call,
-                    path=source.path,
-                )
-                if not check_proof(proof, replay, ""):
-                    proofs.append(proof)
-    return proofs
+def effect_keywords(specs: Mapping[str, Any], call: Any) -> list[str]:
+    """The words a free-text request must hold to ask for a write: the record's noun, and the verb
+    of a status change or deletion."""
+    tool = next((t for t in specs[call.env_id].tools if t.name == call.tool), None)
+    entity = next((e for e in specs[call.env_id].entities if tool and e.name == tool.entity), None)
+    noun = " ".join(words(entity.name)).split()[-1] if entity else ""
+    verb = ""
+    if tool is not None and tool.action == "transition" and tool.transition is not None:
+        verb = (transition_verb(tool.name, tool.transition.to_value) or "").split(" ")[0]
+    elif tool is not None and tool.action == "delete":
+        verb = ""  # delete/remove/cancel: too many ways to say it; the noun must be there
+    return [w for w in (noun, verb) if w]
 
 
 def _llm_candidate(
-    gateway: Any, trajectory: Trajectory, turn: int, template: TurnRefinement, queries: list[str], state: dict
+    gateway: Any,
+    trajectory: Trajectory,
+    turn: int,
+    template: TurnRefinement,
+    queries: list[str],
+    state: dict,
+    specs: Mapping[str, Any],
 ) -> tuple[TurnRefinement, dict[str, str]]:
-    """Ask the refiner for a phrasing; it may hide only values the template proved recoverable."""
+    """Ask the refiner for a phrasing; it may hide only values the template proved recoverable, and
+    each change must still be asked for (its record's noun and, for a status change or deletion,
+    its verb, appear in the text)."""
+    template_keywords = [
+        (e, effect_keywords(specs, trajectory.turns[turn].calls[e.call])) for e in template.effects
+    ]
     hideable = {f"h{i}": p for i, p in enumerate(template.alternatives)}
     calls = [{"tool": c.tool, "arguments": c.arguments} for c in trajectory.turns[turn].calls]
     variables = {
@@ -173,15 +215,38 @@ def _llm_candidate(
             )
             if proof is not None:
                 proofs.append(proof)
-    candidate = TurnRefinement(query=query, proofs=proofs, operations=sorted({p.operation for p in proofs}))
+    effects = [
+        effect.model_copy(update={"phrase": "", "keywords": keywords})
+        for effect, keywords in template_keywords
+    ]
+    candidate = TurnRefinement(
+        query=query, proofs=proofs, operations=sorted({p.operation for p in proofs}), effects=effects
+    )
     return candidate, {"model": result.model, "prompt_version": result.prompt_version}
+
+
+def truncated(trajectory: Trajectory, keep: int, replay: Replay) -> Trajectory:
+    """The trajectory's first `keep` turns, ending in the state the last kept turn left."""
+    turns = trajectory.turns[:keep]
+    env_ids = [e for e in trajectory.env_ids if any(c.env_id == e for t in turns for c in t.calls)]
+    worlds = {trajectory.env_worlds[e] for e in env_ids}
+    end = replay.turn_states[keep] if keep < len(trajectory.turns) else replay.final_states
+    return trajectory.model_copy(
+        update={
+            "turns": turns,
+            "env_ids": env_ids,
+            "env_worlds": {e: trajectory.env_worlds[e] for e in env_ids},
+            "initial_states": {w: s for w, s in trajectory.initial_states.items() if w in worlds},
+            "final_states": {w: s for w, s in end.items() if w in worlds},
+        }
+    )
 
 
 def refine_trajectories(
     trajectories: Iterable[Mapping[str, Any] | Trajectory],
     envs: EnvironmentRows,
     *,
-    target_implicitness: float = 0.4,
+    target_implicitness: float = 0.5,
     seed: int,
     ambiguity_share: float = 0.2,
     backend: str = "template",
@@ -194,15 +259,17 @@ def refine_trajectories(
     `backend="llm"` needs `gateway` (an LLMGateway with a "refiner" model); the template renderer
     still computes the recoverable values the LLM may hide, and the same checks apply.
     Row columns: id, trajectory_id, domain, chain_id, env_ids, resource_ids, seed, trajectory_json
-    (the refined Trajectory), original_queries, grounding_json, proofs_failed (re-executed at the
-    end; 0 expected), implicitness (per turn), implicitness_mean, operations, kept_original_turns,
-    backend, model, prompt_version.
+    (the refined Trajectory, possibly fewer turns), original_queries, grounding_json, effects_json,
+    proofs_failed (re-checked at the end; 0 expected), implicitness (per turn),
+    implicitness_mean, original_implicitness_mean, implicitness_uplift, operations,
+    dropped_turns (with reasons), backend, model, prompt_version.
     """
     index = environments_by_id(envs)
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
     turn_scores: list[float] = []
+    original_scores: list[float] = []
     for item in trajectories:
         lineage = {} if isinstance(item, Trajectory) else dict(item)
         try:
@@ -214,14 +281,23 @@ def refine_trajectories(
             envs_of_task = task_environments(trajectory.env_ids, index)
         except (ValidationError, KeyError, ValueError) as exc:
             rejected.append(
-                {"trajectory_id": lineage.get("id"), "stage": STAGE, "reason": f"unreadable: {exc}"}
+                {
+                    "trajectory_id": lineage.get("id"),
+                    "stage": STAGE,
+                    "kind": "unreadable",
+                    "reason": f"unreadable: {exc}",
+                }
             )
             continue
-        replay = replay_trajectory(trajectory, envs_of_task)
-        if replay.errors or not values_equal(replay.final_states, trajectory.final_states, 0.0):
-            reason = "; ".join(replay.errors) or "replay does not reach the recorded final states"
+        replay = recorded_replay(trajectory)
+        if replay.final_states != trajectory.final_states:  # the record must be self-consistent
             rejected.append(
-                {"trajectory_id": trajectory.id, "stage": STAGE, "reason": f"does not replay: {reason}"}
+                {
+                    "trajectory_id": trajectory.id,
+                    "stage": STAGE,
+                    "kind": "inconsistent_record",
+                    "reason": "inconsistent record: the final states do not follow from the recorded calls",
+                }
             )
             continue
         specs = {env.env_id: env.spec for env in envs_of_task}
@@ -231,12 +307,13 @@ def refine_trajectories(
         )
         rng = random.Random(f"{seed}:{trajectory.id}")
         renderer = TurnRenderer(trajectory, replay, specs, rng, ambiguity_share)
-        new_turns, proofs, scores, operations, kept = [], [], [], [], []
+        new_turns, proofs, effects, scores, originals, operations = [], [], [], [], [], []
+        dropped: list[dict[str, Any]] = []
         llm_lineage: dict[str, str] = {}
         for position, turn in enumerate(trajectory.turns):
             candidate = renderer.render(position, target_implicitness)
             counts["rejected_rewrites"] += len(candidate.rejected_rewrites)
-            problems = _audit(trajectory, position, candidate, replay, names)
+            problems = _audit(trajectory, position, candidate, replay, names, specs)
             if not problems and backend == "llm":
                 try:
                     llm, llm_lineage = _llm_candidate(
@@ -246,6 +323,7 @@ def refine_trajectories(
                         candidate,
                         [t.query for t in new_turns],
                         replay.turn_states[position],
+                        specs,
                     )
                 except (LLMOutputError, LLMProviderError, BudgetExceeded) as exc:
                     counts["llm_errors"] += 1
@@ -254,34 +332,56 @@ def refine_trajectories(
                         {
                             "trajectory_id": trajectory.id,
                             "stage": STAGE,
+                            "kind": "llm_error",
                             "reason": f"llm turn {position}: {exc}",
                         }
                     )
                 if llm is not None:
-                    llm_problems = _audit(trajectory, position, llm, replay, names)
-                    if llm_problems:
+                    if _audit(trajectory, position, llm, replay, names, specs):
                         counts["llm_rewrites_rejected"] += 1
                     else:
                         candidate = llm
             if problems:
-                counts["turns_kept_original"] += 1
-                kept.append({"turn": position, "reasons": problems})
-                query, turn_proofs, turn_ops = turn.query, _original_proofs(trajectory, position, replay), []
-            else:
-                query, turn_proofs, turn_ops = candidate.query, candidate.proofs, candidate.operations
-            counts.update(f"op_{op}" for op in turn_ops)
-            score = turn_implicitness(trajectory, position, query)
-            if score is not None:
+                # this turn and the ones that build on it go; what was proven stays
+                dropped = [
+                    {"turn": position, "reasons": problems},
+                    *(
+                        {"turn": later, "reasons": [f"follows dropped turn {position}"]}
+                        for later in range(position + 1, len(trajectory.turns))
+                    ),
+                ]
+                counts["turns_dropped"] += len(dropped)
+                counts.update(f"drop_{reason_kind(p)}" for p in problems)
+                break
+            counts.update(f"op_{op}" for op in candidate.operations)
+            score = turn_implicitness(trajectory, position, candidate.query, replay)
+            original = turn_implicitness(trajectory, position, turn.query, replay)
+            if score is not None and original is not None:
                 scores.append(score)
-            new_turns.append(turn.model_copy(update={"query": query}))
-            proofs.extend(turn_proofs)
-            operations.append(turn_ops)
-        # The final audit: every stored proof re-executed against the final queries.
+                originals.append(original)
+            new_turns.append(turn.model_copy(update={"query": candidate.query}))
+            proofs.extend(candidate.proofs)
+            effects.extend(candidate.effects)
+            operations.append(candidate.operations)
+        if not new_turns:
+            rejected.append(
+                {
+                    "trajectory_id": trajectory.id,
+                    "stage": STAGE,
+                    "kind": "first_turn_unprovable",
+                    "reason": "no provable phrasing of the first turn: "
+                    + "; ".join(dropped[0]["reasons"])[:1500],
+                }
+            )
+            continue
+        # The final audit: every stored proof re-checked against the final queries.
         proofs_failed = sum(1 for p in proofs if check_proof(p, replay, new_turns[p.turn].query))
-        counts["proofs"] += len(proofs)
-        counts["proofs_passing"] += len(proofs) - proofs_failed
+        proofs_failed += sum(1 for e in effects if check_effect(e, new_turns[e.turn].query))
+        counts["proofs"] += len(proofs) + len(effects)
+        counts["proofs_passing"] += len(proofs) + len(effects) - proofs_failed
         turn_scores.extend(scores)
-        refined = trajectory.model_copy(
+        original_scores.extend(originals)
+        refined = truncated(trajectory, len(new_turns), replay).model_copy(
             update={
                 "turns": new_turns,
                 "backend": backend,
@@ -296,31 +396,86 @@ def refine_trajectories(
                 "trajectory_id": trajectory.id,
                 "domain": trajectory.domain,
                 "chain_id": trajectory.chain_id,
-                "env_ids": trajectory.env_ids,
+                "env_ids": refined.env_ids,
                 "resource_ids": list(lineage.get("resource_ids") or []),
                 "seed": trajectory.seed,
                 "trajectory_json": refined.model_dump_json(),
-                "original_queries": [t.query for t in trajectory.turns],
+                "original_queries": [t.query for t in trajectory.turns[: len(new_turns)]],
                 "grounding_json": canonical_json([p.model_dump(mode="json") for p in proofs]),
+                "effects_json": canonical_json([e.model_dump(mode="json") for e in effects]),
                 "proofs_failed": proofs_failed,
                 "implicitness": scores,
                 "implicitness_mean": statistics.fmean(scores) if scores else 0.0,
+                "original_implicitness_mean": statistics.fmean(originals) if originals else 0.0,
+                "implicitness_uplift": statistics.fmean(scores) - statistics.fmean(originals)
+                if scores
+                else 0.0,
                 "operations": [",".join(ops) for ops in operations],
-                "kept_original_turns": canonical_json(kept),
+                "dropped_turns": canonical_json(dropped),
+                "turn_count": len(new_turns),
                 "backend": backend,
                 "model": refined.model,
                 "prompt_version": refined.prompt_version,
             }
         )
+    kinds = Counter(r.get("kind", "other") for r in rejected)
     metrics = {
-        "trajectories_in": len(rows) + len([r for r in rejected if "llm turn" not in r["reason"]]),
+        "trajectories_in": len(rows) + sum(v for k, v in kinds.items() if k != "llm_error"),
         "refined": len(rows),
         "rejected": len(rejected),
+        "rejected_by_kind": dict(sorted(kinds.items())),
         "turns": len(turn_scores),
-        "median_implicitness": statistics.median(turn_scores) if turn_scores else 0.0,
+        "implicitness_refined": round(statistics.fmean(turn_scores), 4) if turn_scores else 0.0,
+        "implicitness_original": round(statistics.fmean(original_scores), 4) if original_scores else 0.0,
+        "implicitness_uplift": round(statistics.fmean(turn_scores) - statistics.fmean(original_scores), 4)
+        if turn_scores
+        else 0.0,
         "target_implicitness": target_implicitness,
         "proofs": counts["proofs"],
         "proofs_passing_share": counts["proofs_passing"] / counts["proofs"] if counts["proofs"] else 1.0,
         **{k: v for k, v in sorted(counts.items()) if k not in ("proofs", "proofs_passing")},
     }
     return rows, rejected, metrics
+
+
+def reason_kind(problem: str) -> str:
+    """The kind of an audit problem ("unproven", "leaks", "proof", "raw enum value", ...)."""
+    head = problem.split(" ", 1)[0]
+    return {"call": "unsolvable_or_unasked", "raw": "raw_enum"}.get(head, head)
+
+
+def partition_figures(
+    rows: Sequence[Mapping[str, Any]], rejected: Sequence[Mapping[str, Any]], envs: EnvironmentRows
+) -> dict[str, Any]:
+    """One row of figures for the refinement checks: kept share, dropped turns, implicitness uplift
+    and the language of the refined user turns (see `language_quality`)."""
+    index = environments_by_id(envs)
+    enums_of: dict[str, list[Any]] = {}
+    turns = []
+    dropped = 0
+    for row in rows:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        dropped += len(json.loads(row["dropped_turns"]))
+        for env_id in trajectory.env_ids:
+            if env_id not in enums_of:
+                enums_of[env_id] = [
+                    v
+                    for tool in index[env_id].spec.tools
+                    for schema in (tool.input_schema.get("properties") or {}).values()
+                    for v in schema.get("enum") or []
+                ]
+        for turn in trajectory.turns:
+            values = [v for c in turn.calls for v in c.arguments.values()]
+            enums = [v for e in trajectory.env_ids for v in enums_of[e]]
+            turns.append((turn.query, values, enums))
+    total = len(rows) + sum(1 for r in rejected if r.get("kind") not in (None, "llm_error"))
+    kept_turns = len(turns)
+    return {
+        "refined": len(rows),
+        "kept_share": round(len(rows) / total, 4) if total else 1.0,
+        "dropped_turn_share": round(dropped / (dropped + kept_turns), 4) if dropped + kept_turns else 0.0,
+        "implicitness_uplift": round(statistics.fmean(r["implicitness_uplift"] for r in rows), 4)
+        if rows
+        else 0.0,
+        **language_figures(turns),
+    }

@@ -21,29 +21,54 @@ hidden is chosen so the share of hidden gold values is closest to the target.
 
 from __future__ import annotations
 
-import functools
-import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, ToolSpec
-from envfactory_dagster.envgen.naming import plural, words
-from envfactory_dagster.querygen.replay import Replay
-from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory
+from envfactory_dagster.envgen.env_spec import EntitySpec
+from envfactory_dagster.envgen.naming import words
+from envfactory_dagster.querygen.surface import (
+    change_phrase,
+    create_clause,
+    delete_clause,
+    frame_request,
+    get_clause,
+    humanize_enum,
+    join_clauses,
+    join_words,
+    list_clause,
+    natural_value,
+    past_tense,
+    search_clause,
+    transition_verb,
+    update_clause,
+    with_details,
+)
+from envfactory_dagster.querygen.trajectory_model import GoldCall
 from envfactory_dagster.refine.grounding import (
-    Condition,
+    EffectProof,
     GroundingProof,
-    StateLookup,
+    change_summary,
     check_proof,
     is_literal_in,
 )
+from envfactory_dagster.refine.row_descriptions import (
+    DATE_FORMATS,
+    RowDescriber,
+    collection_of,
+    entity_words,
+    field_words,
+    quote,
+)
 
-NAME_FIELDS = ("name", "full_name", "title", "subject", "display_name", "username", "label", "email", "code")
-TITLE_FIELDS = ("title", "subject")
-DATE_FORMATS = ("date", "date-time")
-OPENERS = ("Please", "Could you", "Can you", "I'd like you to")
+
+def written(value: Any, label: str, *, enum: bool = False) -> str:
+    """A value as the request writes it: names and free text in quotes, dates and statuses in words."""
+    if enum and isinstance(value, str):
+        return humanize_enum(value)
+    text = natural_value(value, label)
+    return quote(text) if isinstance(value, str) and text == value else text
 
 
 @dataclass
@@ -59,6 +84,7 @@ class Rendering:
     anchor: str = ""
     anchor_noun: str = ""
     labelled: bool = False  # the phrase already says which field it fills ("the same date as ...")
+    identifier: bool = False  # a literal that writes a record's id
 
 
 @dataclass
@@ -82,37 +108,7 @@ class TurnRefinement:
     rejected_rewrites: list[str] = field(default_factory=list)  # implicit options whose proof failed
     unsolvable: list[str] = field(default_factory=list)  # values with no valid phrasing: keep the original
     alternatives: list[GroundingProof] = field(default_factory=list)  # every checked implicit option
-
-
-@functools.lru_cache(maxsize=8192)  # a few hundred names, asked for tens of thousands of times
-def field_words(name: str) -> str:
-    parts = words(name)
-    if len(parts) > 1 and parts[-1] in ("id", "ids", "key", "uuid"):
-        parts = parts[:-1]
-    return " ".join(parts)
-
-
-@functools.lru_cache(maxsize=8192)
-def name_words(name: str) -> str:
-    return " ".join(words(name))
-
-
-def entity_words(entity: EntitySpec | None, fallback: str) -> str:
-    return name_words(entity.name) if entity else field_words(fallback)
-
-
-def collection_of(value: Any, state: dict[str, Any]) -> str | None:
-    """The collection whose key `value` is (ids only), or None."""
-    if not isinstance(value, str):
-        return None
-    for name, table in state.items():
-        if isinstance(table, dict) and name != "counters" and isinstance(table.get(value), dict):
-            return name
-    return None
-
-
-def quote(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value)
+    effects: list[EffectProof] = field(default_factory=list)  # each state change and the words asking for it
 
 
 def compose(head: str, anchor: str, labelled: bool) -> str:
@@ -120,10 +116,6 @@ def compose(head: str, anchor: str, labelled: bool) -> str:
     if not head:
         return anchor
     return f"the same {head} as {anchor}" if labelled else f"the {head} of {anchor}"
-
-
-def enumerate_words(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def merged_references(
@@ -147,218 +139,27 @@ def merged_references(
     return [t if isinstance(t, str) else grouped(heads[t], t[0], t[1]) for t in texts]
 
 
-def mention_once(request: str, references: list[tuple[str, str]]) -> str:
-    """Keep the first mention of each (phrase, noun); later ones become "the same <noun>"."""
-    for phrase, noun in sorted(set(references), key=lambda r: -len(r[0])):
-        first = request.find(phrase)
-        if first == -1 or not noun:
-            continue
-        cut = first + len(phrase)
-        request = request[:cut] + request[cut:].replace(phrase, f"the same {noun}")
-    return request
+def mention_once(texts: list[str], references: list[tuple[str, str]]) -> list[str]:
+    """Keep the first mention of each (phrase, noun) across the clauses, in order; later ones
+    become "that <noun>" (the clauses stay whole, so each can be found in the joined request)."""
+    seen: set[str] = set()
+    out = []
+    for text in texts:
+        for phrase, noun in sorted(set(references), key=lambda r: -len(r[0])):
+            if not noun or phrase not in text:
+                continue
+            if phrase in seen:
+                text = text.replace(phrase, f"that {noun}")
+            else:
+                first = text.find(phrase) + len(phrase)
+                text = text[:first] + text[first:].replace(phrase, f"that {noun}")
+                seen.add(phrase)
+        out.append(text)
+    return out
 
 
-class TurnRenderer:
+class TurnRenderer(RowDescriber):
     """Renders one turn of one trajectory against its replay (states per turn start, outputs)."""
-
-    def __init__(
-        self,
-        trajectory: Trajectory,
-        replay: Replay,
-        specs: dict[str, EnvSpec],
-        rng: random.Random,
-        ambiguity_share: float,
-    ) -> None:
-        self.trajectory = trajectory
-        self.replay = replay
-        self.specs = specs
-        self.rng = rng
-        self.ambiguity_share = ambiguity_share
-        self.mentioned: dict[tuple[int, int], bool] = {}
-        self.tools = {(env_id, t.name): t for env_id, spec in specs.items() for t in spec.tools}
-        # an entity by its name, its collection, or its snake_case name (an output key: `bill_payment`)
-        self.entities: dict[tuple[str, str, str], EntitySpec] = {}
-        for env_id, spec in specs.items():
-            for e in reversed(spec.entities):  # the first entity wins, as a scan in order would
-                self.entities[(env_id, "name", e.name)] = e
-                self.entities[(env_id, "collection", e.collection)] = e
-                self.entities[(env_id, "row", "_".join(words(e.name)))] = e
-        # generated ids are `prefix` + a zero-padded counter (Environment.next_id)
-        self.id_patterns = {
-            env_id: re.compile(
-                "(?:" + "|".join(re.escape(e.id_prefix) for e in spec.entities if e.id_prefix) + r")\d{4,}"
-            )
-            for env_id, spec in specs.items()
-            if any(e.id_prefix for e in spec.entities)
-        }
-
-    # -- spec lookups ------------------------------------------------------------------
-    def tool_spec(self, call: GoldCall) -> ToolSpec | None:
-        return self.tools.get((call.env_id, call.tool))
-
-    def entity(
-        self, env_id: str, *, name: str | None = None, collection: str | None = None
-    ) -> EntitySpec | None:
-        found = self.entities.get((env_id, "name", name)) if name is not None else None
-        return found or self.entities.get((env_id, "collection", collection or ""))
-
-    def looks_generated(self, env_id: str, value: Any) -> bool:
-        pattern = self.id_patterns.get(env_id)
-        return isinstance(value, str) and pattern is not None and pattern.fullmatch(value) is not None
-
-    def is_identifier(self, call: GoldCall, argument: str, value: Any) -> bool:
-        """A value a person would not type: a generated id, or a key or foreign key parameter
-        (a key of a row of the state is one too; callers check that against their state)."""
-        if not isinstance(value, str):
-            return False
-        return self.looks_generated(call.env_id, value) or self.bound_entity(call, argument) is not None
-
-    # -- descriptions of a state row -----------------------------------------------------
-    def describe_row(
-        self, env_id: str, collection: str, key: str, state: dict[str, Any]
-    ) -> list[tuple[str, StateLookup, str]]:
-        """Unique descriptions of row `key`: (phrase, lookup giving its key, operation), best first."""
-        entity = self.entity(env_id, collection=collection)
-        table = state[collection]
-        row = table[key]
-        noun = entity_words(entity, collection.rstrip("s"))
-        key_field = entity.key_field if entity else "id"
-        found: list[tuple[str, StateLookup, str]] = []
-        partial: list[tuple[str, StateLookup, str]] = []
-        string_fields = [
-            f
-            for f in self._describing_fields(entity, row, key_field)
-            if not self.looks_generated(env_id, row[f])
-        ]
-        for f in string_fields:
-            value = row[f]
-            if sum(1 for r in table.values() if r.get(f) == value) == 1:
-                verb = (
-                    "titled" if f in TITLE_FIELDS else ("named" if "name" in f else f"with {field_words(f)}")
-                )
-                lookup = StateLookup(
-                    world_id=self.trajectory.env_worlds[env_id],
-                    collection=collection,
-                    filter=[Condition(field=f, value=value)],
-                    field=key_field,
-                )
-                found.append((f"the {noun} {verb} {quote(value)}", lookup, "implicit_reference"))
-                for token in sorted({t for t in str(value).split() if len(t) >= 4 and t.isalpha()}):
-                    if (
-                        token == value
-                        or sum(1 for r in table.values() if token.lower() in str(r.get(f, "")).lower()) != 1
-                    ):
-                        continue
-                    cond = Condition(field=f, op="contains", value=token)
-                    lookup = StateLookup(
-                        world_id=self.trajectory.env_worlds[env_id],
-                        collection=collection,
-                        filter=[cond],
-                        field=key_field,
-                    )
-                    partial.append(
-                        (f"the {noun} whose {field_words(f)} mentions {quote(token)}", lookup, "ambiguity")
-                    )
-                    break
-        found.extend(self._owner_descriptions(env_id, entity, row, state, noun))
-        if partial and self.rng.random() < self.ambiguity_share:
-            return partial[:1] + found
-        return found + partial[:1]
-
-    @staticmethod
-    def _describing_fields(entity: EntitySpec | None, row: dict[str, Any], key_field: str) -> list[str]:
-        candidates = []
-        for name, value in row.items():
-            if name == key_field or not isinstance(value, str) or not (2 <= len(value) <= 60):
-                continue
-            spec_field = next((f for f in entity.fields if f.name == name), None) if entity else None
-            if spec_field is not None and (
-                spec_field.ref_entity or spec_field.enum or spec_field.format in DATE_FORMATS
-            ):
-                continue
-            if spec_field is None and (name.endswith("_id") or "date" in name or name.endswith("_at")):
-                continue
-            candidates.append(name)
-        return sorted(
-            candidates, key=lambda n: (NAME_FIELDS.index(n) if n in NAME_FIELDS else len(NAME_FIELDS), n)
-        )[:3]
-
-    def _owner_descriptions(
-        self, env_id: str, entity: EntitySpec | None, row: dict[str, Any], state: dict[str, Any], noun: str
-    ) -> list[tuple[str, StateLookup, str]]:
-        """ "the most recent order of <owner>", "the pending order of <owner>" (owner described uniquely)."""
-        if entity is None:
-            return []
-        spec = self.specs[env_id]
-        out: list[tuple[str, StateLookup, str]] = []
-        for fk in (f for f in entity.fields if f.ref_entity and isinstance(row.get(f.name), str)):
-            owner = next((e for e in spec.entities if e.name == fk.ref_entity), None)
-            if owner is None or row[fk.name] not in state.get(owner.collection, {}):
-                continue
-            owner_descriptions = [
-                d
-                for d in self.describe_owner(env_id, owner, row[fk.name], state)
-                if d[2] == "implicit_reference"
-            ]
-            if not owner_descriptions:
-                continue
-            owner_phrase, owner_lookup, _ = owner_descriptions[0]
-            base = [Condition(field=fk.name, lookup=owner_lookup)]
-            siblings = [r for r in state[entity.collection].values() if r.get(fk.name) == row[fk.name]]
-            for f in entity.fields:
-                if f.enum and row.get(f.name) is not None:
-                    same = [r for r in siblings if r.get(f.name) == row[f.name]]
-                    if len(same) == 1:
-                        cond = [*base, Condition(field=f.name, value=row[f.name])]
-                        lookup = StateLookup(
-                            world_id=self.trajectory.env_worlds[env_id],
-                            collection=entity.collection,
-                            filter=cond,
-                            field=entity.key_field,
-                        )
-                        out.append(
-                            (f"the {row[f.name]} {noun} of {owner_phrase}", lookup, "implicit_reference")
-                        )
-            for f in entity.fields:
-                if f.format in DATE_FORMATS and isinstance(row.get(f.name), str):
-                    ordered = sorted((str(r.get(f.name, "")) for r in siblings), reverse=True)
-                    if ordered[0] == row[f.name] and (len(ordered) == 1 or ordered[1] != ordered[0]):
-                        lookup = StateLookup(
-                            world_id=self.trajectory.env_worlds[env_id],
-                            collection=entity.collection,
-                            filter=base,
-                            order_by=f.name,
-                            field=entity.key_field,
-                        )
-                        adjective = "only" if len(ordered) == 1 else "most recent"
-                        out.append(
-                            (f"the {adjective} {noun} of {owner_phrase}", lookup, "implicit_reference")
-                        )
-                        break
-        return out
-
-    def describe_owner(
-        self, env_id: str, owner: EntitySpec, key: str, state: dict[str, Any]
-    ) -> list[tuple[str, StateLookup, str]]:
-        row = state[owner.collection][key]
-        noun = entity_words(owner, owner.collection)
-        table = state[owner.collection]
-        out = []
-        for f in self._describing_fields(owner, row, owner.key_field):
-            if self.looks_generated(env_id, row[f]):
-                continue
-            if sum(1 for r in table.values() if r.get(f) == row[f]) == 1:
-                verb = (
-                    "titled" if f in TITLE_FIELDS else ("named" if "name" in f else f"with {field_words(f)}")
-                )
-                lookup = StateLookup(
-                    world_id=self.trajectory.env_worlds[env_id],
-                    collection=owner.collection,
-                    filter=[Condition(field=f, value=row[f])],
-                    field=owner.key_field,
-                )
-                out.append((f"the {noun} {verb} {quote(row[f])}", lookup, "implicit_reference"))
-        return out
 
     # -- slots ---------------------------------------------------------------------------
     def slots_for(self, turn: int, call_index: int, call: GoldCall) -> list[Slot]:
@@ -383,13 +184,23 @@ class TurnRenderer:
             # an identifier is written only if the user already wrote it; else it is described or the
             # turn keeps its original phrasing
             literal_allowed = (
-                collection is None and not self.is_identifier(call, argument, value)
-            ) or is_literal_in(value, original)
+                (collection is None and not self.is_identifier(call, argument, value))
+                or is_literal_in(value, original)
+                # a value the user makes up is said (a natural key, a code), a generated id never
+                or (
+                    source is not None
+                    and source.kind == "user"
+                    and not self.looks_generated(call.env_id, value)
+                )
+            )
+            if collection is not None:
+                options += self.same_row_references(turn, call_index, call, base, value)
             if (
                 source is not None
                 and source.kind == "output"
                 and source.turn is not None
                 and source.call is not None
+                and not self.chained_lookup(turn, source.turn, source.call)
             ):
                 same_turn = source.turn == turn
                 source_call = self.trajectory.turns[source.turn].calls[source.call]
@@ -427,16 +238,71 @@ class TurnRenderer:
                     )
                     options.append(Rendering(phrase, proof, True, noun=noun))
             if literal_allowed:
-                phrase = f"{noun} {value}" if collection else quote(value)
+                label = self.value_label(call, argument)
+                tool = self.tool_spec(call)
+                schema = (tool.input_schema.get("properties") or {}).get(argument, {}) if tool else {}
+                phrase = (
+                    f"{noun} {value}" if collection else written(value, label, enum=bool(schema.get("enum")))
+                )
                 options.append(
                     Rendering(
                         phrase,
                         GroundingProof(**base, via="literal", phrase=phrase, operation="literal"),
                         False,
+                        identifier=collection is not None,
                     )
                 )
             slots.append(Slot(call_index, argument, value, options))
         return slots
+
+    def chained_lookup(self, turn: int, source_turn: int, source_call: int) -> bool:
+        """True when the source is an unmentioned lookup that itself reads another unmentioned
+        lookup of the turn: referring through it would stack references ("the X of the Y of the
+        Z"); a request refers at most one hop back."""
+        if source_turn != turn or self.mentioned.get((turn, source_call), True):
+            return False
+        call = self.trajectory.turns[turn].calls[source_call]
+        return any(
+            s.kind == "output" and s.turn == turn and not self.mentioned.get((turn, s.call), True)
+            for s in call.argument_sources.values()
+        )
+
+    def same_row_references(
+        self, turn: int, call_index: int, call: GoldCall, base: dict[str, Any], value: Any
+    ) -> list[Rendering]:
+        """ "the order you cancelled earlier": an earlier requested call that returned this very row
+        (its output holds one object whose key is the value), referred to by what was done to it."""
+        earlier = [(t, i) for t in range(turn + 1) for i in range(len(self.trajectory.turns[t].calls))]
+        for t, i in reversed([(t, i) for t, i in earlier if (t, i) < (turn, call_index)]):
+            if not self.mentioned.get((t, i), True):
+                continue
+            source_call = self.trajectory.turns[t].calls[i]
+            for prop, row in source_call.output.items():
+                entity = self.entities.get((source_call.env_id, "row", prop))
+                if not isinstance(row, dict) or entity is None or row.get(entity.key_field) != value:
+                    continue
+                noun = entity_words(entity, prop)
+                tool = self.tool_spec(call)
+                pronoun = (
+                    t == turn
+                    and i == max(j for j in range(call_index) if self.mentioned.get((turn, j), True))
+                    and tool is not None
+                    and tool.action not in ("get", "list", "search")
+                )
+                # the row the previous request of this turn worked on is "it" ("find X and cancel it")
+                anchor = "it" if pronoun else self.anaphor(turn, t, i, source_call, False, noun)
+                proof = GroundingProof(
+                    **base,
+                    via="output",
+                    phrase=anchor,
+                    operation="omission",
+                    source_turn=t,
+                    source_call=i,
+                    path=f"{prop}.{entity.key_field}",
+                )
+                named = "" if pronoun else noun  # a pronoun is never repeated as "that <noun>"
+                return [Rendering(anchor, proof, True, noun=named, anchor=anchor, anchor_noun=named)]
+        return []
 
     def output_field(
         self, source_call: GoldCall, path: str, call: GoldCall, argument: str
@@ -477,18 +343,6 @@ class TurnRenderer:
             row_noun,
         )
 
-    def bound_entity(self, call: GoldCall, argument: str) -> str | None:
-        """The entity whose key the parameter carries, by its binding to a key or foreign-key field."""
-        tool = self.tool_spec(call)
-        entity = self.entity(call.env_id, name=tool.entity) if tool and tool.entity else None
-        bound = tool.param_fields.get(argument) if tool else None
-        if entity is None or bound is None:
-            return None
-        if bound == entity.key_field:
-            return entity.name
-        spec_field = next((f for f in entity.fields if f.name == bound), None)
-        return spec_field.ref_entity if spec_field else None
-
     def anaphor(
         self,
         turn: int,
@@ -501,33 +355,77 @@ class TurnRenderer:
         """Words for the row an earlier call gave: its own request when compressed, else a back-reference."""
         if compressed:
             described = self.compressed_phrases.get((source_turn, source_index), "")
-            return described if described.startswith("the ") else f"the {noun} {described}".strip()
+            if described.startswith(("the ", "my ")):
+                return described
+            return f"the {noun} {described}".strip()
         tool = self.tool_spec(source_call)
-        verbs = {
+        verb = {
             "create": "created",
             "search": "found",
             "list": "found",
             "get": "looked up",
             "update": "updated",
             "delete": "deleted",
-        }
-        verb = verbs.get(tool.action if tool else "", "dealt with")
-        if (
-            tool
-            and tool.action == "transition"
-            and tool.transition
-            and isinstance(tool.transition.to_value, str)
-        ):
-            verb = f"marked as {tool.transition.to_value}"
-        return f"the {noun} you just {verb}" if source_turn == turn else f"the {noun} you {verb} earlier"
+        }.get(tool.action if tool else "", "dealt with")
+        if tool and tool.action == "transition" and tool.transition:
+            action = transition_verb(tool.name, tool.transition.to_value)
+            verb = past_tense(action) if action else "updated"
+        if source_turn == turn:
+            when = self.rng.choice(
+                (
+                    "you just {v}",
+                    "you {v} a moment ago",
+                    "we just {v}",
+                    "that was just {v}",
+                    "you {v} just now",
+                )
+            )
+        else:
+            when = self.rng.choice(
+                (
+                    "you {v} earlier",
+                    "you {v} before",
+                    "we {v} earlier",
+                    "you {v} a bit ago",
+                    "you {v} previously",
+                    "we {v} before",
+                    "that you {v} earlier on",
+                    "you {v} a little while ago",
+                )
+            )
+        return f"{self.determiner()} {noun} {when.format(v=verb)}"
+
+    def value_label(self, call: GoldCall, argument: str) -> str:
+        """The words for what an argument sets ("due date"), from the field it binds to."""
+        tool = self.tool_spec(call)
+        bound = tool.param_fields.get(argument, "") if tool else ""
+        return field_words(bound if bound and not bound.startswith("$") else argument)
 
     # -- phrases -----------------------------------------------------------------------
-    def call_phrase(self, call: GoldCall, renderings: dict[str, Rendering]) -> str:
+    def _change_kind(self, entity: EntitySpec | None, field_name: str) -> str:
+        f = next((x for x in entity.fields if x.name == field_name), None) if entity else None
+        if f is None:
+            return "text"
+        if f.type == "boolean":
+            return "flag"
+        if f.enum:
+            return "status"
+        if f.format in DATE_FORMATS or any(
+            w in ("date", "at", "time", "deadline", "due") for w in words(f.name)
+        ):
+            return "date"
+        if f.type in ("integer", "number"):
+            return "number"
+        if f.name in ("name", "title", "display_name", "subject", "summary"):
+            return "name"
+        return "text"
+
+    def call_phrase(self, turn: int, call: GoldCall, renderings: dict[str, Rendering]) -> str:
+        """The request for one call in the user's words (a verb phrase: "cancel the order ...")."""
+        rng = self.rng
         tool = self.tool_spec(call)
         entity = self.entity(call.env_id, name=tool.entity) if tool and tool.entity else None
         noun = entity_words(entity, call.tool)
-        many = plural(noun.split()[-1]) if noun else "items"
-        many = " ".join([*noun.split()[:-1], many])
         params = tool.param_fields if tool else {}
         phrases = {p: r.phrase for p, r in renderings.items()}
         key_field = entity.key_field if entity else "id"
@@ -546,51 +444,61 @@ class TurnRenderer:
             return merged_references([(p, renderings[p]) for p in names], plain, grouped)
 
         def group(heads: list[str], anchor: str, labelled: bool) -> str:
-            return compose(enumerate_words(heads), anchor, labelled)
+            return compose(join_words(heads), anchor, labelled)
 
         def valued(p: str, r: Rendering) -> str:
-            # a single reference that already names its field ("the vendor of ...") needs no label
-            return r.phrase if r.head and (r.labelled or r.head == label(p)) else f"{label(p)} {r.phrase}"
+            # a reference that already names its field ("the vendor of ..."), a yes/no setting
+            # ("notify customer: yes") or a value in words need no extra label
+            if r.head and (r.labelled or r.head == label(p)):
+                return r.phrase
+            if isinstance(call.arguments.get(p), bool) and not r.implicit:
+                return r.phrase
+            return f"{label(p)} {r.phrase}"
 
-        with_values = ", ".join(merge(other, valued, group))
+        with_values = join_words(merge(other, valued, group))
         owners = " and ".join(merge(owner_params, lambda p, r: r.phrase, group))
         action = tool.action if tool else "custom"
         if action == "get":
-            return f"show me {target}"
+            return get_clause(rng, target)
         if action == "delete":
-            return f"delete {target}"
+            return delete_clause(rng, noun, target)
         if action == "transition" and tool and tool.transition:
-            return f"mark {target} as {tool.transition.to_value}" + (
-                f", with {with_values}" if with_values else ""
+            verb = transition_verb(tool.name, tool.transition.to_value)
+            core = (
+                f"{verb} {target}" if verb else f"set {target} to {humanize_enum(tool.transition.to_value)}"
             )
+            return core + (f", with {with_values}" if with_values else "")
         if action == "update":
-            changes = ", ".join(
-                merge(
-                    other,
-                    lambda p, r: f"{label(p)} to {r.phrase}",
-                    lambda heads, anchor, _: (
-                        f"{enumerate_words(heads)} to "
-                        + ("those" if len(heads) > 1 else "that")
-                        + f" of {anchor}"
-                    ),
-                )
+            state = self.replay.turn_states[turn][self.trajectory.env_worlds[call.env_id]]
+            key = call.arguments.get(key_params[0]) if key_params else None
+            row = (
+                state.get(entity.collection, {}).get(key) if entity and isinstance(key, str) else None
+            ) or {}
+
+            def change(p: str, r: Rendering) -> str:
+                name = params.get(p, p)
+                kind = self._change_kind(entity, name)
+                return change_phrase(rng, label(p), r.phrase, row.get(name), call.arguments.get(p), kind=kind)
+
+            changes = merge(
+                owner_params + other,
+                change,
+                lambda heads, anchor, _: (
+                    f"set the {join_words(heads)} to "
+                    + ("those" if len(heads) > 1 else "that")
+                    + f" of {anchor}"
+                ),
             )
-            return f"update {target}" + (f", setting {changes}" if changes else "")
+            return update_clause(rng, target, changes) if changes else f"update {target}"
         if action == "create":
-            return (
-                f"add a new {noun}"
-                + (f" for {owners}" if owners else "")
-                + (f" with {with_values}" if with_values else "")
-            )
+            details = (f" for {owners}" if owners else "") + with_details(rng, with_values)
+            return create_clause(rng, noun, details)
         if action == "list":
-            return (
-                f"list the {many}"
-                + (f" of {owners}" if owners else "")
-                + (f" with {with_values}" if with_values else "")
-            )
+            filters = (f" of {owners}" if owners else "") + with_details(rng, with_values, filtering=True)
+            return list_clause(rng, noun, filters)
         if action == "search":
-            terms = " and ".join(merge(other, lambda p, r: r.phrase, group)) or owners
-            return f"look up {many} matching {terms}"
+            terms = " and ".join(merge(other, lambda p, r: r.phrase, group)) or owners or "what I'm after"
+            return search_clause(rng, noun, terms)
         description = (tool.description if tool else call.tool).split(". ")[0].rstrip(".")
         sentence = " ".join(field_words(w) if "_" in w else w for w in description.split())
         details = ", ".join(merge(list(phrases), lambda p, r: f"{field_words(p)}: {r.phrase}", group))
@@ -623,17 +531,21 @@ class TurnRenderer:
 
     # -- the turn --------------------------------------------------------------------------
     def render(self, turn: int, target: float) -> TurnRefinement:
-        calls = self.trajectory.turns[turn].calls
+        current = self.trajectory.turns[turn]
+        calls = current.calls
         consumed = {
             (s.turn, s.call)
             for later in calls
             for s in later.argument_sources.values()
             if s.kind == "output" and s.turn == turn
         }
+        # without recorded targets every call may be asked for, and a read feeding the turn is a lookup
+        requested = set(current.targets)
         for index, call in enumerate(calls):
             tool = self.tool_spec(call)
-            kind = tool.kind if tool else "write"
-            self.mentioned[(turn, index)] = not (kind == "read" and (turn, index) in consumed)
+            lookup = (tool.kind if tool else "write") == "read" and index not in requested
+            # a lookup that only feeds this turn is not asked for (action compression)
+            self.mentioned[(turn, index)] = not (lookup and (turn, index) in consumed)
         if not any(self.mentioned[(turn, i)] for i in range(len(calls))) and calls:
             self.mentioned[(turn, len(calls) - 1)] = True
         self.compressed_phrases: dict[tuple[int, int], str] = {}
@@ -644,6 +556,15 @@ class TurnRenderer:
             per_call.append(slots)
             all_slots.extend(slots)
         rejected = self.choose(all_slots, target)
+        # a lookup no chosen phrase refers to is asked for in its own words (its values must be said)
+        used = {
+            (s.chosen.proof.source_turn, s.chosen.proof.source_call)
+            for s in all_slots
+            if s.chosen and s.chosen.proof.via == "output"
+        }
+        for index in range(len(calls)):
+            if not self.mentioned[(turn, index)] and (turn, index) not in used:
+                self.mentioned[(turn, index)] = True
         unsolvable = [
             f"call {s.call} {s.argument}: no recoverable phrasing" for s in all_slots if s.chosen is None
         ]
@@ -654,31 +575,32 @@ class TurnRenderer:
                 self.compressed_phrases[(turn, index)] = self.compressed_description(
                     call, {s.argument: s.chosen for s in per_call[index] if s.chosen}
                 )
-        parts = [
-            self.call_phrase(call, {s.argument: s.chosen for s in per_call[i] if s.chosen}) + self.where(call)
+        clauses: list[tuple[int, str]] = [
+            (
+                i,
+                self.call_phrase(turn, call, {s.argument: s.chosen for s in per_call[i] if s.chosen})
+                + self.where(call),
+            )
             for i, call in enumerate(calls)
             if self.mentioned[(turn, i)]
         ]
         operations = sorted({s.chosen.proof.operation for s in all_slots if s.chosen and s.chosen.implicit})
-        if len(parts) > 1:
+        if len(clauses) > 1:
             operations.append("goal_expansion")
-            request = ", ".join(parts[:-1]) + " and " + parts[-1]
-        else:
-            request = parts[0] if parts else "check how things stand"
         chosen = [s.chosen for s in all_slots if s.chosen and s.chosen.implicit]
-        request = mention_once(
-            request,
-            [(r.phrase, r.noun) for r in chosen] + [(r.anchor, r.anchor_noun) for r in chosen if r.anchor],
-        )
-        opener = self.rng.choice(OPENERS)
-        query = f"{opener} {request}" + ("?" if opener.endswith("you") else ".")
-        missing = [
-            s for s in all_slots if s.chosen and not s.chosen.implicit and not is_literal_in(s.value, query)
+        references = [(r.phrase, r.noun) for r in chosen] + [
+            (r.anchor, r.anchor_noun) for r in chosen if r.anchor
         ]
-        if missing:
-            notes = "; ".join(f"{field_words(s.argument)} {quote(s.value)}" for s in missing)
-            query += f" For reference: {notes}."
+        texts = mention_once([text for _, text in clauses], references)
+        request = join_clauses(self.rng, texts) if texts else "check how things stand"
+        context = self.trajectory.opening if turn == 0 else ""
+        query = frame_request(self.rng, request, follow_up=turn > 0, context=context)
         proofs = [s.chosen.proof for s in all_slots if s.chosen]
+        effects = [
+            EffectProof(turn=turn, call=i, phrase=text, changes=change_summary(calls[i].state_diff))
+            for (i, _), text in zip(clauses, texts, strict=True)
+            if calls[i].state_diff
+        ]
         return TurnRefinement(
             query=query,
             proofs=proofs,
@@ -686,6 +608,7 @@ class TurnRenderer:
             rejected_rewrites=rejected,
             unsolvable=unsolvable,
             alternatives=[o.proof for s in all_slots for o in s.options if o.implicit],
+            effects=effects,
         )
 
     def _refresh_compressed_anaphors(self, turn: int, slots: list[Slot]) -> None:
@@ -713,10 +636,19 @@ class TurnRenderer:
                         continue
                 valid.append(option)
             slot.options = valid
-        forced = [s for s in slots if s.options and s.literal is None]
-        flexible = [s for s in slots if s.literal is not None and any(o.implicit for o in s.options)]
+        # an id written out is the last resort: a person describes the record instead
+        forced = [
+            s
+            for s in slots
+            if s.options and (s.literal is None or (s.literal.identifier and len(s.options) > 1))
+        ]
+        flexible = [
+            s
+            for s in slots
+            if s not in forced and s.literal is not None and any(o.implicit for o in s.options)
+        ]
         for s in forced:
-            s.chosen = s.options[0]
+            s.chosen = next(o for o in s.options if o.implicit)
         for s in slots:
             if s.chosen is None and s.literal is not None:
                 s.chosen = s.literal

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from envfactory_dagster.lineage import content_id, sha256_hex
+from envfactory_dagster.querygen.execution import counter_changes, state_diff
 from envfactory_dagster.querygen.trajectory_model import ArgumentSource, GoldCall, Trajectory, Turn
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from tests.fakes.example_env_spec import EXAMPLE_ENV_SOURCE, EXAMPLE_SEED_STATE, EXAMPLE_SPEC
@@ -71,11 +72,6 @@ def execute_trajectory(
             before = copy.deepcopy(instances[env_id].state)
             output = instances[env_id].call(tool, copy.deepcopy(arguments))
             after = instances[env_id].state
-            changed = {
-                c: sorted(k for k in after[c] if before[c].get(k) != after[c][k])
-                for c in after
-                if isinstance(after[c], dict) and c != "counters" and before[c] != after[c]
-            }
             gold.append(
                 GoldCall(
                     env_id=env_id,
@@ -83,7 +79,8 @@ def execute_trajectory(
                     arguments=arguments,
                     output=output,
                     argument_sources=sources,
-                    state_diff={c: {"changed": k} for c, k in changed.items()},
+                    state_diff=state_diff(before, after),
+                    counter_changes=counter_changes(before["counters"], after["counters"]),
                 )
             )
         turns.append(Turn(index=index, query=query, calls=gold, answer="Done."))

@@ -7,9 +7,10 @@ import random
 from typing import Any
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
+from envfactory_dagster.querygen.binding import ArgumentBinder
+from envfactory_dagster.querygen.execution import ChainExecutor
 from envfactory_dagster.querygen.tool_chains import sample_chains, validate_chain
 from envfactory_dagster.querygen.tool_graph import build_tool_graph, graph_metrics
-from envfactory_dagster.querygen.trajectories import ChainExecutor, _ChainRunner
 
 
 def _entity(name: str, collection: str, prefix: str, *fields: FieldSpec) -> EntitySpec:
@@ -143,14 +144,32 @@ def test_plural_id_array_is_fed_by_list_element_ids_and_binds_a_one_element_arra
         for c in chains
     )
 
-    executor = ChainExecutor({}, graph, seed=1, state_pool_size=1, p_optional_output=0.5, p_optional_user=0.1)
-    runner = _ChainRunner(executor, chains[0], random.Random(0))
-    runner.records.append(
+    executor = ChainExecutor(
+        {},
+        graph,
+        seed=1,
+        state_pool_size=1,
+        p_optional_output=0.5,
+        p_optional_user=0.1,
+        p_optional_control=0.1,
+    )
+    binder = ArgumentBinder(
+        graph,
+        random.Random(0),
+        executor.faker,
+        executor.validator,
+        {"env_hotels": "env_hotels"},
+        clock=executor.clock(graph.envs["env_hotels"].spec),
+        p_optional_output=0.5,
+        p_optional_user=0.1,
+        p_optional_control=0.1,
+    )
+    binder.records.append(
         (0, 0, "env_hotels::hotels_by_city", {"hotels": [{"id": "hot_0002", "name": "Sea"}]})
     )
     spec = graph.envs["env_hotels"].spec
     tool = graph.tool_spec("env_hotels::offers_for_hotels")
-    value, source = runner._from_outputs(
+    value, source = binder.from_outputs(
         input_id, tool, spec, None, tool.input_schema["properties"]["hotel_ids"]
     )
     assert value == ["hot_0002"]

@@ -7,7 +7,7 @@ import random
 import re
 
 from envfactory_dagster.querygen.replay import TrajectoryReplayer, environments_by_id, replay_trajectory
-from envfactory_dagster.refine.grounding import contains_token
+from envfactory_dagster.querygen.surface import contains_token
 from tests.fakes.refine_fixtures import env_rows, sample_trajectories
 
 ALPHABET = "aAbB_1 .-Kk\u212a\u017fsS\u0130i"  # word/non-word ASCII and letters with odd case folding

@@ -14,10 +14,14 @@ from envfactory_dagster.refine.refined_trajectories import leaked_names, refine_
 from tests.fakes.refine_fixtures import SHOP, env_rows, sample_trajectories, trajectory_rows
 
 
-def test_median_implicitness_and_every_proof_passes() -> None:
+def test_refined_queries_are_more_implicit_than_the_originals_and_every_proof_passes() -> None:
     rows, rejected, metrics = refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=0)
     assert not rejected and len(rows) == 4
-    assert metrics["median_implicitness"] >= 0.3 and metrics["proofs_passing_share"] == 1.0
+    assert metrics["proofs_passing_share"] == 1.0
+    assert metrics["implicitness_uplift"] >= 0.2, metrics
+    assert metrics["implicitness_refined"] == round(
+        metrics["implicitness_original"] + metrics["implicitness_uplift"], 4
+    )
     tools = [t for r in env_rows() for t in json.loads(r["spec_json"])["tools"]]
     for row in rows:
         trajectory = Trajectory.model_validate_json(row["trajectory_json"])
@@ -57,13 +61,16 @@ def test_proofs_are_checked_on_the_state_of_their_turn() -> None:
     assert "rows match" in check_proof(ambiguous, replay, "")
 
 
-def test_unreplayable_and_unreadable_trajectories_are_rejected_with_reasons() -> None:
+def test_inconsistent_and_unreadable_trajectories_are_rejected_with_reasons() -> None:
     bad = sample_trajectories()[1]
     bad.final_states[SHOP]["orders"]["ord_0003"]["status"] = "paid"
     rows, rejected, _ = refine_trajectories(
         [bad, {"id": "broken", "trajectory_json": "{"}], env_rows(), seed=0
     )
-    assert rows == [] and {r["reason"].split(":")[0] for r in rejected} == {"does not replay", "unreadable"}
+    assert rows == [] and {r["reason"].split(":")[0] for r in rejected} == {
+        "inconsistent record",
+        "unreadable",
+    }
 
 
 def test_llm_backend_accepts_grounded_rewrites_and_rejects_unsolvable_ones(tmp_path: Path) -> None:
