@@ -85,8 +85,8 @@ class ServiceVocabulary:
         for entity in self.spec.entities:
             texts = [entity.description] + [f.description for f in entity.fields]
             texts += [t.description for t in self.spec.tools if t.entity == entity.name]
-            enum_words = [
-                str(v).replace("_", " ") for f in entity.fields for v in f.enum or [] if isinstance(v, str)
+            enum_words = [  # as words, never as the identifier (`PUBLISHED`, `in_progress`)
+                " ".join(words(v)) for f in entity.fields for v in f.enum or [] if isinstance(v, str)
             ]
             phrases = [p for t in texts for p in _phrases(t)]
             phrases += [p for p in enum_words if len(p) >= MIN_WORD and p.lower() not in STOPWORDS]
