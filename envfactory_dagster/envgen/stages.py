@@ -14,6 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from envfactory_dagster.envgen.codegen import generate_module
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.lookalike import lookalike_tags
@@ -49,6 +52,10 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
             if not spec.tools:
                 rejects.append(_reject(proposal, "env_specs", f"{spec.class_name}: no tool left"))
                 continue
+            invalid = invalid_tool_schemas(spec)
+            if invalid:
+                rejects.append(_reject(proposal, "env_specs", f"{spec.class_name}: {'; '.join(invalid)}"))
+                continue
             row = spec_row(
                 spec,
                 proposal,
@@ -66,6 +73,21 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
         **_tool_stats(rows),
     }
     return rows, rejects, metrics
+
+
+def invalid_tool_schemas(spec: EnvSpec) -> list[str]:
+    """Tool input/output schemas that are not valid JSON Schema (2020-12), one message each.
+
+    Checked here, once per spec, rather than in the sandbox for every module: verification then
+    requires each module's schemas to equal the spec's."""
+    problems = []
+    for tool in spec.tools:
+        for which, schema in (("input", tool.input_schema), ("output", tool.output_schema)):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                problems.append(f"tool {tool.name!r}: {which} schema is not valid JSON Schema: {exc.message}")
+    return problems
 
 
 def source_write_operations(proposal: dict[str, Any], specs: dict[str, NormalizedSpec], spec: EnvSpec) -> int:

@@ -22,7 +22,7 @@ from envfactory_dagster.envgen.sandbox import (
     network_isolation_prefix,
     run_sandboxed,
 )
-from envfactory_dagster.envgen.test_generation import generate_tool_tests
+from envfactory_dagster.envgen.test_generation import ToolTest, generate_tool_tests
 from envfactory_dagster.envgen.verification_checks import TestResult
 from envfactory_dagster.lineage import sha256_hex
 
@@ -107,12 +107,14 @@ def _report(
     problems: dict[str, list[str]],
     extra: dict[str, Any],
     started: float,
+    tested_tools: frozenset[str] | None = None,
 ) -> VerificationReport:
     tests_per_tool = extra.get("tests_per_tool") or {}
+    tested = [t.name for t in spec.tools if tested_tools is None or t.name in tested_tools]
     passed = (
         bool(checks)
         and all(c.passed for c in checks)
-        and all(tests_per_tool.get(t.name, 0) >= MIN_TESTS_PER_TOOL for t in spec.tools)
+        and all(tests_per_tool.get(name, 0) >= MIN_TESTS_PER_TOOL for name in tested)
     )
     return VerificationReport(
         passed=passed,
@@ -126,7 +128,11 @@ def _report(
 
 
 def _from_outcome(
-    spec: EnvSpec, code_sha256: str, outcome: SandboxOutcome, started: float
+    spec: EnvSpec,
+    code_sha256: str,
+    outcome: SandboxOutcome,
+    started: float,
+    tested_tools: frozenset[str] | None,
 ) -> VerificationReport:
     extra: dict[str, Any] = {
         "sandbox_status": outcome.status,
@@ -141,7 +147,7 @@ def _from_outcome(
     problems = {row["name"]: row.get("problems") or [] for row in rows}
     checks = [CheckResult(name=row["name"], passed=row["passed"], detail=row["detail"]) for row in rows]
     extra.update(result)
-    return _report(spec, code_sha256, checks, problems, extra, started)
+    return _report(spec, code_sha256, checks, problems, extra, started, tested_tools)
 
 
 def verify_batch(
@@ -149,18 +155,24 @@ def verify_batch(
     *,
     limits: SandboxLimits | None = None,
     static_screen: bool = True,
+    tested_tools: list[frozenset[str] | None] | None = None,
 ) -> list[VerificationReport]:
     """Verify `(spec, source, seed_state)` items in one sandbox worker; one report per item, in order.
 
     A module refused by the screen, killed by a limit or crashing its worker gets a failed report;
     the rest of the batch goes on. `static_screen=False` skips the AST screen (for testing the
-    runtime layer alone; never in the pipeline).
+    runtime layer alone; never in the pipeline). `tested_tools[i]` (None = all) restricts item i's
+    tool tests, and the three-tests-per-tool rule, to those tools; every other check runs in full.
+    The mutation check uses it: a mutant changes one tool, and each test starts from the seed, so
+    only that tool's tests can notice it.
     """
     limits = limits or SandboxLimits()
     reports: list[VerificationReport | None] = [None] * len(items)
     started_at: dict[int, float] = {}
     payloads: list[dict[str, Any]] = []
     positions: list[int] = []
+    focus = tested_tools or [None] * len(items)
+    generated: dict[tuple[int, int], list[ToolTest]] = {}  # mutants share one spec and seed
     for index, (spec, source, seed_state) in enumerate(items):
         started_at[index] = time.perf_counter()
         code_sha256 = sha256_hex(source)
@@ -177,7 +189,10 @@ def verify_batch(
             )
             continue
         try:
-            tests = generate_tool_tests(spec, seed_state)
+            key = (id(spec), id(seed_state))
+            if key not in generated:
+                generated[key] = generate_tool_tests(spec, seed_state)
+            tests = [t for t in generated[key] if focus[index] is None or t.tool in focus[index]]
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             reason = f"cannot generate tests from the spec and seed state: {type(exc).__name__}: {exc}"
             checks = [CheckResult(name="test_generation", passed=False, detail=reason)]
@@ -192,6 +207,7 @@ def verify_batch(
                 "code_sha256": code_sha256,
                 "seed_state": seed_state,
                 "tests": [t.model_dump(mode="json") for t in tests],
+                "tested_tools": sorted(focus[index]) if focus[index] is not None else None,
             }
         )
         positions.append(index)
@@ -203,7 +219,9 @@ def verify_batch(
             outcomes
         )
         for index, payload, outcome in zip(positions, payloads, outcomes, strict=True):
-            report = _from_outcome(items[index][0], payload["code_sha256"], outcome, started_at[index])
+            report = _from_outcome(
+                items[index][0], payload["code_sha256"], outcome, started_at[index], focus[index]
+            )
             report.duration_s = round(outcome.seconds + max(startup_share, 0.0), 4)
             reports[index] = report
     return [r for r in reports if r is not None]

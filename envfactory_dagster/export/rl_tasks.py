@@ -45,11 +45,14 @@ JSON_COLUMNS = (
     "gold_final_states",
     "reward_spec",
 )
+STATE_COLUMNS = ("initial_states", "gold_final_states")
 
 
 def rl_task_to_row(task: RLTask) -> dict[str, Any]:
     """The stored `rl_tasks` row: nested values as JSON text (`<name>_json`), lists of ids as lists."""
-    data = task.model_dump(mode="json")
+    # states are plain JSON already and make most of a task: serialize them once, not dump + encode
+    data = task.model_dump(mode="json", exclude=set(STATE_COLUMNS))
+    data.update({k: getattr(task, k) for k in STATE_COLUMNS})
     row = {k: v for k, v in data.items() if k not in JSON_COLUMNS}
     row.update({f"{k}_json": canonical_json(data[k]) for k in JSON_COLUMNS})
     row["n_gold_calls"] = len(task.gold_calls)
@@ -154,9 +157,10 @@ def trajectory_tasks(
                 n_turns=len(trajectory.turns),
                 messages=messages[: turn_starts[t] + 1],
                 tools=tools,
-                initial_states=json.loads(canonical_json(replay.turn_states[t])),
+                # the record's states are JSON snapshots that no one mutates (copy-on-write)
+                initial_states=replay.turn_states[t],
                 gold_calls=gold_calls,
-                gold_final_states=json.loads(canonical_json(end)),
+                gold_final_states=end,
                 reward_spec=spec,
                 resource_ids=list(row.get("resource_ids") or []),
                 lookalike_tags=lookalike_tags,

@@ -122,15 +122,16 @@ def test_attack_fails_verification_with_a_clear_reason(
 
 # what stops each attack when only the runtime layer is there (screen off)
 RUNTIME_STOPS = {
-    "network_call": "import of 'socket' is not allowed",
-    "os_system": "os.system is not allowed",
-    "fork_loop": "os.fork is not allowed",
-    "big_allocation": "MemoryError",
-    "infinite_loop": "cpu_limit",
-    "sleep_forever": "wall-clock timeout",
-    "write_etc": "outside the temp dir is not allowed",
-    "forbidden_import": "import of 'ctypes' is not allowed",
-    "hidden_import": "os.system is not allowed",
+    "network_call": ("import of 'socket' is not allowed",),
+    "os_system": ("os.system is not allowed",),
+    "fork_loop": ("os.fork is not allowed",),
+    "big_allocation": ("MemoryError",),
+    # on a loaded machine the wall clock can run out before the CPU seconds do: both limits stop it
+    "infinite_loop": ("cpu_limit", "wall-clock timeout"),
+    "sleep_forever": ("wall-clock timeout",),
+    "write_etc": ("outside the temp dir is not allowed",),
+    "forbidden_import": ("import of 'ctypes' is not allowed",),
+    "hidden_import": ("os.system is not allowed",),
 }
 
 
@@ -138,7 +139,7 @@ RUNTIME_STOPS = {
 def test_runtime_layer_alone_stops_the_attack(unscreened: dict[str, VerificationReport], attack: str) -> None:
     report = unscreened[attack]
     assert not report.passed
-    assert RUNTIME_STOPS[attack] in " ".join(report.failures), report.failures
+    assert any(stop in " ".join(report.failures) for stop in RUNTIME_STOPS[attack]), report.failures
 
 
 def test_static_screen_names_the_line_and_the_reason() -> None:
