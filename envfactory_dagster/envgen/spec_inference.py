@@ -540,9 +540,15 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
         collection_seg = nouns[-1] if nouns else op.operation_id
     path_entity = entity_name(collection_seg)
 
+    # the item key is the last path parameter of an item path (or the one before the verb)
+    path_params = [s[1:-1] for s in segs if _is_param(s)]
+    key_param = None
+    if item or verb:
+        key_param = path_params[-1] if path_params else None
+
     entity = None
     if verb:
-        entity = path_entity
+        entity = _key_named_entity(key_param, path_entity) or path_entity
     if entity is None and response_entity is not None:
         entity = _name_of(response_entity, _RESPONSE_SUFFIX)
     if entity is None and body is not None:
@@ -552,11 +558,6 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     if collection_seg == "search" and len(nouns) >= 2:
         entity = _name_of(response_entity, _RESPONSE_SUFFIX) or entity_name(nouns[-2])
 
-    # the item key is the last path parameter of an item path (or the one before the verb)
-    path_params = [s[1:-1] for s in segs if _is_param(s)]
-    key_param = None
-    if item or verb:
-        key_param = path_params[-1] if path_params else None
     parents: list[tuple[str, str]] = []
     for i, seg in enumerate(segs):
         if _is_param(seg) and seg[1:-1] != key_param and i > 0 and not _is_param(segs[i - 1]):
@@ -589,6 +590,20 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     return OperationShape(
         op, resource_id, entity, action, kind, key_param, parents, verb, response_entity, body
     )
+
+
+def _key_named_entity(key_param: str | None, path_entity: str) -> str | None:
+    """The entity an item key names (`fee_fine_id` -> `FeeFine`) when it is the path's entity up to
+    inner plurals or a qualifier: `/fees-fines/{fee_fine_id}/cancel` (the path says `FeesFine`),
+    `/blocks/{patron_block_id}/lift` (the path says `Block`); the key uses the document's name."""
+    match = re.fullmatch(r"(.+)_(?:id|sid|uuid)", snake_case(key_param or ""))
+    if match is None:
+        return None
+    named = entity_name(match[1])
+    key_words = [singular(w) for w in words(named)]
+    path_words = [singular(w) for w in words(path_entity)]
+    same_noun = key_words[-len(path_words) :] == path_words
+    return named if same_noun and named != path_entity else None
 
 
 def _tool_verb(op_words: list[str]) -> tuple[str, int]:
