@@ -594,15 +594,16 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
 
 def _key_named_entity(key_param: str | None, path_entity: str) -> str | None:
     """The entity an item key names (`fee_fine_id` -> `FeeFine`) when it is the path's entity up to
-    inner plurals or a qualifier: `/fees-fines/{fee_fine_id}/cancel` (the path says `FeesFine`),
-    `/blocks/{patron_block_id}/lift` (the path says `Block`); the key uses the document's name."""
+    inner plurals, a qualifier or word breaks: `/fees-fines/{fee_fine_id}/cancel` (the path says
+    `FeesFine`), `/blocks/{patron_block_id}/lift` (`Block`), `/singlesends/{single_send_id}/send`
+    (`Singlesend`); the key uses the name the document's schemas use."""
     match = re.fullmatch(r"(.+)_(?:id|sid|uuid)", snake_case(key_param or ""))
     if match is None:
         return None
     named = entity_name(match[1])
     key_words = [singular(w) for w in words(named)]
     path_words = [singular(w) for w in words(path_entity)]
-    same_noun = key_words[-len(path_words) :] == path_words
+    same_noun = key_words[-len(path_words) :] == path_words or "".join(key_words) == "".join(path_words)
     return named if same_noun and named != path_entity else None
 
 
