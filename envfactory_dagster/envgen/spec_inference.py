@@ -635,11 +635,25 @@ def _fields_of(schema: dict[str, Any]) -> list[FieldSpec]:
             else 2
         ),
     )
+    taken = {n for n in props if _IDENTIFIER.fullmatch(n)}
     for name in order:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        field_name = name if _IDENTIFIER.fullmatch(name) else readable_field_name(name, taken)
+        if field_name is None:
             continue
-        out.append(field_from_schema(safe_field_name(name), props[name], name in required))
+        taken.add(field_name)
+        out.append(field_from_schema(safe_field_name(field_name), props[name], name in required))
     return out
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def readable_field_name(name: str, taken: set[str]) -> str | None:
+    """The field that keeps a document field whose name is no identifier (`Exchange Rate` ->
+    `exchange_rate`, `content-type` -> `content_type`); None when nothing of it is left or another
+    field has that name."""
+    snake = snake_case(name)
+    return snake if snake and _IDENTIFIER.fullmatch(snake) and snake not in taken else None
 
 
 _MODEL_ATTRIBUTES = frozenset(dir(BaseModel))
@@ -685,6 +699,28 @@ def _add_context_entities(drafts: dict[str, EntityDraft], specs: list[Normalized
             for f in _fields_of(described[name]):
                 draft.add(f)
             drafts[name] = draft
+
+
+def _type_identifiers_as_parameters_state(
+    drafts: dict[str, EntityDraft], shapes: list[OperationShape]
+) -> None:
+    """An identifier (`product_id`, `locationId`) that a response types as a number but an
+    operation's parameter of that name types as a string is a string in every entity: callers
+    pass it as the parameter states, it moves between the tools that return and take it, and a
+    string holds any id a number would."""
+    stated_strings = {
+        snake_case(p.name)
+        for shape in shapes
+        for p in shape.op.parameters
+        if _scalar_type(flatten_schema(p.schema_))[0] == "string"
+        and re.fullmatch(r"(.+?)_?(id|sid)", snake_case(p.name))
+    }
+    for draft in drafts.values():
+        for name, f in list(draft.fields.items()):
+            if f.type in ("integer", "number") and snake_case(name) in stated_strings:
+                draft.fields[name] = f.model_copy(
+                    update={"type": "string", "minimum": None, "maximum": None, "enum": None}
+                )
 
 
 def _pick_key(draft: EntityDraft, key_params: list[str]) -> str:
@@ -816,6 +852,7 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
     _add_context_entities(
         drafts, [specs_by_resource_id[rid] for rid in dict.fromkeys(s.resource_id for s in shapes)]
     )
+    _type_identifiers_as_parameters_state(drafts, shapes)
     created_tool_entities = {s.entity for s in shapes if s.action == "create" and s.op.path is None}
     for shape in shapes:
         draft = drafts[shape.entity]

@@ -154,18 +154,26 @@ def field_words(name: str) -> list[str]:
 
 
 def matchable_outputs(g: nx.DiGraph) -> list[str]:
-    """Outputs that may feed: not a write tool's echo of its own input."""
+    """Outputs that may feed: not an echo of the tool's own input (a write's recorded argument,
+    or the value a read was required to take: the offers of a product name that product's id,
+    which its caller already had)."""
     inputs_of: dict[str, set[str]] = defaultdict(set)
+    required_of: dict[str, set[str]] = defaultdict(set)
     for n, a in g.nodes(data=True):
         if a["kind"] == "input":
             inputs_of[tool_of(n)].add(snake_case(a["name"]))
+            if a["required"]:
+                required_of[tool_of(n)].add(snake_case(a["name"]))
     out = []
     for n, a in g.nodes(data=True):
         if a["kind"] != "output":
             continue
         tool = g.nodes[tool_of(n)]
         leaf = snake_case(a["name"].rsplit(".", 1)[-1])
-        echo = tool["tool_kind"] == "write" and leaf in inputs_of[tool_of(n)] and not a["key_example"]
+        if tool["tool_kind"] == "write":
+            echo = leaf in inputs_of[tool_of(n)] and not a["key_example"]
+        else:  # a read's attribute echoes a filter it matched on: the row still states it
+            echo = leaf in required_of[tool_of(n)] and field_words(leaf)[-1:] in ([w] for w in ID_WORDS)
         if not echo:
             out.append(n)
     return sorted(out)

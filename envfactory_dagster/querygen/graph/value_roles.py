@@ -13,8 +13,10 @@ texts are most alike (TF-IDF) first.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import networkx as nx
@@ -40,6 +42,8 @@ _MONEY_WORDS = frozenset(
      "income", "balance", "principal", "allowance", "tip", "tax", "budget", "fare", "sale", "bill", "charge",
      "refund", "discount", "wage", "earning", "rent", "deposit", "emi", "interest")
 )  # fmt: skip
+# what a value written as text measures when it is a number
+_QUANTITY_WORDS = _MONEY_WORDS | frozenset(("rate", "ratio", "percentage", "percent", "quantity"))
 # money inputs that take any amount: named by these words alone (`amount`, not `loan_amount`,
 # whose qualifier says which amount it is)
 _MONEY_SINK_WORDS = frozenset(("amount", "price", "total", "sum", "cost", "value"))
@@ -50,6 +54,32 @@ _NOT_A_VALUE = frozenset(
 )
 
 
+# a code that names a place (`FR`, `US-CA`): what an input named for a place takes when its
+# document asks for a code, and what an output that is a place's code or short name holds
+_PLACE_WORDS = frozenset(("location", "country", "region", "city", "province", "territory"))
+_CODE_WORDS = frozenset(("code", "iso", "abbreviation", "abbr"))
+_NOT_A_PLACE_CODE = frozenset(("dial", "phone", "calling", "zip", "postal", "post", "area"))
+_QUOTED_CODE = re.compile(r"['\"]([A-Z]{2,3}(?:-[A-Z0-9]{1,3})?)['\"]")
+
+
+def _wants_place_code(attrs: Mapping[str, Any]) -> bool:
+    """A string input named for a place whose document asks for a code: says `code` / `ISO`, or
+    gives quoted codes as its examples ("e.g., 'US', 'GB'")."""
+    description = f"{attrs['source_description']} {attrs['description']}"
+    return bool(set(_name_words(attrs["name"])) & _PLACE_WORDS) and (
+        bool(set(words(attrs["name"]) + words(description)) & _CODE_WORDS)
+        or len(set(_QUOTED_CODE.findall(description))) >= 2
+    )
+
+
+def _is_place_code(attrs: Mapping[str, Any]) -> bool:
+    """An output that is the code or short name of a place ("Short-name of the country")."""
+    text = words(f"{attrs['name']} {attrs['source_description'] or attrs['description']}")
+    ws = set(text)
+    short_name = ("short", "name") in set(pairwise(text))
+    return bool(ws & _PLACE_WORDS) and bool(ws & _CODE_WORDS or short_name) and not ws & _NOT_A_PLACE_CODE
+
+
 def _name_words(name: str) -> list[str]:
     """Singular words of a field name, numbering dropped (`num1` -> [num])."""
     stripped = (w.rstrip("0123456789") for w in words(name.rsplit(".", 1)[-1]))
@@ -57,16 +87,19 @@ def _name_words(name: str) -> list[str]:
 
 
 def input_role(attrs: Mapping[str, Any]) -> str:
-    """`text`, `number`, `money`, `query` or "" for an input node."""
+    """`place_code`, `text`, `number`, `money`, `query` or "" for an input node."""
     ws = _name_words(attrs["name"])
     if not ws:
         return ""
     kind = attrs["type"]
+    if kind == "string" and not attrs["format"] and _wants_place_code(attrs):
+        return "place_code"
     if kind == "string" and (attrs["binding"] == "$query" or set(ws) <= _QUERY_WORDS):
         return "query"
     if kind == "string" and not attrs["format"] and set(ws) <= _TEXT_SINK_WORDS:
         return "text"
-    if kind in ("number", "integer"):
+    if kind in ("number", "integer") or (kind == "string" and not attrs["format"]):
+        # a string named as numbers takes them written out ("numbers and arithmetic operations")
         if set(ws) <= _NUMBER_SINK_WORDS:
             return "number"
         if set(ws) <= _MONEY_SINK_WORDS:
@@ -81,7 +114,10 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
         return set()
     kind = attrs["type"]
     if kind == "string":
-        return {"text", "query"} if ws[-1] in _READABLE_WORDS else {"text"}
+        roles = {"text", "query"} if ws[-1] in _READABLE_WORDS else {"text"}
+        if ws[-1] in _QUANTITY_WORDS:  # a quantity the document writes as text ("Exchange Rate")
+            roles.add("number")
+        return roles | {"place_code"} if _is_place_code(attrs) else roles
     if kind in ("number", "integer"):
         return {"number", "money"} if set(ws) & _MONEY_WORDS and not set(ws) & _NOT_MONEY else {"number"}
     return set()
