@@ -9,10 +9,12 @@ named by its `x-ref-name`), else the one its request body names (`OrderCreate` -
 else the collection segment of its path (`/lists/{tasklist}/tasks/{task}` -> `Task`), else the
 noun of an MCP tool name (`create_directory` -> `Directory`). Fields come from that schema
 (`allOf` merged, a JSON:API `{id, type, attributes}` object lifted flat, one level; nested
-objects stay `object` fields; an MCP result envelope `{content: [...]}` names no entity), keys
+objects stay `object` fields; a name that is no identifier is kept in snake_case, `Exchange Rate`
+-> `exchange_rate`; an MCP result envelope `{content: [...]}` names no entity), keys
 from `id`/`sid`/`uuid`/
 `<entity>_id`/the item path parameter, foreign keys from `x-foreign-key` or `<entity>_id`/
-`<entity>_sid` names. Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
+`<entity>_sid` names (an id some parameter states as a string is a string wherever a response
+types it as a number). Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
 fields of the child, and a row addressed under its parent must belong to it (else `not_found`).
 Entities referenced by a foreign key (and described by a component schema) but acted on by no
 tool are `context` entities: lookups that are seeded and checked, not edited. An MCP entity that
@@ -459,12 +461,10 @@ def _noun_from_words(ws: list[str]) -> str | None:
 
 
 def _is_mcp_envelope(schema: dict[str, Any]) -> bool:
-    """An MCP result `{content: [{type, text|data}]}` says nothing about an entity."""
-    return set(flatten_schema(schema).get("properties") or {}) <= {
-        "content",
-        "isError",
-        "structuredContent",
-    }
+    """An MCP result `{content: [{type, text|data}]}` says nothing about an entity (a bare list
+    of rows, with no properties of its own, is no envelope)."""
+    props = set(flatten_schema(schema).get("properties") or {})
+    return bool(props) and props <= {"content", "isError", "structuredContent"}
 
 
 def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationShape:

@@ -1,14 +1,19 @@
 """Value roles (an offline heuristic): inputs that take a value as such, and outputs that are one.
 
 Some inputs do not name what they refer to: they take any value of a kind. A message, a text to
-translate or encode takes any text (`send_sms.message` <- `translate_text.translated_text`); a
-number to compute with takes any number (`calculate_squared.number` <- `calculate_area.area`); an
-amount of money takes any amount (`convert_currency.amount` <- `calculate_tip.tip_amount`); a
-search query takes the name or title of a thing found earlier (`search_airport.query` <- a
-location's `name`). The role of a parameter is read from the words of its name, by the lexicons
-below; a `value_role` edge needs the same role on both sides and the same service (a weak link
-does not cross APIs), and an input takes at most `MAX_ROLE_PRODUCERS` of them, the outputs whose
-texts are most alike (TF-IDF) first.
+translate or encode takes any text (`send_sms.message` <- `translate_text.translated_text`), but
+only the text a tool produced (its one text output: a joke, a translation), not one attribute
+among several of a record (a movie's director); a number to compute with takes any number
+(`calculate_squared.number` <- `calculate_area.area`), also when it is a string of numbers to
+evaluate (`numbers` <- an `Exchange Rate` the document writes as text); an amount of money takes
+any amount (`convert_currency.amount` <- `calculate_tip.tip_amount`); a search query takes the
+name or title of a thing found earlier (`search_airport.query` <- a location's `name`); an input
+named for a place whose document asks for a code ("ISO 3166-2 location code", "e.g. 'US', 'GB'")
+takes an output that is a place's code or short name ("Short-name of the country"; not a dial or
+postal code). The role of a parameter is read from the words of its name and description, by the
+lexicons below; a `value_role` edge needs the same role on both sides and the same service (a
+weak link does not cross APIs), and an input takes at most `MAX_ROLE_PRODUCERS` of them, the
+outputs whose texts are most alike (TF-IDF) first.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ MAX_ROLE_PRODUCERS = 1000
 # inputs taking any text / any number: every word of the name is one of these
 _TEXT_SINK_WORDS = frozenset(
     ("text", "message", "msg", "data", "content", "body", "payload", "input", "string", "note", "comment",
-     "caption", "prompt")
+     "caption", "prompt", "sentence")
 )  # fmt: skip
 _NUMBER_SINK_WORDS = frozenset(
     ("number", "num", "value", "operand", "n", "x", "y", "z", "a", "b", "first", "second", "input", "integer")
@@ -123,6 +128,14 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
     return set()
 
 
+# how an edge's evidence names what an input of a role takes
+ROLE_PHRASES = {
+    "text": "any text",
+    "number": "any number",
+    "money": "any amount of money",
+    "query": "the name of a thing found earlier",
+    "place_code": "the code of a place",
+}
 _BARE_QUERY_PRODUCERS = 3
 # words that say nothing about what a search looks for
 _GENERIC_TEXT_WORDS = frozenset(
@@ -155,10 +168,17 @@ def match_value_roles(
     """(output, input, role) pairs of the same role within one service, at most
     `MAX_ROLE_PRODUCERS` per input (most similar texts first, then by id)."""
     world_of = {d.env_id: d.world_id for d in descriptors}
+    roles_of = {o: output_roles(g.nodes[o]) for o in outputs}
+    texts_of: dict[str, int] = defaultdict(int)
+    for o, roles in roles_of.items():
+        texts_of[tool_of(o)] += "text" in roles
     by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for o in outputs:
-        for role in output_roles(g.nodes[o]):
-            by_role[(world_of[g.nodes[o]["env_id"]], role)].append(o)
+    for o, roles in roles_of.items():
+        for role in roles:
+            # a text to send or translate is what a tool produced (a joke, a translation), not
+            # one attribute among several of a record (a movie's director or genre)
+            if role != "text" or texts_of[tool_of(o)] == 1:
+                by_role[(world_of[g.nodes[o]["env_id"]], role)].append(o)
     pairs = []
     for i in inputs:
         role = input_role(g.nodes[i])
