@@ -20,12 +20,14 @@ Matchers (offline unless noted), strongest first:
 - `embedding` (cosine, with `embed_fn`) and `tfidf` (cosine of TF-IDF vectors) of the text
   `"{normalized name} {name} ({type}): {description}"`, at or above their thresholds;
 - `value_role` (0.6): an input that takes any value of a kind (a message, an amount, a search
-  query, a place's code) fed by outputs of that kind within its service, see `value_roles`.
+  query, a place's code, any value as data) fed by outputs of that kind within its service, see
+  `value_roles`.
 Every pair needs compatible JSON types (or a list element's id feeding an array of ids, edge
-attribute `element`), and no key edge is added when the input's `pattern` refuses the keys seeded
-states hold. A tool never feeds itself, and an output that echoes the tool's own input (a write's
-recorded request or an updated row's new value, the id a read was required to take: the offers of
-a product name its id) feeds nothing: the caller had that value already.
+attribute `element`; or a number feeding an input that takes any value as data, written as text),
+and no key edge is added when the input's `pattern` refuses the keys seeded states hold. A tool
+never feeds itself, and an output that echoes the tool's own input (a write's recorded request or
+an updated row's new value, the id a read was required to take: the offers of a product name its
+id) feeds nothing: the caller had that value already.
 Weak evidence (similarity, value roles, one-word names) also needs an output the document states
 (not a field its environment's merged entity added), and never runs back against strong edges
 (`drop_loop_backs`).
@@ -531,7 +533,8 @@ def match_roles(
     its service (see `value_roles`)."""
     stated_outputs = [o for o in outputs if stated(g, o)]
     for o, i, role in match_value_roles(g, stated_outputs, inputs, descriptors, similarity):
-        if compatible(g, o, i):
+        # data takes a number written as text
+        if compatible(g, o, i) or (role == "data" and g.nodes[o]["type"] in ("number", "integer")):
             evidence = f"{g.nodes[i]['name']!r} takes {ROLE_PHRASES[role]}"
             found.add(o, i, "value_role", VALUE_ROLE_SCORE, evidence)
 

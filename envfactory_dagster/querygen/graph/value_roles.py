@@ -10,8 +10,10 @@ any amount (`convert_currency.amount` <- `calculate_tip.tip_amount`); a search q
 name or title of a thing found earlier (`search_airport.query` <- a location's `name`); an input
 named for a place whose document asks for a code ("ISO 3166-2 location code", "e.g. 'US', 'GB'")
 takes an output that is a place's code or short name ("Short-name of the country"; not a dial or
-postal code). The role of a parameter is read from the words of its name and description, by the
-lexicons below; a `value_role` edge needs the same role on both sides and the same service (a
+postal code); an input named only as data (`data`, `payload`: what a tool encodes, encrypts or
+stores as given) takes any value, a number written as text (`generate_barcode.data` <- a BMI).
+The role of a parameter is read from the words of its name and description, by the lexicons
+below; a `value_role` edge needs the same role on both sides and the same service (a
 weak link does not cross APIs), and an input takes at most `MAX_ROLE_PRODUCERS` of them, the
 outputs whose texts are most alike (TF-IDF) first.
 """
@@ -36,6 +38,8 @@ _TEXT_SINK_WORDS = frozenset(
     ("text", "message", "msg", "data", "content", "body", "payload", "input", "string", "note", "comment",
      "caption", "prompt", "sentence")
 )  # fmt: skip
+# inputs taking any value as data, numbers written as text: every word of the name is one of these
+_DATA_SINK_WORDS = frozenset(("data", "payload"))
 _NUMBER_SINK_WORDS = frozenset(
     ("number", "num", "value", "operand", "n", "x", "y", "z", "a", "b", "first", "second", "input", "integer")
 )  # fmt: skip
@@ -92,7 +96,7 @@ def _name_words(name: str) -> list[str]:
 
 
 def input_role(attrs: Mapping[str, Any]) -> str:
-    """`place_code`, `text`, `number`, `money`, `query` or "" for an input node."""
+    """`place_code`, `data`, `text`, `number`, `money`, `query` or "" for an input node."""
     ws = _name_words(attrs["name"])
     if not ws:
         return ""
@@ -101,6 +105,8 @@ def input_role(attrs: Mapping[str, Any]) -> str:
         return "place_code"
     if kind == "string" and (attrs["binding"] == "$query" or set(ws) <= _QUERY_WORDS):
         return "query"
+    if kind == "string" and not attrs["format"] and set(ws) <= _DATA_SINK_WORDS:
+        return "data"
     if kind == "string" and not attrs["format"] and set(ws) <= _TEXT_SINK_WORDS:
         return "text"
     if kind in ("number", "integer") or (kind == "string" and not attrs["format"]):
@@ -119,12 +125,13 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
         return set()
     kind = attrs["type"]
     if kind == "string":
-        roles = {"text", "query"} if ws[-1] in _READABLE_WORDS else {"text"}
+        roles = {"text", "data", "query"} if ws[-1] in _READABLE_WORDS else {"text", "data"}
         if ws[-1] in _QUANTITY_WORDS:  # a quantity the document writes as text ("Exchange Rate")
             roles.add("number")
         return roles | {"place_code"} if _is_place_code(attrs) else roles
     if kind in ("number", "integer"):
-        return {"number", "money"} if set(ws) & _MONEY_WORDS and not set(ws) & _NOT_MONEY else {"number"}
+        roles = {"number", "data"}
+        return roles | {"money"} if set(ws) & _MONEY_WORDS and not set(ws) & _NOT_MONEY else roles
     return set()
 
 
@@ -135,6 +142,7 @@ ROLE_PHRASES = {
     "money": "any amount of money",
     "query": "the name of a thing found earlier",
     "place_code": "the code of a place",
+    "data": "any value as data",
 }
 _BARE_QUERY_PRODUCERS = 3
 # words that say nothing about what a search looks for
@@ -175,9 +183,9 @@ def match_value_roles(
     by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
     for o, roles in roles_of.items():
         for role in roles:
-            # a text to send or translate is what a tool produced (a joke, a translation), not
-            # one attribute among several of a record (a movie's director or genre)
-            if role != "text" or texts_of[tool_of(o)] == 1:
+            # a text to send, translate or encode is what a tool produced (a joke, a
+            # translation), not one attribute among several of a record (a movie's director)
+            if role not in ("text", "data") or "text" not in roles or texts_of[tool_of(o)] == 1:
                 by_role[(world_of[g.nodes[o]["env_id"]], role)].append(o)
     pairs = []
     for i in inputs:
