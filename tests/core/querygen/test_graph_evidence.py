@@ -302,3 +302,43 @@ def test_an_input_taking_any_value_as_data_is_fed_a_number_written_as_text() -> 
     spec = graph.envs["env_codes"].spec
     value, source = binder.from_outputs(data, tool, spec, None, tool.input_schema["properties"]["data"])
     assert value == "22.5" and source.path == "bmis[0].bmi"
+
+
+def test_a_place_input_asking_for_a_code_takes_a_country_short_name_not_a_dial_code() -> None:
+    country = _entity("Country", "countries", "short_name", "dial_code")
+    holiday = _entity("Holiday", "holidays", "name")
+    countries = _tool("list_countries", "Country", {}, ["id", "short_name", "dial_code"], "countries")
+    item = countries.output_schema["properties"]["countries"]["items"]["properties"]
+    item["short_name"]["description"] = "Short-name of the country"
+    item["dial_code"]["description"] = "Dial code of the country"
+    holidays = _tool(
+        "list_holidays",
+        "Holiday",
+        {"location": {"type": "string", "description": "ISO 3166-2 location code, e.g. 'US', 'GB'"}},
+        ["id", "name"],
+        "holidays",
+    )
+    graph = build_tool_graph([_row("env_places", [countries, holidays], [country, holiday])])
+    location = "env_places::list_holidays::in::location"
+    provenance, evidence = _evidence(
+        graph, "env_places::list_countries::out::countries[].short_name", location
+    )
+    assert provenance == "value_role" and "the code of a place" in evidence[0]
+    assert not graph.graph.has_edge("env_places::list_countries::out::countries[].dial_code", location)
+
+
+def test_a_one_word_quantity_one_lookup_computes_feeds_another_that_takes_it() -> None:
+    route = _entity("Route", "routes", "distance")
+    pace = _entity("Pace", "paces", "pace")
+    calculate_route = _tool("calculate_route", "Route", {"origin": {"type": "string"}}, ["id"], "routes")
+    calculate_route.output_schema["properties"]["routes"]["items"]["properties"]["distance"] = {
+        "type": "number"
+    }
+    calculate_pace = _tool(
+        "calculate_pace", "Pace", {"distance": {"type": "number"}}, ["id", "pace"], "paces"
+    )
+    graph = build_tool_graph([_row("env_runs", [calculate_route, calculate_pace], [route, pace])])
+    _, evidence = _evidence(
+        graph, "env_runs::calculate_route::out::routes[].distance", "env_runs::calculate_pace::in::distance"
+    )
+    assert any("same field name 'distance'" in e for e in evidence)
