@@ -25,9 +25,8 @@ Matchers (offline unless noted), strongest first:
 Every pair needs compatible JSON types (or a list element's id feeding an array of ids, edge
 attribute `element`; or a number feeding an input that takes any value as data, written as text),
 and no key edge is added when the input's `pattern` refuses the keys seeded states hold. A tool
-never feeds itself, and an output that echoes the tool's own input (a write's recorded request or
-an updated row's new value, the id a read was required to take: the offers of a product name its
-id) feeds nothing: the caller had that value already.
+never feeds itself, and a write tool's output that echoes its own input (a recorded request, an
+updated row's new value) feeds nothing: the caller had that value already.
 Weak evidence (similarity, value roles, one-word names) also needs an output the document states
 (not a field its environment's merged entity added), and never runs back against strong edges
 (`drop_loop_backs`).
@@ -158,27 +157,20 @@ def field_words(name: str) -> list[str]:
 
 
 def matchable_outputs(g: nx.DiGraph) -> list[str]:
-    """Outputs that may feed: not an echo of the tool's own input (a write's recorded argument,
-    or the value a read was required to take: the offers of a product name that product's id,
-    which its caller already had)."""
+    """Outputs that may feed: not a write tool's echo of its own input. A read's echo of the id
+    it was given stays: it carries that scope (`plan_id`) on to the next call, so a chain keeps
+    its rows under one parent."""
     inputs_of: dict[str, set[str]] = defaultdict(set)
-    required_of: dict[str, set[str]] = defaultdict(set)
     for n, a in g.nodes(data=True):
         if a["kind"] == "input":
             inputs_of[tool_of(n)].add(snake_case(a["name"]))
-            if a["required"]:
-                required_of[tool_of(n)].add(snake_case(a["name"]))
     out = []
     for n, a in g.nodes(data=True):
         if a["kind"] != "output":
             continue
         tool = g.nodes[tool_of(n)]
         leaf = snake_case(a["name"].rsplit(".", 1)[-1])
-        if tool["tool_kind"] == "write":
-            echo = leaf in inputs_of[tool_of(n)] and not a["key_example"]
-        else:  # an id a read was given; any other attribute it matched on the row still states
-            ws = field_words(leaf)
-            echo = leaf in required_of[tool_of(n)] and bool(ws) and ws[-1] in ID_WORDS
+        echo = tool["tool_kind"] == "write" and leaf in inputs_of[tool_of(n)] and not a["key_example"]
         if not echo:
             out.append(n)
     return sorted(out)
