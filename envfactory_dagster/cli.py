@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -187,6 +188,10 @@ def ui_commands(host: str, port: int, daemon: bool) -> list[list[str]]:
     return commands
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _ui(args: argparse.Namespace) -> int:
     """Start the Dagster webserver and daemon on the instance the CLI writes to, until Ctrl-C."""
     import subprocess
@@ -197,6 +202,7 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"Dagster instance: {instance} (telemetry off: {instance / 'dagster.yaml'})")
     print(f"data directory: {home}; resource catalog: {resources_dir()}")
     print(f"web UI: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated `envfactory ui` stops its children too
     processes = [
         subprocess.Popen(command, env=environment)
         for command in ui_commands(args.host, args.port, not args.no_daemon)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from envfactory_dagster.catalog.analyst_views import ensure_analyst_views
 from envfactory_dagster.catalog.columns import documented_columns
+from envfactory_dagster.catalog.summaries import asset_summary
 from envfactory_dagster.lineage import CODE_VERSION
 from envfactory_dagster.storage.duckdb_catalog import ensure_views
 from envfactory_dagster.storage.partition_store import PartitionStore
@@ -45,10 +46,13 @@ class ParquetPartitionIOManager(dg.ConfigurableIOManager):
         path = store.write(asset, domain, frame)
         ensure_views(self.catalog_path, {asset: store.glob(asset)})
         ensure_analyst_views(self.catalog_path)
+        rows_per_domain = {d: _parquet_metadata(store, asset, d).num_rows for d in store.domains(asset)}
+        summary = asset_summary(asset, obj, rows_per_domain)
         context.add_output_metadata(
             {
                 "dagster/row_count": len(frame),
-                "total_row_count": total_rows(store, asset),
+                "total_row_count": sum(rows_per_domain.values()),
+                **({"summary": dg.MetadataValue.md(summary)} if summary else {}),
                 "dagster/column_schema": stored_column_schema(asset, _parquet_schema(store, asset, domain)),
                 "path": dg.MetadataValue.path(path),
                 "preview": dg.MetadataValue.md(markdown_preview(obj)),
@@ -82,11 +86,6 @@ def stored_column_schema(asset: str, stored: pa.Schema) -> dg.TableSchema:
             real = type_  # all-null in this partition, or a string column documented as JSON
         columns.append(dg.TableColumn(name=field.name, type=real, description=description))
     return dg.TableSchema(columns=columns)
-
-
-def total_rows(store: PartitionStore, asset: str) -> int:
-    """Rows of the asset over every materialized partition (from the Parquet footers)."""
-    return sum(_parquet_metadata(store, asset, domain).num_rows for domain in store.domains(asset))
 
 
 def _parquet_metadata(store: PartitionStore, asset: str, domain: str) -> pq.FileMetaData:
