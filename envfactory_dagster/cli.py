@@ -8,8 +8,8 @@
     envfactory serve mcp --env-id ENV_ID [--transport stdio|http --port N]
 
 A thin layer over Dagster: it builds the same definitions as the code location (the same
-resource config), runs each domain partition with `materialize()` against the Dagster instance
-in `$ENVFACTORY_HOME/dagster`: runs are `envfactory_all` runs, visible in `envfactory ui`.
+resource config) and runs the job `envfactory_all` in-process for each domain partition against
+the Dagster instance in `$ENVFACTORY_HOME/dagster`, the one `envfactory ui` opens.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ Domain partitions are the sub-folders of the resource catalog when the code loca
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +33,11 @@ from resources.settings import EnvFactorySettings
 from resources.storage import ParquetPartitionIOManager
 
 ALL_ASSETS_JOB = "envfactory_all"
+
+# Used on purpose and documented in the README (partitioned checks, the observed resource folders):
+# not a warning per code-location load and per run step.
+warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def on an AssetCheckSpec")
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*observable_source_asset")
 
 
 def build_assets(

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from envfactory_dagster.catalog.analyst_views import ensure_analyst_views
+from envfactory_dagster.catalog.analyst_views import ANALYST_INPUTS, ensure_analyst_views
 from envfactory_dagster.catalog.columns import documented_columns
 from envfactory_dagster.catalog.summaries import asset_summary
 from envfactory_dagster.lineage import CODE_VERSION
@@ -45,7 +45,8 @@ class ParquetPartitionIOManager(dg.ConfigurableIOManager):
         store = self._store()
         path = store.write(asset, domain, frame)
         ensure_views(self.catalog_path, {asset: store.glob(asset)})
-        ensure_analyst_views(self.catalog_path)
+        if asset in ANALYST_INPUTS:
+            ensure_analyst_views(self.catalog_path)
         rows_per_domain = {d: _parquet_metadata(store, asset, d).num_rows for d in store.domains(asset)}
         summary = asset_summary(asset, obj, rows_per_domain)
         context.add_output_metadata(

@@ -69,6 +69,9 @@ VIEWS = (
 )
 # Views other views read (created first).
 VIEW_READS = {"rl_task_lineage": ("env_resources",)}
+# Assets whose first write can make an analyst view creatable (views bind at query time, so a
+# view over an asset's view stays valid when that asset is written again).
+ANALYST_INPUTS = frozenset(asset for view in VIEWS for asset in view.reads)
 
 
 def _quote(text: str) -> str:
