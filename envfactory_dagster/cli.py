@@ -31,7 +31,8 @@ from envfactory_dagster.settings import (
     resources_dir,
 )
 
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# Telemetry off; no "join the community" sign-up modal in the UI (README "In the Dagster UI").
+DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 def dagster_home(home: str) -> Path:
