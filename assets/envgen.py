@@ -109,7 +109,10 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                 context.log.warning(f"{row['class_name']} failed verification: {row['failures_json'][:500]}")
         return dg.Output(_frame(rows, context), metadata=as_metadata(metrics))
 
-    @dg.asset(**common, check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True))
+    @dg.asset(
+        **common,
+        check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True, partitions=partitions),
+    )
     def verified_envs(
         context: dg.AssetExecutionContext,
         env_verification: pd.DataFrame,
@@ -123,7 +126,10 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         yield dg.Output(frame, metadata=as_metadata(metrics))
         yield from check_results("verified_envs", verified_envs_suite, frame, context.partition_key)
 
-    @dg.asset(**common, check_specs=check_specs("world_quality", world_quality_suite, blocking=False))
+    @dg.asset(
+        **common,
+        check_specs=check_specs("world_quality", world_quality_suite, blocking=False, partitions=partitions),
+    )
     def world_quality(context: dg.AssetExecutionContext, verified_envs: pd.DataFrame):
         """How realistic the partition's world is: valid currency/country codes, ordered start/end
         pairs, lorem-free text, consistent totals, person names only on people, write tools with

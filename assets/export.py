@@ -77,8 +77,10 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         partitions_def=partitions,
         group_name=GROUP,
         pool=LLM_POOL,
-        check_specs=check_specs("refined_trajectories", refined_trajectories_suite, blocking=True)
-        + check_specs("refined_trajectories", refined_partition_suite, blocking=True),
+        check_specs=check_specs(
+            "refined_trajectories", refined_trajectories_suite, blocking=True, partitions=partitions
+        )
+        + check_specs("refined_trajectories", refined_partition_suite, blocking=True, partitions=partitions),
     )
     def refined_trajectories(
         context: dg.AssetExecutionContext,
@@ -167,7 +169,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             metadata=as_metadata({**metrics, "errors": len(errors), "export_dir": str(target)}),
         )
 
-    @dg.asset(**common, pool=LLM_POOL, check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True))
+    @dg.asset(
+        **common,
+        pool=LLM_POOL,
+        check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True, partitions=partitions),
+    )
     def rl_tasks(
         context: dg.AssetExecutionContext,
         settings: EnvFactorySettings,

@@ -50,7 +50,9 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         partitions_def=partitions,
         group_name="ingest",
         can_subset=True,
-        check_specs=check_specs("authentic_resources", authentic_resources_suite, blocking=True),
+        check_specs=check_specs(
+            "authentic_resources", authentic_resources_suite, blocking=True, partitions=partitions
+        ),
     )
     def ingest(context: dg.AssetExecutionContext, settings: EnvFactorySettings) -> Iterator:
         """Parse every file of the domain's folder (OpenAPI 3, Swagger 2, MCP listings, Markdown docs)."""

@@ -134,8 +134,8 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
 
     @dg.asset(
         **common,
-        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True)
-        + check_specs("tool_chains", tool_chains_partition_suite, blocking=True),
+        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True, partitions=partitions)
+        + check_specs("tool_chains", tool_chains_partition_suite, blocking=True, partitions=partitions),
     )
     def tool_chains(
         context: dg.AssetExecutionContext,
@@ -182,8 +182,8 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         partitions_def=partitions,
         group_name=GROUP,
         pool=LLM_POOL,
-        check_specs=check_specs("trajectories", trajectories_suite, blocking=True)
-        + check_specs("trajectories", trajectories_partition_suite, blocking=True),
+        check_specs=check_specs("trajectories", trajectories_suite, blocking=True, partitions=partitions)
+        + check_specs("trajectories", trajectories_partition_suite, blocking=True, partitions=partitions),
     )
     def trajectories(
         context: dg.AssetExecutionContext,

@@ -2,18 +2,21 @@
 
     envfactory materialize [--domain D]... [--select ASSET_SELECTION] [--resources-dir DIR] [--workers N]
     envfactory where
+    envfactory ui [--host H --port P]
+    envfactory sql "SELECT * FROM README"
     envfactory audit [--domain D]... [--no-mutation]
     envfactory serve mcp --env-id ENV_ID [--transport stdio|http --port N]
 
 A thin layer over Dagster: it builds the same definitions as the code location (the same
-resource config), runs each domain partition with `materialize()` against the Dagster instance
-in `$ENVFACTORY_HOME/dagster` (so runs also show in `dagster dev` pointed at it).
+resource config) and runs the job `envfactory_all` in-process for each domain partition against
+the Dagster instance in `$ENVFACTORY_HOME/dagster`, the one `envfactory ui` opens.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +31,8 @@ from envfactory_dagster.settings import (
     resources_dir,
 )
 
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# Telemetry off; no "join the community" sign-up modal in the UI (README "In the Dagster UI").
+DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
 
 
 def dagster_home(home: str) -> Path:
@@ -60,21 +64,24 @@ def materialize_partition(
     llm_model: str | None = None,
     llm_api_base: str | None = None,
 ) -> tuple[str, bool, float]:
-    """Run every selected asset (with its checks) for one domain partition; returns (domain, ok, seconds)."""
+    """Run the `envfactory_all` job (the selected assets, with their checks) for one domain
+    partition, in-process; returns (domain, ok, seconds)."""
     import dagster as dg
 
-    from envfactory_dagster.definitions import build_definitions
+    from envfactory_dagster.definitions import ALL_ASSETS_JOB, build_definitions
 
     os.environ["DAGSTER_HOME"] = str(dagster_home(home))
     started = time.perf_counter()
     defs = build_definitions(Path(resources_directory), home, llm_model, llm_api_base)
-    assets = list(defs.assets or [])
-    result = dg.materialize(
-        assets,
-        selection=select,
-        partition_key=domain,
+    job = defs.resolve_job_def(ALL_ASSETS_JOB)
+    selection = None
+    if select:
+        graph = defs.resolve_asset_graph()
+        selection = sorted(dg.AssetSelection.from_coercible(select).resolve(graph), key=str)
+    result = job.execute_in_process(
         instance=dg.DagsterInstance.get(),
-        resources=defs.resources,
+        partition_key=domain,
+        asset_selection=selection,
         raise_on_error=False,
         tags={"envfactory/trigger": "cli"},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
@@ -125,7 +132,7 @@ def _materialize(args: argparse.Namespace) -> int:
     print(f"DuckDB catalog: {catalog_path(home)}")
     if failed:
         print(
-            f"error: partitions failed: {', '.join(failed)} (see the run logs in `dagster dev`)",
+            f"error: partitions failed: {', '.join(failed)} (see the run logs in `envfactory ui`)",
             file=sys.stderr,
         )
         return 1
@@ -173,6 +180,75 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def ui_commands(host: str, port: int, daemon: bool) -> list[list[str]]:
+    """The webserver (and daemon) commands of `envfactory ui`, on the installed code location."""
+    location = ["-m", "envfactory_dagster.definitions"]
+    commands = [[sys.executable, "-m", "dagster_webserver", *location, "-h", host, "-p", str(port)]]
+    if daemon:  # schedules, sensors, automation, queued runs and backfills
+        commands.append([sys.executable, "-m", "dagster._daemon", "run", *location])
+    return commands
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _ui(args: argparse.Namespace) -> int:
+    """Start the Dagster webserver and daemon on the instance the CLI writes to, until Ctrl-C."""
+    import subprocess
+
+    home = envfactory_home()
+    instance = dagster_home(home)
+    environment = {**os.environ, "DAGSTER_HOME": str(instance), HOME_ENV_VAR: home}
+    print(f"Dagster instance: {instance} (telemetry off: {instance / 'dagster.yaml'})")
+    print(f"data directory: {home}; resource catalog: {resources_dir()}")
+    print(f"web UI: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated `envfactory ui` stops its children too
+    processes = [
+        subprocess.Popen(command, env=environment)
+        for command in ui_commands(args.host, args.port, not args.no_daemon)
+    ]
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    failed = [p.returncode for p in processes if p.returncode not in (0, None, -15)]
+    return 1 if failed else 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    """Run one query on the DuckDB catalog, opened read-only, and print the result as a table."""
+    import duckdb
+
+    catalog = catalog_path(envfactory_home())
+    if not Path(catalog).is_file():
+        print(f"error: no DuckDB catalog at {catalog} (run `envfactory materialize` first)", file=sys.stderr)
+        return 2
+    con = duckdb.connect(catalog, read_only=True)
+    try:
+        relation = con.sql(args.query)
+        if relation is None:
+            print(f"error: not a query (the catalog is opened read-only): {args.query}", file=sys.stderr)
+            return 2
+        relation.show(max_rows=args.max_rows, max_col_width=args.max_col_width)
+    except duckdb.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        con.close()
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from envfactory_dagster.serve.__main__ import main as serve_main
 
@@ -215,6 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--recompute", action="store_true", help="measure from verified_envs, not stored rows")
     audit.add_argument("--no-mutation", action="store_true", help="skip the (slower) rule mutation check")
     audit.set_defaults(handler=_audit)
+    ui = commands.add_parser(
+        "ui", help="start the Dagster web UI and daemon on the instance the CLI runs write to"
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address the webserver listens on")
+    ui.add_argument("--port", type=int, default=3000, help="webserver port")
+    ui.add_argument(
+        "--no-daemon", action="store_true", help="webserver only (no schedules, sensors, backfills)"
+    )
+    ui.set_defaults(handler=_ui)
+    sql = commands.add_parser("sql", help="query the DuckDB catalog read-only and print a table")
+    sql.add_argument("query", help='SQL, e.g. "SELECT * FROM README" or "SELECT * FROM envs_per_domain"')
+    sql.add_argument("--max-rows", type=int, default=40, help="rows shown (the rest are counted)")
+    sql.add_argument("--max-col-width", type=int, default=60, help="characters shown per cell")
+    sql.set_defaults(handler=_sql)
     where = commands.add_parser("where", help="print the data directory and the DuckDB catalog path")
     where.set_defaults(handler=_where)
     args = parser.parse_args(argv)
