@@ -13,7 +13,6 @@ LOCAL_FALLBACK_HOME = "~/.envfactory"
 ROLES = (
     "proposer",
     "coder",
-    "tester",
     "reviser",
     "query_writer",
     "refiner",
@@ -25,8 +24,9 @@ ROLES = (
 )
 
 # Answer-length limits where one global limit does not fit: a coder or reviser answer holds several
-# tool bodies (a 2048-token cut would stop it mid-function). `LLMSettings.max_tokens_by_role` overrides.
-DEFAULT_MAX_TOKENS_BY_ROLE = {"coder": 4096, "reviser": 4096}
+# tool bodies, a proposer answer up to 20 proposals with their operation ids (a 2048-token cut
+# stops either mid-way). `LLMSettings.max_tokens_by_role` overrides.
+DEFAULT_MAX_TOKENS_BY_ROLE = {"coder": 4096, "reviser": 4096, "proposer": 4096}
 
 # How a structured answer is asked for: `json_schema` sends litellm's `response_format` (the provider
 # constrains decoding); `prompted` only appends the schema to the prompt and repairs a bad answer;

@@ -156,11 +156,14 @@ def test_an_answer_past_max_tokens_is_marked_truncated(
     with ScriptedOpenAIServer(lambda messages: module) as server:
         gateway = make_gateway(server, tmp_path, open_gateways, max_tokens_by_role={"coder": 100})
         result = gateway.complete_text(
-            stage="env_code", role="coder", prompt="env_code", variables={"spec_json": "{}"}
+            stage="env_code",
+            role="coder",
+            prompt="env_tool_bodies",
+            variables={"skeleton": "", "tools": "[]"},
         )
     assert result.truncated and len(result.text) < len(module)
     assert server.chat_requests[0]["max_tokens"] == 100
     warm = make_gateway(server, tmp_path, open_gateways, max_tokens_by_role={"coder": 100})
     assert warm.complete_text(
-        stage="env_code", role="coder", prompt="env_code", variables={"spec_json": "{}"}
+        stage="env_code", role="coder", prompt="env_tool_bodies", variables={"skeleton": "", "tools": "[]"}
     ).truncated  # the cache keeps the finish reason

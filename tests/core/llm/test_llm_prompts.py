@@ -10,9 +10,8 @@ from envfactory_dagster.llm.prompts import PROMPTS, extract_code_block, get_prom
 
 REQUIRED = {
     "env_proposal": "proposer",
-    "env_code": "coder",
-    "env_tests": "tester",
-    "env_revise": "reviser",
+    "env_tool_bodies": "coder",
+    "env_revise_bodies": "reviser",
     "user_query": "query_writer",
     "persona": "query_writer",
     "refine_query": "refiner",
@@ -39,15 +38,15 @@ def test_all_prompts_use_known_roles() -> None:
 
 
 def test_missing_variable_and_unknown_prompt_are_named() -> None:
-    with pytest.raises(ValueError, match=r"env_code.*missing variables \['spec_json'\]"):
-        get_prompt("env_code").render({})
+    with pytest.raises(ValueError, match=r"env_tool_bodies.*missing variables \['skeleton', 'tools'\]"):
+        get_prompt("env_tool_bodies").render({})
     with pytest.raises(KeyError, match="no prompt named 'poem'"):
         get_prompt("poem")
 
 
 def test_structured_values_render_as_json() -> None:
     spec = EnvSpec(class_name="Shop", title="Shop", description="d", domain="commerce", entities=[], tools=[])
-    user = get_prompt("env_code").render({"spec_json": spec})[1]["content"]
+    user = get_prompt("env_tool_bodies").render({"skeleton": "", "tools": spec})[1]["content"]
     assert '"class_name": "Shop"' in user
 
 
