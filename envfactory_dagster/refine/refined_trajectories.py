@@ -28,10 +28,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
 from envfactory_dagster.querygen.language_quality import language_figures, raw_enum_identifiers
+from envfactory_dagster.querygen.query_templates import change_keywords
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     Replay,
@@ -39,7 +39,7 @@ from envfactory_dagster.querygen.replay import (
     recorded_replay,
     task_environments,
 )
-from envfactory_dagster.querygen.surface import contains_token, is_literal_in, transition_verb
+from envfactory_dagster.querygen.surface import contains_token, is_literal_in
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
@@ -150,18 +150,23 @@ def _audit(
     return problems
 
 
-def effect_keywords(specs: Mapping[str, Any], call: Any) -> list[str]:
-    """The words a free-text request must hold to ask for a write: the record's noun, and the verb
-    of a status change or deletion."""
-    tool = next((t for t in specs[call.env_id].tools if t.name == call.tool), None)
-    entity = next((e for e in specs[call.env_id].entities if tool and e.name == tool.entity), None)
-    noun = " ".join(words(entity.name)).split()[-1] if entity else ""
-    verb = ""
-    if tool is not None and tool.action == "transition" and tool.transition is not None:
-        verb = (transition_verb(tool.name, tool.transition.to_value) or "").split(" ")[0]
-    elif tool is not None and tool.action == "delete":
-        verb = ""  # delete/remove/cancel: too many ways to say it; the noun must be there
-    return [w for w in (noun, verb) if w]
+def hidden_value_problems(
+    declared: list[str], hideable: Mapping[str, GroundingProof], used: list[GroundingProof], query: str
+) -> list[str]:
+    """Where the refiner's account of what it hid disagrees with the query and the proofs: an id it
+    was never offered, a value it says it hid but still writes, a value it hid without saying."""
+    problems = [f"hidden value {h}: not one of the hideable values" for h in declared if h not in hideable]
+    for h in declared:
+        proof = hideable.get(h)
+        if proof is not None and is_literal_in(proof.value, query):
+            problems.append(f"hidden value {h}: said hidden, but the query writes {proof.value!r}")
+    said = {(hideable[h].call, hideable[h].argument) for h in declared if h in hideable}
+    problems += [
+        f"hidden value {p.argument}={p.value!r}: hidden without saying so"
+        for p in used
+        if (p.call, p.argument) not in said
+    ]
+    return problems
 
 
 def _llm_candidate(
@@ -177,7 +182,7 @@ def _llm_candidate(
     each change must still be asked for (its record's noun and, for a status change or deletion,
     its verb, appear in the text)."""
     template_keywords = [
-        (e, effect_keywords(specs, trajectory.turns[turn].calls[e.call])) for e in template.effects
+        (e, change_keywords(specs, trajectory.turns[turn].calls[e.call])) for e in template.effects
     ]
     hideable = {f"h{i}": p for i, p in enumerate(template.alternatives)}
     calls = [{"tool": c.tool, "arguments": c.arguments} for c in trajectory.turns[turn].calls]
@@ -220,7 +225,11 @@ def _llm_candidate(
         for effect, keywords in template_keywords
     ]
     candidate = TurnRefinement(
-        query=query, proofs=proofs, operations=sorted({p.operation for p in proofs}), effects=effects
+        query=query,
+        proofs=proofs,
+        operations=sorted({p.operation for p in proofs}),
+        effects=effects,
+        unsolvable=hidden_value_problems(answer.hidden_values, hideable, proofs, query),
     )
     return candidate, {"model": result.model, "prompt_version": result.prompt_version}
 
