@@ -149,7 +149,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         envs = records(verified_envs)
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = build_sft_rows(
-                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+                records(refined_trajectories),
+                envs,
+                backend=settings.backend,
+                gateway=gateway,
+                conversational=settings.conversational,
             )
         for error in errors:
             context.log.warning(f"{error}")
