@@ -169,6 +169,38 @@ def hidden_value_problems(
     return problems
 
 
+MAX_EXCERPT_CHARS = 24_000  # ~8k tokens of rows: within any current model's window with the rest
+
+
+def state_excerpt(
+    trajectory: Trajectory, turn: int, state: Mapping[str, Any], specs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The rows the refiner needs for one turn: the collections of the turn's tools' entities and of
+    the entities they reference (a whole world state costs ~8k tokens a call), cut to a size."""
+    wanted: dict[str, set[str]] = {}
+    for call in trajectory.turns[turn].calls:
+        spec = specs[call.env_id]
+        entities = {e.name: e for e in spec.entities}
+        tool = next((t for t in spec.tools if t.name == call.tool), None)
+        entity = entities.get(tool.entity or "") if tool else None
+        if entity is None:
+            continue
+        names = {entity.name} | {f.ref_entity for f in entity.fields if f.ref_entity in entities}
+        wanted.setdefault(trajectory.env_worlds[call.env_id], set()).update(
+            entities[n].collection for n in names if n
+        )
+    excerpt: dict[str, Any] = {}
+    size = 0
+    for world, collections in sorted(wanted.items()):
+        for collection in sorted(collections):
+            rows = dict(state.get(world, {}).get(collection) or {})
+            while rows and size + len(canonical_json(rows)) > MAX_EXCERPT_CHARS:
+                rows.pop(next(iter(rows)))  # keep the latest rows
+            size += len(canonical_json(rows))
+            excerpt.setdefault(world, {})[collection] = rows
+    return excerpt
+
+
 def _llm_candidate(
     gateway: Any,
     trajectory: Trajectory,
@@ -191,9 +223,7 @@ def _llm_candidate(
         "history": "\n".join(f"user: {q}" for q in queries) or "(none)",
         "calls": calls,
         "hideable": {h: {"value": p.value, "recover_as": p.phrase} for h, p in hideable.items()},
-        "state_excerpt": {
-            env: {k: v for k, v in s.items() if k not in ("counters", "seed")} for env, s in state.items()
-        },
+        "state_excerpt": state_excerpt(trajectory, turn, state, specs),
     }
     result = gateway.complete_structured(
         stage=STAGE,
