@@ -8,7 +8,8 @@ unknown tools, misses some or was cut at the answer limit keeps its good functio
 repaired in the same conversation (the problems sent back); a cut answer for several tools is
 split into smaller calls instead. A prompt holds only the skeleton excerpt of its batch (the
 entities its tools touch, their decorators and signatures) and, for a revision, the report cut to
-what is left of the model's context window. The loop stops on a pass, on no
+what is left of the model's context window; a batch whose prompt does not fit the window with the
+answer is asked in halves. The loop stops on a pass, on no
 improvement, or after `max_revisions` revisions. No improvement means the NEW attempt passes no
 more tests than the best earlier attempt (the paper's code compared a result with itself and so
 always stopped after two revisions). Every attempt is recorded, with every call behind it.
@@ -119,6 +120,7 @@ class RevisionAttempt(BaseModel):
     tools_asked: list[str] = Field(default_factory=list)  # tools whose bodies this attempt (re)wrote
     tools_unwritten: list[str] = Field(default_factory=list)  # still the skeleton's placeholder
     calls: list[BodyCall] = Field(default_factory=list)
+    context_splits: int = 0  # batches asked in halves because their prompt did not fit the window
     llm_error: str = ""  # the call that failed part-way (the version is verified and stored anyway)
 
     @property
@@ -184,6 +186,7 @@ class _BodyWriter:
         self.calls: list[BodyCall] = []
         self.answers: list[TextAnswer] = []
         self.partial = ""  # the code so far: kept when a call fails part-way
+        self.context_splits = 0  # batches split because their prompt did not fit the window
 
     def write(self, code: str, tools: list[str], extra: dict[str, Any]) -> str:
         """`code` with the bodies of `tools` written; an LLM error part-way propagates (the code
@@ -214,6 +217,12 @@ class _BodyWriter:
 
     def _batch(self, code: str, batch: list[str], extra: dict[str, Any], queue: list[list[str]]) -> str:
         variables = self._variables(code, batch, extra)
+        size = sum(len(str(v)) for v in variables.values())
+        if size > self.gateway.prompt_budget_chars(self.role, self.prompt) and len(batch) > 1:
+            half = (len(batch) + 1) // 2  # the window holds fewer tools' context: ask for fewer
+            queue[:0] = [batch[:half], batch[half:]]
+            self.context_splits += 1
+            return code
         followup: list[dict[str, str]] = []
         for round_number in range(self.repair_rounds + 1):
             answer = self.gateway.complete_text(
@@ -367,5 +376,6 @@ def _attempt(
         tools_asked=tools,
         tools_unwritten=unwritten_tools(code),
         calls=writer.calls,
+        context_splits=writer.context_splits,
         llm_error=error,
     )

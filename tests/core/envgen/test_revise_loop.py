@@ -179,3 +179,14 @@ def test_unwritten_tools_fail_verification_and_go_to_the_reviser(tmp_path: Path)
     first, second = outcome.attempts
     assert first.tools_unwritten == [t for t in TOOLS if t != "get_order"] and not first.passed
     assert second.tools_asked == first.tools_unwritten and second.passed
+
+
+def test_a_small_context_window_asks_for_fewer_tools_a_call(tmp_path: Path) -> None:
+    outcome, fake = run(tmp_path, versions_model([EXAMPLE_ENV_SOURCE]), context_window_tokens=6000)
+    [attempt] = outcome.attempts
+    assert outcome.passed and attempt.context_splits > 0
+    assert max(len(c.tools) for c in attempt.calls) < 4 and len(attempt.calls) > 2
+    budget = (6000 - 4096) * 3  # prompt tokens left after the answer, at 3 characters a token
+    sizes = [len(m["messages"][0]["content"]) + len(m["messages"][1]["content"]) for m in fake.calls]
+    # a call for several tools fits; one tool is asked for even when its context alone does not
+    assert all(size < budget for size, c in zip(sizes, attempt.calls, strict=True) if len(c.tools) > 1)
