@@ -53,3 +53,19 @@ def test_structured_values_render_as_json() -> None:
 def test_extract_code_block() -> None:
     assert extract_code_block("text\n```python\nx = 1\n```\nmore") == "x = 1\n"
     assert extract_code_block("x = 1") == "x = 1\n"
+
+
+def test_every_prompt_and_role_is_used_by_a_stage() -> None:
+    from pathlib import Path
+
+    import envfactory_dagster
+
+    package = Path(envfactory_dagster.__file__).parent
+    sources = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in package.rglob("*.py")
+        if path.relative_to(package).as_posix() not in ("llm/prompts.py", "llm/config.py", "llm/testing.py")
+    )
+    unused_prompts = [name for name in PROMPTS if f'"{name}"' not in sources]
+    unused_roles = [role for role in ROLES if f'"{role}"' not in sources]
+    assert (unused_prompts, unused_roles) == ([], [])
