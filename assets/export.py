@@ -187,7 +187,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         envs = records(verified_envs)
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = build_rl_tasks(
-                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+                records(refined_trajectories),
+                envs,
+                backend=settings.backend,
+                gateway=gateway,
+                conversational=settings.conversational,
             )
         records_by_id = {
             r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])

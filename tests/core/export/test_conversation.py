@@ -105,3 +105,32 @@ def test_the_llm_user_simulator_is_called_over_http_and_held_to_the_value(
     assert by_llm and all(c["answer"].startswith("Sure, use") and c["model"] for c in by_llm)
     kept_persona = [c for c in clarifications if c["answered_by"] == "persona"]
     assert kept_persona and metrics["user_simulator_problems"] == len(kept_persona)
+
+
+def test_a_conversational_rl_task_is_played_with_the_simulated_user(commerce) -> None:
+    from envfactory_dagster.export.rl_tasks import build_rl_tasks, rl_task_from_row
+    from envfactory_dagster.serve.gym_env import ToolUseEnv
+
+    refined, registry, envs = commerce
+    rows, _, metrics = build_rl_tasks(refined, registry, conversational=True)
+    tasks = [rl_task_from_row(r) for r in rows if r["user_knows_json"] != "{}"]
+    assert tasks and metrics["conversational_tasks"] == len(tasks)
+    plain, _, _ = build_rl_tasks(refined, registry)
+    assert all(r["user_knows_json"] == "{}" for r in plain)
+    task = tasks[0]
+    assert ASK_ME in task.messages[-1]["content"]  # the prompt ends at the opening with the value left out
+    asked = next(
+        (label, value)
+        for label, value in task.user_knows.items()
+        if any(value in g.arguments.values() for g in task.gold_calls) and isinstance(value, str)
+    )
+    env = ToolUseEnv(envs)
+    env.reset(task)
+    observation, reward, done, _, info = env.step("What is the order id?")
+    assert observation["messages"][-1] == {"role": "user", "content": DECLINE} and not done
+    observation, _, done, _, _ = env.step(f"Which {asked[0]} would you like?")
+    assert asked[1] in observation["messages"][-1]["content"] and not done
+    for gold in task.gold_calls:
+        env.step({"name": gold.name, "arguments": gold.arguments})
+    _, reward, done, _, info = env.step("All done.")
+    assert done and reward == 1.0 and info["user_replies"] == 2
