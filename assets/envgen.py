@@ -89,9 +89,7 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         specs = records(env_specs)
         if settings.backend == "llm":
             with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
-                rows, rejects, metrics = env_code_rows_llm(
-                    specs, records(authentic_resources), gateway, base_seed=settings.seed
-                )
+                rows, rejects, metrics = env_code_rows_llm(specs, gateway, base_seed=settings.seed)
         else:
             rows, rejects, metrics = env_code_rows(specs, base_seed=settings.seed)
         _log_rejects(context, rejects)

@@ -14,6 +14,7 @@ from assets.checks import check_results, check_specs
 from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.export.dataset_cards import rl_card, sft_card
+from envfactory_dagster.export.passk import DIFFICULTY_COLUMNS, pass_at_k
 from envfactory_dagster.export.rl_tasks import build_rl_tasks, gold_reward_on_record, rl_task_from_row
 from envfactory_dagster.export.sft import (
     build_sft_rows,
@@ -150,7 +151,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         envs = records(verified_envs)
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = build_sft_rows(
-                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+                records(refined_trajectories),
+                envs,
+                backend=settings.backend,
+                gateway=gateway,
+                conversational=settings.conversational,
             )
         for error in errors:
             context.log.warning(f"{error}")
@@ -188,7 +193,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         envs = records(verified_envs)
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = build_rl_tasks(
-                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+                records(refined_trajectories),
+                envs,
+                backend=settings.backend,
+                gateway=gateway,
+                conversational=settings.conversational,
             )
         records_by_id = {
             r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])
@@ -218,4 +227,18 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         )
         yield from check_results("rl_tasks", rl_tasks_suite, frame, context.partition_key)
 
-    return [refined_trajectories, sft_dataset, rl_tasks]
+    @dg.asset(**common, pool=LLM_POOL)
+    def task_difficulty(
+        settings: EnvFactorySettings, llm: LLMResource, rl_tasks: pd.DataFrame, verified_envs: pd.DataFrame
+    ) -> dg.Output:
+        """Pass@k per RL task on the LLM path: k solver rollouts with real tool calls on fresh
+        environments, the pass rate (difficulty = 1 - pass rate) and the judge's pick among the
+        rollouts. Offline (no solver model): no rows, and the reason in the metadata."""
+        tasks = [rl_task_from_row(row) for row in records(rl_tasks)]
+        with answer_gateway(settings, llm) as gateway:
+            rows, errors, metrics = pass_at_k(tasks, records(verified_envs), gateway)
+            usage = gateway.usage().as_metadata() if gateway is not None else {}
+        frame = pd.DataFrame(rows, columns=list(DIFFICULTY_COLUMNS))
+        return dg.Output(frame, metadata=as_metadata({**metrics, **usage, "errors": errors[:20]}))
+
+    return [refined_trajectories, sft_dataset, rl_tasks, task_difficulty]

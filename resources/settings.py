@@ -18,6 +18,12 @@ class EnvFactorySettings(dg.ConfigurableResource):
         description="`template` runs offline and deterministic; `llm` uses the LLM resource.",
     )
     seed: int = Field(default=0, description="Base seed of every seeded stage.")
+    conversational: bool = Field(
+        default=False,
+        description="SFT conversations where the user leaves out a value only they know, the assistant "
+        "asks for it and a user simulator answers (offline: from the persona's values; llm: the "
+        "user_simulator role).",
+    )
     max_resource_bytes: int = Field(
         default=5 * 1024 * 1024,
         description="Larger resource files become `too_large` error rows (raise it for very large specs).",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from envfactory_dagster.export.conversation import Clarification, clarify, known_values
 from envfactory_dagster.export.reward import RewardBreakdown, score_rollout
 from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask
 from envfactory_dagster.export.sft import answer_jobs, conversation, training_tool_names, training_tools
@@ -44,6 +45,7 @@ JSON_COLUMNS = (
     "gold_calls",
     "gold_final_states",
     "reward_spec",
+    "user_knows",
 )
 STATE_COLUMNS = ("initial_states", "gold_final_states")
 
@@ -63,7 +65,8 @@ def rl_task_to_row(task: RLTask) -> dict[str, Any]:
 def rl_task_from_row(row: Mapping[str, Any]) -> RLTask:
     """The RLTask of a stored `rl_tasks` row (inverse of `rl_task_to_row`)."""
     data = {k: v for k, v in row.items() if k in RLTask.model_fields and k not in JSON_COLUMNS}
-    data.update({k: json.loads(row[f"{k}_json"]) for k in JSON_COLUMNS})
+    # rows stored before a column existed lack it: the model's default
+    data.update({k: json.loads(row[f"{k}_json"]) for k in JSON_COLUMNS if row.get(f"{k}_json") is not None})
     for key in ("env_ids", "resource_ids", "lookalike_tags"):
         value = data.get(key)
         data[key] = [] if value is None else list(value)  # Parquet list columns arrive as arrays
@@ -119,11 +122,15 @@ def trajectory_tasks(
     spec: RewardSpec,
     lookalike_tags: list[str],
     counts: Counter[str],
+    clarifications: Sequence[Clarification] = (),
 ) -> list[RLTask]:
-    """The RL tasks of one trajectory: one per turn that makes calls."""
+    """The RL tasks of one trajectory: one per turn that makes calls. A clarified turn's task ends
+    at the user's opening (the value left out) and knows what the user simulator may tell."""
     names = training_tool_names(envs)
     replay = recorded_replay(trajectory)
-    messages, turn_starts = conversation(trajectory, envs, answers, replay)
+    messages, turn_starts = conversation(trajectory, envs, answers, replay, clarifications)
+    clarified = {c.turn for c in clarifications}
+    knows = known_values(trajectory) if clarified else {}
     tools = training_tools(envs)
     tasks = []
     for t, turn in enumerate(trajectory.turns):
@@ -164,6 +171,7 @@ def trajectory_tasks(
                 reward_spec=spec,
                 resource_ids=list(row.get("resource_ids") or []),
                 lookalike_tags=lookalike_tags,
+                user_knows=knows if turn.index in clarified else {},
                 seed=trajectory.seed,
                 backend=trajectory.backend,
                 model=trajectory.model,
@@ -180,8 +188,11 @@ def build_rl_tasks(
     reward_spec: RewardSpec | None = None,
     backend: str = "template",
     gateway: Any = None,
+    conversational: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """One RL task row per turn (with calls) of each refined trajectory row; (rows, errors, metrics).
+    `conversational=True`: the clarified turn's task is played with the user simulator (see
+    rl_task_model.py); the offline persona's replies, so tasks stay deterministic.
 
     Reads `split` (default "train") and `pool` from the rows (see splits.split_and_filter). `envs`
     are `verified_envs` rows; their `lookalike_tags` are copied onto the task. `backend`/`gateway`
@@ -198,7 +209,11 @@ def build_rl_tasks(
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
         lookalikes = sorted({tag for e in trajectory.env_ids for tag in tags.get(e, [])})
-        for task in trajectory_tasks(row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts):
+        clarification = clarify(trajectory, seed=trajectory.seed)[0] if conversational else None
+        clarifications = [clarification] if clarification is not None else []
+        for task in trajectory_tasks(
+            row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications
+        ):
             rows.append({**rl_task_to_row(task), "pool": row.get("pool", "rl")})
     gold_counts = sorted(r["n_gold_calls"] for r in rows)
     metrics = {
@@ -209,6 +224,7 @@ def build_rl_tasks(
         "turns_without_calls": counts["turns_without_calls"],
         "median_gold_calls": gold_counts[len(gold_counts) // 2] if rows else 0,
         "tasks_with_history": sum(1 for r in rows if r["turn"] > 0),
+        "conversational_tasks": sum(1 for r in rows if r["user_knows_json"] != "{}"),
         **answer_metrics,
     }
     return rows, errors, metrics
