@@ -379,6 +379,10 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "answer_backend": ("string", "What wrote the closing answers: template or llm."),
         "model": None,
         "prompt_version": None,
+        "clarifications_json": (
+            "json",
+            "Conversational mode: the assistant's clarifying questions and the simulated user's answers.",
+        ),
     },
     "rl_tasks": {
         "id": None,
@@ -405,6 +409,25 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "n_masked_arguments": ("int64", "Optional arguments whose omission changes nothing (not scored)."),
         "pool": None,
         "gold_reward": ("double", "Reward of the gold replay on the stored row (1.0 expected)."),
+        "user_knows_json": (
+            "json",
+            "Conversational mode: values only the user knows, which the policy must ask the simulator for.",
+        ),
+    },
+    "task_difficulty": {
+        "task_id": ("string", "The RL task (rl_tasks.id)."),
+        "k": ("int64", "Solver rollouts run for the task."),
+        "passes": ("int64", "Rollouts that reached the gold final state."),
+        "pass_rate": ("double", "passes / k."),
+        "difficulty": ("double", "1 - pass_rate."),
+        "mean_reward": ("double", "Mean reward over the rollouts."),
+        "rewards_json": ("json", "Reward of each rollout."),
+        "model": None,
+        "judge_choice": ("int64", "Rollout the judge picked (null without a judge)."),
+        "judge_agrees": ("bool", "Whether the judge's pick is a rollout with the best executed reward."),
+        "judge_reason": ("string", "The judge's stated reason."),
+        "selected_rollout": ("int64", "Rollout kept: the best executed reward (the judge breaks ties)."),
+        "selected_reward": ("double", "Reward of the kept rollout."),
     },
 }
 RUN_COLUMNS = ("dagster_run_id", "code_version", "created_at")
