@@ -59,6 +59,7 @@ def materialize_partition(
     log_level: str = "WARNING",
     llm_model: str | None = None,
     llm_api_base: str | None = None,
+    require_license: bool = False,
 ) -> tuple[str, bool, float]:
     """Run every selected asset (with its checks) for one domain partition; returns (domain, ok, seconds)."""
     import dagster as dg
@@ -67,7 +68,9 @@ def materialize_partition(
 
     os.environ["DAGSTER_HOME"] = str(dagster_home(home))
     started = time.perf_counter()
-    defs = build_definitions(Path(resources_directory), home, llm_model, llm_api_base)
+    defs = build_definitions(
+        Path(resources_directory), home, llm_model, llm_api_base, require_license=require_license
+    )
     assets = list(defs.assets or [])
     result = dg.materialize(
         assets,
@@ -111,7 +114,16 @@ def _materialize(args: argparse.Namespace) -> int:
     workers = max(1, min(args.workers, len(domains)))
     prepare_instance(home)
     jobs = [
-        (str(directory), home, domain, args.select, args.log_level, args.llm_model, args.llm_api_base)
+        (
+            str(directory),
+            home,
+            domain,
+            args.select,
+            args.log_level,
+            args.llm_model,
+            args.llm_api_base,
+            args.require_license,
+        )
         for domain in domains
     ]
     if workers == 1:
@@ -197,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--llm-api-base", help="OpenAI-compatible endpoint for --llm-model (vLLM, Ollama, ...)")
     run.add_argument(
         "--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)"
+    )
+    run.add_argument(
+        "--require-license",
+        action="store_true",
+        help="a resource whose licence neither it nor a SOURCES.json manifest states fails its partition "
+        "(default: its license is 'unknown', counted and reported as a warning)",
     )
     run.add_argument(
         "--gold-flows",

@@ -48,13 +48,15 @@ def build_definitions(
     llm_model: str | None = None,
     llm_api_base: str | None = None,
     gold_flows: list[str] | None = None,
+    require_license: bool = False,
 ) -> dg.Definitions:
     """The code location for a resource directory and data directory (defaults: the environment's).
 
     An `llm_model` (any litellm model string; default `$ENVFACTORY_LLM_MODEL`) switches the
     LLM stages on for every role; finer settings (per-role models, budget) are the `llm`
     resource's config in the launchpad. `gold_flows`: gold call-sequence files `tool_graph` is
-    scored against (default `$ENVFACTORY_GOLD_FLOWS`).
+    scored against (default `$ENVFACTORY_GOLD_FLOWS`). `require_license`: a resource without a
+    stated licence fails its partition's ingest (default: recorded as 'unknown', a warning).
     """
     resources_directory = resources_directory or resources_dir()
     home = home or envfactory_home()
@@ -75,6 +77,7 @@ def build_definitions(
                 resources_dir=str(resources_directory),
                 backend="llm" if llm_model else "template",
                 gold_flows=gold_flows,
+                require_license=require_license,
             ),
             "io_manager": ParquetPartitionIOManager(home=home, catalog_path=catalog_path(home)),
             "llm": LLMResource(default_model=llm_model, api_base=llm_api_base),

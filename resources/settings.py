@@ -22,6 +22,12 @@ class EnvFactorySettings(dg.ConfigurableResource):
         default=5 * 1024 * 1024,
         description="Larger resource files become `too_large` error rows (raise it for very large specs).",
     )
+    require_license: bool = Field(
+        default=False,
+        description="Make the `license_known` check of `authentic_resources` blocking: a document whose "
+        "licence neither it nor a SOURCES.json manifest states then stops its partition. Off: such a "
+        "document gets license 'unknown', counted in metadata and reported by a warning check.",
+    )
     gold_flows: list[str] = Field(
         default=[],
         description="Gold call-sequence files (a JSON list of {input, output: [{name, arguments, label}]} "

@@ -6,10 +6,12 @@ its expectations; the check names are the same for every domain (Dagster declare
 
 from __future__ import annotations
 
+from envfactory_dagster.ingest.authentic_resources import UNKNOWN_LICENSE
 from envfactory_dagster.quality.expectations import Expectation
 
 
-def authentic_resources_suite(domain: str) -> list[Expectation]:
+def authentic_resources_suite(domain: str, *, require_license: bool = False) -> list[Expectation]:
+    """`license_known` warns unless `require_license` (the setting of that name) makes it blocking."""
     return [
         Expectation(
             "ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Resource ids are unique."
@@ -36,10 +38,12 @@ def authentic_resources_suite(domain: str) -> list[Expectation]:
             "Every resource describes at least one operation.",
         ),
         Expectation(
-            "license_present",
-            "ExpectColumnValuesToNotBeNull",
-            {"column": "license"},
-            "Every resource states its license (document or SOURCES.json manifest).",
+            "license_known",
+            "ExpectColumnValuesToNotBeInSet",
+            {"column": "license", "value_set": [UNKNOWN_LICENSE]},
+            "Every resource states its license (document or SOURCES.json manifest); an unknown one "
+            "blocks only with the `require_license` setting.",
+            warn_only=not require_license,
         ),
     ]
 
