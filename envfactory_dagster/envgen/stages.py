@@ -69,15 +69,21 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
 
 
 def source_write_operations(proposal: dict[str, Any], specs: dict[str, NormalizedSpec], spec: EnvSpec) -> int:
-    """How many of the proposal's source operations write: HTTP POST/PUT/PATCH/DELETE, or, for
-    MCP tools (no method), the tools the inference classed as writes. Zero = a read-only API,
-    the one case where an environment may lack a write tool."""
-    write_tools = {t.source_operation_id for t in spec.tools if t.kind == "write"}
+    """How many of the proposal's source operations write: HTTP POST/PUT/PATCH/DELETE, except those
+    the inference read as queries (a POST search or lookup becomes a read tool), or, for MCP tools
+    (no method), the tools the inference classed as writes. Zero = a read-only API, the one case
+    where an environment may lack a write tool. A write operation the environment lost (no tool)
+    still counts, so the registry can tell a read-only API from an environment that dropped its
+    writes."""
+    tool_kinds = {t.source_operation_id: t.kind for t in spec.tools}
     count = 0
     for qualified in proposal["operation_ids"]:
         resource_id, _, operation_id = str(qualified).partition(":")
         op = next(o for o in specs[resource_id].operations if o.operation_id == operation_id)
-        count += op.method in WRITE_METHODS if op.method else qualified in write_tools
+        if op.method:
+            count += op.method in WRITE_METHODS and tool_kinds.get(qualified) != "read"
+        else:
+            count += tool_kinds.get(qualified) == "write"
     return count
 
 
