@@ -18,7 +18,11 @@ from envfactory_dagster.envgen.stages import (
 )
 from envfactory_dagster.lineage import CODE_VERSION
 from envfactory_dagster.llm.config import cache_dir_for_home
-from envfactory_dagster.quality.suites import verified_envs_suite, world_quality_suite
+from envfactory_dagster.quality.suites import (
+    verified_envs_partition_suite,
+    verified_envs_suite,
+    world_quality_suite,
+)
 from envfactory_dagster.quality.world_quality import world_quality_row
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
@@ -109,7 +113,11 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                 context.log.warning(f"{row['class_name']} failed verification: {row['failures_json'][:500]}")
         return dg.Output(_frame(rows, context), metadata=as_metadata(metrics))
 
-    @dg.asset(**common, check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True))
+    @dg.asset(
+        **common,
+        check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True)
+        + check_specs("verified_envs", verified_envs_partition_suite, blocking=True),
+    )
     def verified_envs(
         context: dg.AssetExecutionContext,
         env_verification: pd.DataFrame,
@@ -119,9 +127,13 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         """The registry: environments whose version passed verification, with version hash, lineage
         to proposal and resources, tool count, state size and benchmark look-alike tags."""
         rows, metrics = verified_env_rows(records(env_verification), records(env_code), records(env_specs))
+        _log_rejects(context, metrics["rejects"])
         frame = _frame(rows, context)
         yield dg.Output(frame, metadata=as_metadata(metrics))
-        yield from check_results("verified_envs", verified_envs_suite, frame, context.partition_key)
+        domain = context.partition_key
+        yield from check_results("verified_envs", verified_envs_suite, frame, domain)
+        figures = pd.DataFrame([{k: metrics[k] for k in ("kept", "guard_rejected_share")}])
+        yield from check_results("verified_envs", verified_envs_partition_suite, figures, domain)
 
     @dg.asset(**common, check_specs=check_specs("world_quality", world_quality_suite, blocking=False))
     def world_quality(context: dg.AssetExecutionContext, verified_envs: pd.DataFrame):

@@ -18,7 +18,7 @@ from envfactory_dagster.envgen.codegen import generate_module
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.lookalike import lookalike_tags
 from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
-from envfactory_dagster.envgen.verification import VerificationReport, verify_batch
+from envfactory_dagster.envgen.verification import MIN_TESTS_PER_TOOL, VerificationReport, verify_batch
 from envfactory_dagster.envgen.worlds import (
     environment_spec,
     group_worlds,
@@ -27,6 +27,7 @@ from envfactory_dagster.envgen.worlds import (
 )
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
 from envfactory_dagster.lineage import canonical_json, content_id, sha256_hex
+from envfactory_dagster.quality.guards import RowGuard, apply_guards, guard_figures
 
 Rows = list[dict[str, Any]]
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
@@ -242,6 +243,7 @@ def verified_env_rows(
                 "tool_count": len(spec.tools),
                 "write_tool_count": sum(t.kind == "write" for t in spec.tools),
                 "read_only_source": spec_row_["source_write_operations"] == 0,
+                "source_write_operations": spec_row_["source_write_operations"],
                 "verification_passed": ver["passed"],
                 "tool_signature": tool_signature(spec),
                 "tools_with_schemas": sum(bool(t.input_schema) and bool(t.output_schema) for t in spec.tools),
@@ -261,7 +263,57 @@ def verified_env_rows(
                 "prompt_version": code["prompt_version"],
             }
         )
-    return rows, {"environments": len(rows), **_tool_stats(rows)}
+    kept, rejects = apply_guards(rows, registry_guards(), stage="verified_envs", id_key="env_id")
+    figures = guard_figures(len(kept), rejects)
+    return kept, {"environments": len(kept), **_tool_stats(kept), **figures, "rejects": rejects}
+
+
+def registry_guards() -> list[RowGuard]:
+    """What keeps a verified environment out of the registry (each a reject with its reason): one
+    environment's flaw drops that environment, never the partition. Duplicates come last, so only
+    a kept environment claims its name and tool set."""
+    names: set[str] = set()
+    tool_sets: set[str] = set()
+
+    def first(seen: set[str], value: str) -> bool:
+        if value in seen:
+            return False
+        seen.add(value)
+        return True
+
+    return [
+        RowGuard(
+            "no_write_tool",
+            lambda r: r["write_tool_count"] >= 1 or r["read_only_source"],
+            lambda r: (
+                f"{r['class_name']} has no write tool, but {r['source_write_operations']} of its "
+                "source operations write"
+            ),
+        ),
+        RowGuard(
+            "tool_without_schemas",
+            lambda r: r["tools_with_schemas"] == r["tool_count"],
+            lambda r: (
+                f"{r['class_name']}: {r['tool_count'] - r['tools_with_schemas']} tool(s) lack an "
+                "input or output schema"
+            ),
+        ),
+        RowGuard(
+            "too_few_tests",
+            lambda r: r["min_tests_per_tool"] >= MIN_TESTS_PER_TOOL,
+            lambda r: f"{r['class_name']}: a tool reached by only {r['min_tests_per_tool']} test(s)",
+        ),
+        RowGuard(
+            "duplicate_name",
+            lambda r: first(names, r["class_name"]),
+            lambda r: f"{r['class_name']}: an earlier environment of the domain has this class name",
+        ),
+        RowGuard(
+            "duplicate_tool_set",
+            lambda r: first(tool_sets, r["tool_signature"]),
+            lambda r: f"{r['class_name']}: an earlier environment has the same set of tool signatures",
+        ),
+    ]
 
 
 def tool_signature(spec: EnvSpec) -> str:
