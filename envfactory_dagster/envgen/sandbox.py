@@ -466,19 +466,21 @@ class SandboxWorker:
 
 
 def run_sandboxed(
-    entry_spec: str, payloads: list[dict[str, Any]], limits: SandboxLimits
+    entry_spec: str, payloads: list[dict[str, Any]], limits: SandboxLimits | list[SandboxLimits]
 ) -> list[SandboxOutcome]:
-    """Run `entry(payload)` for every payload in confined children of one worker, in order.
+    """Run `entry(payload)` for every payload in confined children of one worker, in order, under
+    `limits` (one for all, or one per payload).
 
     A worker that dies or stops answering is replaced; the job it was running is reported as
     `worker_died` and the batch goes on.
     """
+    per_job = limits if isinstance(limits, list) else [limits] * len(payloads)
     outcomes: list[SandboxOutcome] = []
     worker = SandboxWorker(entry_spec)
     try:
-        for job_id, payload in enumerate(payloads):
+        for job_id, (payload, job_limits) in enumerate(zip(payloads, per_job, strict=True)):
             started = time.perf_counter()
-            outcome = worker.run(job_id, payload, limits)
+            outcome = worker.run(job_id, payload, job_limits)
             if outcome is None:
                 worker.close()
                 outcome = SandboxOutcome(

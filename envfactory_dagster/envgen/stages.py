@@ -204,6 +204,7 @@ def verification_row(
         "latency_p95_us": report.latency_p95_us,
         "sandbox_status": report.sandbox_status,
         "network_isolated": report.network_isolated,
+        "sandbox_runs_json": json.dumps(report.sandbox_runs),
         "duration_s": report.duration_s,
         "failures_json": json.dumps(report.failures),
         "checks_json": json.dumps([c.model_dump(mode="json") for c in report.checks]),
