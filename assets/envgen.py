@@ -10,6 +10,7 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.envgen.llm_backend import env_code_rows_llm, propose_environments_llm
 from envfactory_dagster.envgen.proposals import propose_environments
+from envfactory_dagster.envgen.sandbox import SandboxPolicy
 from envfactory_dagster.envgen.stages import (
     env_code_rows,
     env_spec_rows,
@@ -103,11 +104,17 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
 
     @dg.asset(**common)
     def env_verification(
-        context: dg.AssetExecutionContext, env_code: pd.DataFrame, env_specs: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        env_code: pd.DataFrame,
+        env_specs: pd.DataFrame,
     ) -> dg.Output:
         """Executed verification of every module in a sandboxed subprocess: imports, schemas, state
         round-trip, generated tests per tool, declared effects, determinism, latency."""
-        rows, metrics = env_verification_rows(records(env_code), records(env_specs))
+        policy = SandboxPolicy(
+            allow_network=settings.sandbox_allow_network, allow_root=settings.sandbox_allow_root
+        )
+        rows, metrics = env_verification_rows(records(env_code), records(env_specs), policy)
         for row in rows:
             if not row["passed"]:
                 context.log.warning(f"{row['class_name']} failed verification: {row['failures_json'][:500]}")

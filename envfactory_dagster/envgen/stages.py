@@ -17,6 +17,7 @@ from typing import Any
 from envfactory_dagster.envgen.codegen import generate_module
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.lookalike import lookalike_tags
+from envfactory_dagster.envgen.sandbox import SandboxPolicy
 from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
 from envfactory_dagster.envgen.verification import MIN_TESTS_PER_TOOL, VerificationReport, verify_batch
 from envfactory_dagster.envgen.worlds import (
@@ -162,11 +163,13 @@ def code_row(
     }
 
 
-def env_verification_rows(code_rows: Rows, spec_rows: Rows) -> tuple[Rows, dict[str, Any]]:
+def env_verification_rows(
+    code_rows: Rows, spec_rows: Rows, policy: SandboxPolicy | None = None
+) -> tuple[Rows, dict[str, Any]]:
     """Verify every module in the sandbox (one batch); one report row per module, pass or fail."""
     specs = {r["id"]: EnvSpec.model_validate_json(r["spec_json"]) for r in spec_rows}
     items = [(specs[c["env_spec_id"]], c["source"], json.loads(c["seed_state_json"])) for c in code_rows]
-    reports = verify_batch(items) if items else []
+    reports = verify_batch(items, policy=policy) if items else []
     rows = [verification_row(code, report) for code, report in zip(code_rows, reports, strict=True)]
     failed_checks = Counter(f.split(":", 1)[0] for r in reports if not r.passed for f in r.failures)
     metrics = {

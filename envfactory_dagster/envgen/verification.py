@@ -19,6 +19,7 @@ from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.sandbox import (
     SandboxLimits,
     SandboxOutcome,
+    SandboxPolicy,
     network_isolation_prefix,
     run_sandboxed,
 )
@@ -170,11 +171,13 @@ def verify_batch(
     *,
     limits: SandboxLimits | None = None,
     static_screen: bool = True,
+    policy: SandboxPolicy | None = None,
 ) -> list[VerificationReport]:
     """Verify `(spec, source, seed_state)` items in one sandbox worker; one report per item, in order.
 
     A module refused by the screen, killed by a limit or crashing its worker gets a failed report;
-    the rest of the batch goes on. Limits scale with each module's tests, tools and seed size, and
+    the rest of the batch goes on. `policy`: what the sandbox may run without (default: nothing;
+    see `SandboxPolicy`). Limits scale with each module's tests, tools and seed size, and
     a large module runs in tool groups (`verification_plan`); explicit `limits` replace the scaled
     ones. `static_screen=False` skips the AST screen (for testing the
     runtime layer alone; never in the pipeline).
@@ -222,7 +225,7 @@ def verify_batch(
             jobs.append((index, group))
     if payloads:
         sandbox_started = time.perf_counter()
-        outcomes = run_sandboxed(CHECKS_ENTRY, payloads, [group.limits for _, group in jobs])
+        outcomes = run_sandboxed(CHECKS_ENTRY, payloads, [group.limits for _, group in jobs], policy)
         # jobs run one after another: charge each its own sandbox time plus its share of worker start-up
         startup_share = (time.perf_counter() - sandbox_started - sum(o.seconds for o in outcomes)) / len(
             outcomes
