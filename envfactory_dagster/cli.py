@@ -13,13 +13,16 @@ in `$ENVFACTORY_HOME/dagster` (so runs also show in `dagster dev` pointed at it)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from envfactory_dagster.cli_progress import SESSION_TAG
 from envfactory_dagster.settings import (
     DEFAULT_HOME,
     GOLD_FLOWS_ENV_VAR,
@@ -61,6 +64,7 @@ def materialize_partition(
     llm_model: str | None = None,
     llm_api_base: str | None = None,
     require_license: bool = False,
+    session: str = "",
 ) -> tuple[str, bool, float, list[str]]:
     """Run every selected asset (with its checks) for one domain partition; returns (domain, ok,
     seconds, problems): a problem is a one-line account of a failed blocking check or step."""
@@ -81,7 +85,7 @@ def materialize_partition(
         instance=dg.DagsterInstance.get(),
         resources=defs.resources,
         raise_on_error=False,
-        tags={"envfactory/trigger": "cli"},
+        tags={"envfactory/trigger": "cli", SESSION_TAG: session},
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     problems = [] if result.success else partition_problems(result, domain, home)
@@ -182,6 +186,7 @@ def _materialize(args: argparse.Namespace) -> int:
     print(f"materializing {len(domains)} domain(s) from {directory} into {home}", flush=True)
     workers = max(1, min(args.workers, len(domains)))
     prepare_instance(home)
+    session = uuid.uuid4().hex
     jobs = [
         (
             str(directory),
@@ -192,14 +197,16 @@ def _materialize(args: argparse.Namespace) -> int:
             args.llm_model,
             args.llm_api_base,
             args.require_license,
+            session,
         )
         for domain in domains
     ]
-    if workers == 1:
-        outcomes = [materialize_partition(*job) for job in jobs]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            outcomes = list(pool.map(materialize_partition, *zip(*jobs, strict=True)))
+    with _progress(args.progress, session, domains):
+        if workers == 1:
+            outcomes = [materialize_partition(*job) for job in jobs]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(materialize_partition, *zip(*jobs, strict=True)))
     failed = [domain for domain, ok, _, _ in outcomes if not ok]
     for domain, ok, seconds, _ in outcomes:
         print(f"  {domain:<12} {'ok' if ok else 'FAILED'}  {seconds:6.1f} s")
@@ -212,6 +219,17 @@ def _materialize(args: argparse.Namespace) -> int:
         print(f"error: partitions failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _progress(enabled: bool, session: str, domains: list[str]) -> contextlib.AbstractContextManager:
+    """A live line per partition (current step, row counts, outcome) read from the instance."""
+    if not enabled:
+        return contextlib.nullcontext()
+    import dagster as dg
+
+    from envfactory_dagster.cli_progress import LiveProgress, ProgressReader
+
+    return LiveProgress(ProgressReader(dg.DagsterInstance.get(), session, domains))
 
 
 def _where(_: argparse.Namespace) -> int:
@@ -276,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         default="CRITICAL",
         help="Dagster console log level (default: quiet, the CLI prints each partition's outcome and "
         "what stopped it; WARNING shows rejects, DEBUG every event)",
+    )
+    run.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no live line per partition (step, row counts) while the partitions run",
     )
     run.add_argument(
         "--require-license",
