@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,12 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.export.dataset_cards import rl_card, sft_card
 from envfactory_dagster.export.passk import DIFFICULTY_COLUMNS, pass_at_k
-from envfactory_dagster.export.rl_tasks import build_rl_tasks, gold_reward_on_record, rl_task_from_row
+from envfactory_dagster.export.rl_tasks import (
+    build_rl_tasks,
+    gold_reward_on_record,
+    rl_task_from_row,
+    rl_task_guards,
+)
 from envfactory_dagster.export.sft import (
     build_sft_rows,
     write_openai_jsonl,
@@ -26,13 +32,19 @@ from envfactory_dagster.export.splits import split_and_filter
 from envfactory_dagster.export.verl_export import write_verl_parquet
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
+from envfactory_dagster.quality.guards import apply_guards
 from envfactory_dagster.quality.suites import (
     refined_partition_suite,
     refined_trajectories_suite,
+    rl_tasks_partition_suite,
     rl_tasks_suite,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.refine.refined_trajectories import partition_figures, refine_trajectories
+from envfactory_dagster.refine.refined_trajectories import (
+    partition_figures,
+    refine_trajectories,
+    refinement_guards,
+)
 from envfactory_dagster.serve.registry import write_environment_files
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from resources.llm import LLM_POOL, LLMResource
@@ -115,6 +127,13 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             seed=seed,
             decontamination=config.decontamination,
         )
+        kept, unusable = apply_guards(
+            kept, refinement_guards(envs), stage="refined_trajectories", carry=("id", "trajectory_id")
+        )
+        rejects += unusable
+        metrics["rejected_by_kind"] = dict(
+            Counter(metrics["rejected_by_kind"]) + Counter(r["kind"] for r in unusable)
+        )
         frame = pd.DataFrame(kept)
         figures = partition_figures(kept, rejects, envs)
         yield dg.Output(
@@ -177,7 +196,8 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
     @dg.asset(
         **common,
         pool=LLM_POOL,
-        check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True, partitions=partitions),
+        check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True, partitions=partitions)
+        + check_specs("rl_tasks", rl_tasks_partition_suite, blocking=True, partitions=partitions),
     )
     def rl_tasks(
         context: dg.AssetExecutionContext,
@@ -208,7 +228,8 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             row["gold_reward"] = gold_reward_on_record(
                 rl_task_from_row(row), records_by_id[row["trajectory_id"]]
             ).total
-        for error in errors:
+        rows, unusable = apply_guards(rows, rl_task_guards(), stage="rl_tasks")
+        for error in errors + [r["reason"] for r in unusable]:
             context.log.warning(f"{error}")
         domain = context.partition_key
 
@@ -222,10 +243,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
 
         target = replace_directory(export_directory(settings.home, "rl", domain), write)
         frame = pd.DataFrame(rows)
-        yield dg.Output(
-            frame, metadata=as_metadata({**metrics, "errors": len(errors), "export_dir": str(target)})
-        )
-        yield from check_results("rl_tasks", rl_tasks_suite, frame, context.partition_key)
+        metadata = {**metrics, "errors": len(errors), "export_dir": str(target), "rejects": unusable}
+        yield dg.Output(frame, metadata=as_metadata(metadata))
+        yield from check_results("rl_tasks", rl_tasks_suite, frame, domain)
+        figures = pd.DataFrame([{"tasks": len(rows)}])
+        yield from check_results("rl_tasks", rl_tasks_partition_suite, figures, domain)
 
     @dg.asset(**common, pool=LLM_POOL)
     def task_difficulty(

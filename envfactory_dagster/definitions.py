@@ -60,6 +60,7 @@ def build_definitions(
     llm_api_base: str | None = None,
     gold_flows: list[str] | None = None,
     code_version_overrides: dict[str, str] | None = None,
+    require_license: bool = False,
 ) -> dg.Definitions:
     """The code location for a resource directory and data directory (defaults: the environment's).
 
@@ -68,6 +69,8 @@ def build_definitions(
     resource's config in the launchpad. `gold_flows`: gold call-sequence files `tool_graph` is
     scored against (default `$ENVFACTORY_GOLD_FLOWS`). `code_version_overrides` (module name ->
     source) stands for a code change when tests compute the stages' code versions.
+    `require_license`: a resource without a stated licence fails its partition's ingest (default:
+    recorded as 'unknown', a warning).
     """
     resources_directory = resources_directory or resources_dir()
     home = home or envfactory_home()
@@ -93,6 +96,7 @@ def build_definitions(
                 resources_dir=str(resources_directory),
                 backend="llm" if llm_model else "template",
                 gold_flows=gold_flows,
+                require_license=require_license,
             ),
             "io_manager": ParquetPartitionIOManager(home=home, catalog_path=catalog_path(home)),
             "llm": LLMResource(default_model=llm_model, api_base=llm_api_base),

@@ -28,6 +28,22 @@ class EnvFactorySettings(dg.ConfigurableResource):
         default=5 * 1024 * 1024,
         description="Larger resource files become `too_large` error rows (raise it for very large specs).",
     )
+    require_license: bool = Field(
+        default=False,
+        description="Make the `license_known` check of `authentic_resources` blocking: a document whose "
+        "licence neither it nor a SOURCES.json manifest states then stops its partition. Off: such a "
+        "document gets license 'unknown', counted in metadata and reported by a warning check.",
+    )
+    sandbox_allow_network: bool = Field(
+        default=False,
+        description="Verify generated code even where no empty network namespace (`unshare --net`) "
+        "can be made; off: every module then fails verification with that reason.",
+    )
+    sandbox_allow_root: bool = Field(
+        default=False,
+        description="Verify generated code as root where the sandbox cannot drop to `nobody`; off: "
+        "such a run fails verification with that reason.",
+    )
     gold_flows: list[str] = Field(
         default=[],
         description="Gold call-sequence files (a JSON list of {input, output: [{name, arguments, label}]} "

@@ -20,7 +20,7 @@ def test_core_modules_do_not_import_dagster() -> None:
     offenders = [
         path.relative_to(REPO).as_posix()
         for path in (REPO / "envfactory_dagster").rglob("*.py")
-        if path.name not in {"definitions.py", "cli.py"}
+        if path.name not in {"definitions.py", "cli.py", "cli_progress.py"}  # the entry points
         and any(
             line.strip().startswith(("import dagster", "from dagster"))
             for line in path.read_text(encoding="utf-8").splitlines()

@@ -1235,6 +1235,8 @@ def _build_tool(
         transition = _transition_for(shape, entity)
         if transition is None:
             action = "custom"
+    if action == "update" and not set(param_fields.values()) - {entity.key_field}:
+        action = "custom"  # nothing to change (`POST /batches/{id}`): the call is a recorded request
     if action == "get":
         preconditions.append(f"the {entity.name} exists")
         effects.append("none (read)")

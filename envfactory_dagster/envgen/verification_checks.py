@@ -75,12 +75,18 @@ class TestResult(BaseModel):
 
 def _call(env: Environment, tool: str, arguments: Any) -> tuple[str, Any]:
     """("ok", output) | ("tool_error", code) | ("crash", "ExcType: message")."""
+    kind, value, _ = _call_explained(env, tool, arguments)
+    return kind, value
+
+
+def _call_explained(env: Environment, tool: str, arguments: Any) -> tuple[str, Any, str]:
+    """`_call` plus the refusal's message (what a failure report shows; replays compare codes)."""
     try:
-        return "ok", env.call(tool, arguments)  # type: ignore[arg-type]
+        return "ok", env.call(tool, arguments), ""  # type: ignore[arg-type]
     except ToolError as exc:
-        return "tool_error", exc.code
+        return "tool_error", exc.code, exc.message
     except Exception as exc:
-        return "crash", _error_text(exc)
+        return "crash", _error_text(exc), ""
 
 
 def _check_tool_schemas(env_class: type[Environment], spec: EnvSpec, checks: _Checks) -> None:
@@ -133,13 +139,22 @@ def _check_tool_schemas(env_class: type[Environment], spec: EnvSpec, checks: _Ch
             )
 
 
+def _nothing_changed(tool: ToolSpec, arguments: dict[str, Any]) -> str:
+    given = ", ".join(sorted(arguments)) or "no arguments"
+    target = f"{tool.entity} " if tool.entity else ""
+    return (
+        f"{tool.name} changed nothing: a {tool.action} write of {target}given {given} left every "
+        "table as it was"
+    )
+
+
 def _state_effect_problems(
     tool: ToolSpec, spec: EnvSpec, arguments: dict[str, Any], before: dict[str, Any], after: dict[str, Any]
 ) -> list[str]:
     """Did a successful write change the state as its action declares?"""
     entity = next((e for e in spec.entities if e.name == tool.entity), None)
     if entity is None or tool.action not in ("create", "delete", "update", "transition"):
-        return [] if canonical_json(before) != canonical_json(after) else [f"{tool.name} changed nothing"]
+        return [] if canonical_json(before) != canonical_json(after) else [_nothing_changed(tool, arguments)]
     old_rows: dict[str, Any] = before.get(entity.collection, {})
     new_rows: dict[str, Any] = after.get(entity.collection, {})
     bindings = _bindings(tool, spec)
@@ -161,7 +176,7 @@ def _state_effect_problems(
         ]
     key = arguments.get(key_param) if key_param else None
     if key is None:
-        return [] if canonical_json(before) != canonical_json(after) else [f"{tool.name} changed nothing"]
+        return [] if canonical_json(before) != canonical_json(after) else [_nothing_changed(tool, arguments)]
     if tool.action == "delete":
         if key in new_rows or len(new_rows) != len(old_rows) - 1:
             counts = f"{len(old_rows)} -> {len(new_rows)}"
@@ -170,6 +185,7 @@ def _state_effect_problems(
     row = new_rows.get(key)
     if row is None:
         return [f"{tool.name} removed {entity.name} {key!r} instead of changing it"]
+    old_row = old_rows.get(key) or {}
     problems = []
     transition = tool.transition if tool.action == "transition" else None
     if transition is not None and row.get(transition.field) != transition.to_value:
@@ -183,9 +199,42 @@ def _state_effect_problems(
                 f"{tool.name}: {entity.name}.{field} is {row.get(field)!r}, not the given "
                 f"{arguments[param]!r}"
             )
-    if canonical_json(before) == canonical_json(after):
-        problems.append(f"{tool.name} changed nothing")
+    if canonical_json(before) == canonical_json(after) and transition is not None:
+        problems.append(
+            f"{tool.name} changed nothing: {entity.name}.{transition.field} stayed "
+            f"{old_row.get(transition.field)!r} (the transition sets {transition.to_value!r})"
+        )
+    elif canonical_json(before) == canonical_json(after):
+        problems.append(_why_nothing_changed(tool, entity.name, key_param, field_params, arguments, old_row))
     return problems
+
+
+def _why_nothing_changed(
+    tool: ToolSpec,
+    entity: str,
+    key_param: str | None,
+    field_params: dict[str, str],
+    arguments: dict[str, Any],
+    old_row: dict[str, Any],
+) -> str:
+    """ "changed nothing", with the fields involved: none given, or given their current values."""
+    changing = {p: f for p, f in field_params.items() if p != key_param}
+    if not changing:
+        given = ", ".join(sorted(arguments)) or "no arguments"
+        return (
+            f"{tool.name} changed nothing: none of its arguments ({given}) sets a field of {entity}, "
+            f"so the {tool.action} has nothing to change"
+        )
+    same = [f"{entity}.{f}={arguments[p]!r}" for p, f in changing.items() if old_row.get(f) == arguments[p]]
+    if len(same) == len(changing):
+        return f"{tool.name} changed nothing: the test set {', '.join(same)}, the values it already had"
+    fields = ", ".join(f"{entity}.{f}" for f in changing.values())
+    return f"{tool.name} changed nothing although it was given new values for {fields}"
+
+
+def _brief(arguments: Any, limit: int = 200) -> str:
+    text = json.dumps(arguments, default=str, sort_keys=True)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _run_test(
@@ -203,15 +252,16 @@ def _run_test(
     result: tuple[str, Any] = ("crash", "no arguments")
     arranged = apply_setup(snapshot, test.setup)
     reached = False
+    refusal = ""
     for arguments in test.arguments:
         env.reset(arranged)
         before = canonical_json(env.state)
         reached = reached or _passes_input_schema(env, test.tool, arguments)
-        result = _call(env, test.tool, arguments)
+        kind, value, refusal = _call_explained(env, test.tool, arguments)
+        result = (kind, value)
         chosen = arguments
         after_state = env.state
         after = canonical_json(after_state)
-        kind, value = result
         where = f"{test.tool} ({test.category}: {test.label})"
         if kind == "crash":
             failures.append(f"raised {value} instead of returning or raising ToolError")
@@ -261,9 +311,12 @@ def _run_test(
             failures = [f for f in failures if not f.startswith("refused with ToolError")]
         break
     if test.expect == "success" and result[0] == "tool_error":
+        preconditions = "; ".join(tool.preconditions) or "none declared"
         checks.fail(
             "tool_tests",
-            f"{test.tool} ({test.category}: {test.label}): every candidate was refused: {result[1]!r}",
+            f"{test.tool} ({test.category}: {test.label}): every candidate was refused: {result[1]!r} "
+            f"({refusal}) for {len(test.arguments)} candidate(s), the last {_brief(chosen)}; the tool's "
+            f"preconditions: {preconditions}",
         )
     return TestResult(
         tool=test.tool,
@@ -380,8 +433,8 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
     result["tests"] = [o.model_dump(mode="json") for o in outcomes]
     result["tests_run"] = len(outcomes)
     result["tests_passed"] = sum(o.passed for o in outcomes)
-    tested = payload.get("tested_tools")
-    per_tool: dict[str, int] = {t.name: 0 for t in spec.tools if tested is None or t.name in tested}
+    group = payload.get("tools")  # a tool group of a large module, or a mutant's tool: only these
+    per_tool: dict[str, int] = {t.name: 0 for t in spec.tools if group is None or t.name in group}
     for outcome in outcomes:
         per_tool[outcome.tool] += outcome.reached_body  # a call the schema refused proves only the schema
     result["tests_per_tool"] = per_tool

@@ -24,6 +24,7 @@ from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTa
 from envfactory_dagster.export.sft import answer_jobs, conversation, training_tool_names, training_tools
 from envfactory_dagster.export.turn_answers import write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
+from envfactory_dagster.quality.guards import RowGuard
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     apply_call,
@@ -228,3 +229,15 @@ def build_rl_tasks(
         **answer_metrics,
     }
     return rows, errors, metrics
+
+
+def rl_task_guards() -> list[RowGuard]:
+    """What keeps a scored RL task out of the export: gold calls that do not reach full reward on
+    their own record would teach a wrong answer."""
+    return [
+        RowGuard(
+            "gold_below_full_reward",
+            lambda r: r["gold_reward"] == 1.0,
+            lambda r: f"rl task {r['id']}: its gold calls reach reward {r['gold_reward']} on the record",
+        )
+    ]

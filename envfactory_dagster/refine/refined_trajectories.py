@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+from envfactory_dagster.quality.guards import RowGuard
 from envfactory_dagster.querygen.language_quality import language_figures, raw_enum_identifiers
 from envfactory_dagster.querygen.query_templates import change_keywords
 from envfactory_dagster.querygen.replay import (
@@ -486,6 +487,36 @@ def reason_kind(problem: str) -> str:
     """The kind of an audit problem ("unproven", "leaks", "proof", "raw enum value", ...)."""
     head = problem.split(" ", 1)[0]
     return {"call": "unsolvable_or_unasked", "raw": "raw_enum"}.get(head, head)
+
+
+def refinement_guards(envs: EnvironmentRows) -> list[RowGuard]:
+    """What keeps a refined trajectory out of the partition (each a reject with its reason): a value
+    or change its final queries do not prove, an enum value written as an identifier."""
+    index = environments_by_id(envs)
+
+    def raw_enums(row: Mapping[str, Any]) -> list[str]:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        enums = [
+            v
+            for env_id in trajectory.env_ids
+            for tool in index[env_id].spec.tools
+            for schema in (tool.input_schema.get("properties") or {}).values()
+            for v in schema.get("enum") or []
+        ]
+        return sorted({v for turn in trajectory.turns for v in raw_enum_identifiers(turn.query, enums)})
+
+    return [
+        RowGuard(
+            "unproven_values",
+            lambda r: int(r["proofs_failed"]) == 0,
+            lambda r: f"refined {r['id']}: {r['proofs_failed']} proof(s) fail on the final queries",
+        ),
+        RowGuard(
+            "raw_enum_identifier",
+            lambda r: not raw_enums(r),
+            lambda r: f"refined {r['id']}: a query writes {', '.join(raw_enums(r))} as an identifier",
+        ),
+    ]
 
 
 def partition_figures(

@@ -24,7 +24,8 @@ MARKERS = [
     Path("/tmp/envfactory_hostile_hidden_marker"),
     Path("/etc/envfactory_hostile_marker"),
 ]
-FAST_LIMITS = SandboxLimits(cpu_seconds=1, memory_mb=1024, wall_seconds=3.0)
+# wall time well above the CPU limit: on a loaded machine a CPU-bound attack must hit its CPU limit first
+FAST_LIMITS = SandboxLimits(cpu_seconds=1, memory_mb=1024, wall_seconds=8.0)
 
 NOTES_SPEC = EnvSpec(
     class_name="Notes",
