@@ -152,6 +152,10 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "checks_json": ("json", "Every check: name, passed, detail."),
         "tests_per_tool_json": ("json", "Generated tests per tool."),
         "attempts_json": ("json", "Earlier attempts' verification outcomes (LLM backend)."),
+        "sandbox_runs_json": (
+            "json",
+            "Each sandboxed run of the module (one, or one per tool group): tools, tests, limits, time.",
+        ),
         "resource_ids": None,
     },
     "verified_envs": {
@@ -170,6 +174,7 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "tool_count": None,
         "write_tool_count": None,
         "read_only_source": ("bool", "The source document has no write operation."),
+        "source_write_operations": ("int64", "Write operations in the source document."),
         "verification_passed": ("bool", "Always true here: the registry keeps verified versions."),
         "tool_signature": ("string", "Hash of the tool names and schemas (distinct per environment)."),
         "tools_with_schemas": ("int64", "Tools with input and output JSON schemas."),
