@@ -32,7 +32,7 @@ from envfactory_dagster.export.splits import split_and_filter
 from envfactory_dagster.export.verl_export import write_verl_parquet
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
-from envfactory_dagster.quality.guards import apply_guards
+from envfactory_dagster.quality.guards import apply_guards, guard_figures
 from envfactory_dagster.quality.suites import (
     refined_partition_suite,
     refined_trajectories_suite,
@@ -246,7 +246,7 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         metadata = {**metrics, "errors": len(errors), "export_dir": str(target), "rejects": unusable}
         yield dg.Output(frame, metadata=as_metadata(metadata))
         yield from check_results("rl_tasks", rl_tasks_suite, frame, domain)
-        figures = pd.DataFrame([{"tasks": len(rows)}])
+        figures = pd.DataFrame([{"tasks": len(rows), **guard_figures(len(rows), unusable)}])
         yield from check_results("rl_tasks", rl_tasks_partition_suite, figures, domain)
 
     @dg.asset(**common, pool=LLM_POOL)

@@ -259,7 +259,19 @@ def rl_tasks_suite(domain: str) -> list[Expectation]:
 
 
 def rl_tasks_partition_suite(domain: str) -> list[Expectation]:
-    return [has_rows("has_tasks", "tasks", "The partition keeps at least one RL task.")]
+    """Over the one-row figures of the partition's tasks and the guard that drops tasks whose gold
+    calls miss full reward on their own record."""
+    return [
+        has_rows("has_tasks", "tasks", "The partition keeps at least one RL task."),
+        Expectation(
+            "gold_below_full_reward_at_most_1_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "guard_rejected_share", "max_value": 0.01},
+            "At most 1% of the tasks are dropped because their stored gold calls miss full reward on "
+            "the trajectory's record: more means the export disagrees with execution (masks, states "
+            "or tool names), not a few odd rows; the `rejects` metadata names them.",
+        ),
+    ]
 
 
 def world_quality_suite(domain: str) -> list[Expectation]:
