@@ -22,6 +22,7 @@ from envfactory_dagster.querygen.graph.gold_flows import (
     link_catalog,
     load_gold_flows,
 )
+from envfactory_dagster.querygen.graph.model import ToolGraph
 from envfactory_dagster.querygen.tool_graph import build_tool_graph
 from tests.conftest import REPO
 from tests.core.querygen.test_graph_evidence import _flights
@@ -117,7 +118,13 @@ def _baseline_build():
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
         path.unlink()
-    return module.build_tool_graph
+
+    def build(registry: list) -> ToolGraph:
+        # the old builder's edges, with this version's lookups (the samplers' interface moved on)
+        old = module.build_tool_graph(registry)
+        return ToolGraph.from_graph(old.graph, list(old.envs.values()), domain=old.domain)
+
+    return build
 
 
 @pytest.fixture(scope="module")
