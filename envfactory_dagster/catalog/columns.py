@@ -224,7 +224,8 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "shared_ids_across_services": ("int64", "Ids present in more than one service."),
         "services": ("int64", "Services in the domain's worlds."),
         "rule_mutants": ("int64", "Rule mutants generated (mutation testing of the rules)."),
-        "mutation_kill_rate": ("double", "Share of rule mutants the generated tests kill."),
+        "mutants_run": ("int64", "Rule mutants run: every drop, one flip in four (valid calls kill flips)."),
+        "mutation_kill_rate": ("double", "Share of the rule mutants run that the generated tests kill."),
         "surviving_mutants": ("json", "Mutants no test killed."),
     },
     "tool_graph": {

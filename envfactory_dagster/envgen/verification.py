@@ -180,6 +180,7 @@ def verify_batch(
     static_screen: bool = True,
     tested_tools: list[frozenset[str] | None] | None = None,
     policy: SandboxPolicy | None = None,
+    module_checks: bool = True,
 ) -> list[VerificationReport]:
     """Verify `(spec, source, seed_state)` items in one sandbox worker; one report per item, in order.
 
@@ -187,11 +188,13 @@ def verify_batch(
     the rest of the batch goes on. `policy`: what the sandbox may run without (default: nothing;
     see `SandboxPolicy`). Limits scale with each module's tests, tools and seed size, and
     a large module runs in tool groups (`verification_plan`); explicit `limits` replace the scaled
-    ones. `static_screen=False` skips the AST screen (for testing the runtime layer alone; never in
-    the pipeline). `tested_tools[i]` (None = all) restricts item i's tool tests, and the
-    three-tests-per-tool rule, to those tools; every other check runs in full. The mutation check
+    ones. `static_screen=False` skips the AST screen: for testing the runtime layer alone, and for
+    rule mutants of a screened module (they delete or negate, never add a name).
+    `tested_tools[i]` (None = all) restricts item i's tool tests, and the three-tests-per-tool
+    rule, to those tools; every other check runs in full. The mutation check
     uses it: a mutant changes one tool, and each test starts from the seed, so only that tool's
-    tests can notice it.
+    tests can notice it. `module_checks=False` leaves out the whole-module checks (state round
+    trip, replay determinism): the mutation check's, whose modules passed them unmutated.
     """
     reports: list[VerificationReport | None] = [None] * len(items)
     started_at: dict[int, float] = {}
@@ -238,6 +241,7 @@ def verify_batch(
                     "seed_state": seed_state,
                     "tests": [t.model_dump(mode="json") for t in tests if t.tool in members],
                     "tools": [name for name in group.tools if name in members],
+                    "module_checks": module_checks,
                 }
             )
             jobs.append((index, group))
