@@ -223,11 +223,13 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])
             for r in records(refined_trajectories)
         }
+        parsed_states: dict[str, Any] = {}  # each turn boundary's state parsed once
         for row in rows:
             # the STORED row (read back from its columns) against its trajectory's record
             row["gold_reward"] = gold_reward_on_record(
-                rl_task_from_row(row), records_by_id[row["trajectory_id"]]
+                rl_task_from_row(row, parsed_states), records_by_id[row["trajectory_id"]]
             ).total
+        del parsed_states
         rows, unusable = apply_guards(rows, rl_task_guards(), stage="rl_tasks")
         for error in errors + [r["reason"] for r in unusable]:
             context.log.warning(f"{error}")
@@ -256,7 +258,7 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         """Pass@k per RL task on the LLM path: k solver rollouts with real tool calls on fresh
         environments, the pass rate (difficulty = 1 - pass rate) and the judge's pick among the
         rollouts. Offline (no solver model): no rows, and the reason in the metadata."""
-        tasks = [rl_task_from_row(row) for row in records(rl_tasks)]
+        tasks = (rl_task_from_row(row) for row in records(rl_tasks))  # parsed only when a solver runs
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = pass_at_k(tasks, records(verified_envs), gateway)
             usage = gateway.usage().as_metadata() if gateway is not None else {}

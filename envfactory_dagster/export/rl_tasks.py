@@ -51,23 +51,45 @@ JSON_COLUMNS = (
 STATE_COLUMNS = ("initial_states", "gold_final_states")
 
 
-def rl_task_to_row(task: RLTask) -> dict[str, Any]:
-    """The stored `rl_tasks` row: nested values as JSON text (`<name>_json`), lists of ids as lists."""
+def rl_task_to_row(task: RLTask, encoded_states: dict[int, str] | None = None) -> dict[str, Any]:
+    """The stored `rl_tasks` row: nested values as JSON text (`<name>_json`), lists of ids as lists.
+
+    `encoded_states` (id of a state object -> its JSON) lets the tasks of one trajectory, whose
+    turn boundaries share state objects, encode each state once; the caller keeps the objects
+    alive while it uses the dict."""
     # states are plain JSON already and make most of a task: serialize them once, not dump + encode
     data = task.model_dump(mode="json", exclude=set(STATE_COLUMNS))
-    data.update({k: getattr(task, k) for k in STATE_COLUMNS})
     row = {k: v for k, v in data.items() if k not in JSON_COLUMNS}
-    row.update({f"{k}_json": canonical_json(data[k]) for k in JSON_COLUMNS})
+    row.update({f"{k}_json": canonical_json(data[k]) for k in JSON_COLUMNS if k not in STATE_COLUMNS})
+    for k in STATE_COLUMNS:
+        state = getattr(task, k)
+        if encoded_states is None:
+            row[f"{k}_json"] = canonical_json(state)
+        else:
+            if id(state) not in encoded_states:
+                encoded_states[id(state)] = canonical_json(state)
+            row[f"{k}_json"] = encoded_states[id(state)]
     row["n_gold_calls"] = len(task.gold_calls)
     row["n_masked_arguments"] = sum(len(g.masked_arguments) for g in task.gold_calls)
     return row
 
 
-def rl_task_from_row(row: Mapping[str, Any]) -> RLTask:
-    """The RLTask of a stored `rl_tasks` row (inverse of `rl_task_to_row`)."""
+def rl_task_from_row(row: Mapping[str, Any], parsed_states: dict[str, Any] | None = None) -> RLTask:
+    """The RLTask of a stored `rl_tasks` row (inverse of `rl_task_to_row`). `parsed_states` (JSON
+    text -> value) parses a state the rows of one trajectory repeat once; the tasks then share it,
+    so it must be read only (as scoring does)."""
     data = {k: v for k, v in row.items() if k in RLTask.model_fields and k not in JSON_COLUMNS}
     # rows stored before a column existed lack it: the model's default
-    data.update({k: json.loads(row[f"{k}_json"]) for k in JSON_COLUMNS if row.get(f"{k}_json") is not None})
+    for k in JSON_COLUMNS:
+        text = row.get(f"{k}_json")
+        if text is None:
+            continue
+        if parsed_states is None or k not in STATE_COLUMNS:
+            data[k] = json.loads(text)
+        else:
+            if text not in parsed_states:
+                parsed_states[text] = json.loads(text)
+            data[k] = parsed_states[text]
     for key in ("env_ids", "resource_ids", "lookalike_tags"):
         value = data.get(key)
         data[key] = [] if value is None else list(value)  # Parquet list columns arrive as arrays
@@ -212,10 +234,12 @@ def build_rl_tasks(
         lookalikes = sorted({tag for e in trajectory.env_ids for tag in tags.get(e, [])})
         clarification = clarify(trajectory, seed=trajectory.seed)[0] if conversational else None
         clarifications = [clarification] if clarification is not None else []
-        for task in trajectory_tasks(
+        tasks = trajectory_tasks(
             row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications
-        ):
-            rows.append({**rl_task_to_row(task), "pool": row.get("pool", "rl")})
+        )
+        encoded_states: dict[int, str] = {}  # the tasks hold the states alive while it is used
+        for task in tasks:
+            rows.append({**rl_task_to_row(task, encoded_states), "pool": row.get("pool", "rl")})
     gold_counts = sorted(r["n_gold_calls"] for r in rows)
     metrics = {
         "rl_tasks": len(rows),
