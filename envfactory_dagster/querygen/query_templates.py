@@ -41,6 +41,7 @@ from envfactory_dagster.querygen.surface import (
     search_clause,
     transition_verb,
     update_clause,
+    verb_with_object,
 )
 from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory
 
@@ -151,7 +152,11 @@ def call_phrase(
         text = delete_clause(rng, noun, target)
     elif action == "transition" and tool.transition is not None:
         verb = transition_verb(tool.name, tool.transition.to_value)
-        text = f"{verb} {target}" if verb else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+        text = (
+            verb_with_object(verb, target)
+            if verb
+            else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+        )
         text += f" with {listed}" if listed else ""
     else:
         first = re.split(r"(?<=[.!?])\s", tool.description.strip(), maxsplit=1)[0].rstrip(".!?")

@@ -326,9 +326,18 @@ def transition_verb(tool_name: str, to_value: Any) -> str | None:
     """The verb a person uses for a status change: the tool's own verb (`cancel_order` -> cancel), or
     the verb of the target status (`archived` -> archive); None when neither says one."""
     first = (words(tool_name) or [""])[0]
+    if first == "mark":  # "mark" alone says nothing: mark as what (`mark_request_in_transit`)
+        return f"mark as {humanize_enum(to_value)}" if to_value not in (None, "") else None
     if first in _TRANSITION_TOOL_VERBS:
         return first
     return _STATUS_VERBS.get(str(to_value).lower())
+
+
+def verb_with_object(verb: str, target: str) -> str:
+    """ "cancel" + "the order" -> "cancel the order"; "mark as shipped" + "the order" -> "mark the
+    order as shipped" (the object goes before the verb's "as")."""
+    head, as_, rest = verb.partition(" as ")
+    return f"{head} {target} as {rest}" if as_ else f"{verb} {target}"
 
 
 _IRREGULAR_PAST = {

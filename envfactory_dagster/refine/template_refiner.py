@@ -44,6 +44,7 @@ from envfactory_dagster.querygen.surface import (
     search_clause,
     transition_verb,
     update_clause,
+    verb_with_object,
     with_details,
 )
 from envfactory_dagster.querygen.trajectory_model import GoldCall
@@ -474,7 +475,9 @@ class TurnRenderer(RowDescriber):
         if action == "transition" and tool and tool.transition:
             verb = transition_verb(tool.name, tool.transition.to_value)
             core = (
-                f"{verb} {target}" if verb else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+                verb_with_object(verb, target)
+                if verb
+                else f"set {target} to {humanize_enum(tool.transition.to_value)}"
             )
             return core + (f", with {with_values}" if with_values else "")
         if action == "update":
