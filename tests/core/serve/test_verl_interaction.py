@@ -84,7 +84,8 @@ def test_the_judge_ends_the_conversation_over_http_and_falls_back_honestly(
 
     def answer(messages: list[dict]) -> str | ScriptedReply:
         prompt = messages[-1]["content"]
-        if messages[0]["content"].startswith("You decide whether a conversation"):  # the judge (or its repair)
+        # the judge (or its repair request)
+        if messages[0]["content"].startswith("You decide whether a conversation"):
             judge_prompts.append(prompt)
             return next(verdicts)
         assert "Information you know" in prompt
@@ -108,12 +109,14 @@ def test_the_judge_ends_the_conversation_over_http_and_falls_back_honestly(
                 gym.step({"name": name, "arguments": arguments})
             _, reward, done, _, info = gym.step("Placed, checked and cancelled.")
             assert done and reward == 1.0
-            assert [(e["ended_by"], e["done"]) for e in info["endings"]] == [("judge", False), ("judge", True)]
+            decisions = [(e["ended_by"], e["done"]) for e in info["endings"]]
+            assert decisions == [("judge", False), ("judge", True)]
             assert "cancel" in judge_prompts[-1]  # the judge read the calls the policy made
             # the same conversation again: the judge's verdict comes from the cache
             gym.reset(conversational(task))
             _, _, done, _, info = gym.step("How much should the order be?")
-            assert not done and info["endings"] == [{**info["endings"][0], "ended_by": "judge", "done": False}]
+            [ending] = info["endings"]
+            assert not done and (ending["ended_by"], ending["done"]) == ("judge", False)
             # a judge whose answers cannot be parsed: the gold-state rule decides, and says so
             gym.reset(conversational(task))
             observation, _, done, _, info = gym.step("What total would you like?")
