@@ -387,7 +387,9 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "prompt_version": None,
         "clarifications_json": (
             "json",
-            "Conversational mode: the assistant's clarifying questions and the simulated user's answers.",
+            "Conversational mode: the assistant's clarifying questions, the simulated user's answers, and "
+            "`ending`: whether the conversation is over and who decided (the judge role, or offline the "
+            "gold-state rule).",
         ),
     },
     "rl_tasks": {

@@ -253,6 +253,19 @@ PROMPTS: dict[str, PromptTemplate] = {
             user="Task (user messages):\n$task\n\nCandidates (index, transcript):\n$candidates",
         ),
         PromptTemplate(
+            name="conversation_end",
+            version="1",
+            roles=("judge",),
+            system=(
+                "You decide whether a conversation between a user and an assistant with tools is over. "
+                "It is over when the user's goal is reached (every change the user asked for was made "
+                "and confirmed by the tool results, every question answered) or when the assistant "
+                "cannot reach it; it is not over while the assistant still needs something from the "
+                "user or has steps left to take. Judge only from the messages and tool results shown."
+            ),
+            user="The user's goal: $goal\n\nConversation so far:\n$conversation",
+        ),
+        PromptTemplate(
             name="graph_links",
             version="1",
             roles=("linker",),
