@@ -263,7 +263,10 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "tool_kind": ("string", "read or write (tools only)."),
         "source_operation": ("string", "Source operation of the tool in the API document."),
         "type": ("string", "JSON type of the parameter."),
-        "item_type": ("string", "JSON type of a list parameter's items."),
+        "item_type": (
+            "string",
+            "JSON type of a list parameter's items (inputs: scalars only; outputs: 'any' when unstated).",
+        ),
         "format": ("string", "JSON-schema format of the parameter."),
         "pattern": ("string", "JSON-schema pattern of the parameter."),
         "required": None,

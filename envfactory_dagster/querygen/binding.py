@@ -58,6 +58,10 @@ def path_values(output: Any, path: str) -> list[tuple[str, Any]]:
     return [(path, output.get(path))] if isinstance(output, dict) else []
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 def entity_of(spec: EnvSpec, tool: ToolSpec) -> EntitySpec | None:
     return next((e for e in spec.entities if e.name == tool.entity), None)
 
@@ -153,6 +157,7 @@ class ArgumentBinder:
         validate = self.validator(schema)
         as_array = json_type(schema) == "array"
         as_text = json_type(schema) == "string"
+        as_integer = json_type(schema) == "integer"
         world = self.world_of_env[self.graph.node(input_id)["env_id"]]
         for output_id, score in self.graph.input_feeds.get(input_id, ()):
             producer, path = output_id.split("::out::", 1)
@@ -166,6 +171,10 @@ class ArgumentBinder:
                         value = [value]  # a list element's id feeding an array of ids
                     if as_text and isinstance(value, int | float) and not isinstance(value, bool):
                         value = str(value)  # a number fed to an input that takes any value as data
+                    elif as_text and isinstance(value, list) and all(_is_scalar(v) for v in value):
+                        value = ", ".join(str(v) for v in value)  # a list written out as text
+                    elif as_integer and isinstance(value, float) and value.is_integer():
+                        value = int(value)  # a whole number fed to an integer operand
                     if value is None or not validate(value):
                         continue
                     tier = self._existing_tier(value, tool, spec, param, env)

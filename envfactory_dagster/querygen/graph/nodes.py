@@ -223,6 +223,8 @@ def add_env_nodes(g: nx.DiGraph, env: EnvDescriptor, sources: SourceDocuments) -
                     kind="output",
                     name=path,
                     type=json_type(leaf),
+                    # a list's items (`any` when the document leaves them unstated)
+                    item_type=json_type(leaf["items"]) if isinstance(leaf.get("items"), dict) else "",
                     format=str(leaf.get("format") or ""),
                     required=False,
                     description=str(leaf.get("description") or ""),

@@ -175,14 +175,19 @@ def test_executable_meets_the_acceptance_thresholds(nestful) -> None:
     assert figures["precision"] >= 0.6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="glaive's gold chains pass any number to any operand (a GCD of total sales, a salary from "
-    "a converted amount) and some name fields no tool outputs; the role edges that would find them "
-    "run both ways among a request's tools, so offline matching holds ~0.5 recall at 0.6 precision",
-)
-def test_glaive_meets_the_acceptance_thresholds(nestful) -> None:
+def test_glaive_meets_the_recall_thresholds(nestful) -> None:
     figures = nestful["non_executable_glaive"]["new"]
     assert figures["prerequisite_recall"] >= 0.8
     assert figures["param_recall"] >= 0.7
-    assert figures["precision"] >= 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="glaive's gold chains pass any number, amount or text to any operand of its calculators "
+    "and text tools (a GCD of total sales, a salary from a converted amount), so the role edges that "
+    "find them also run the other way among a request's tools (either calculator can feed the other): "
+    "offline evidence cannot order them; precision within request tool sets holds ~0.5 at the recall "
+    "thresholds",
+)
+def test_glaive_meets_the_precision_threshold(nestful) -> None:
+    assert nestful["non_executable_glaive"]["new"]["precision"] >= 0.6
