@@ -551,6 +551,10 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
         entity = _key_named_entity(key_param, path_entity) or path_entity
     if entity is None and response_entity is not None:
         entity = _name_of(response_entity, _RESPONSE_SUFFIX)
+        if item and _key_names(key_param, path_entity) and entity and is_view_of(entity, path_entity):
+            # `/articles/{article_id}` answering `ArticleCompletePrivate`: a fuller view of the
+            # article the key names, not another table
+            entity = path_entity
     if entity is None and body is not None:
         entity = _name_of(body, _BODY_SUFFIX)
     if entity is None:
@@ -590,6 +594,23 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     return OperationShape(
         op, resource_id, entity, action, kind, key_param, parents, verb, response_entity, body
     )
+
+
+def _key_names(key_param: str | None, entity: str) -> bool:
+    """True when an item key parameter is the entity's id by name (`article_id`, `ArticleId`,
+    `articleId` for Article)."""
+    match = re.fullmatch(r"(.+)_(?:id|sid|uuid)", snake_case(key_param or ""))
+    return match is not None and [singular(w) for w in words(match[1])] == [
+        singular(w) for w in words(entity)
+    ]
+
+
+def is_view_of(schema_entity: str, entity: str) -> bool:
+    """True when a schema's entity name is the entity's name with qualifiers after it
+    (`ArticleComplete`, `ArticleCompletePrivate` for `Article`)."""
+    own = [singular(w) for w in words(entity)]
+    named = [singular(w) for w in words(schema_entity)]
+    return len(named) > len(own) and named[: len(own)] == own
 
 
 def _key_named_entity(key_param: str | None, path_entity: str) -> str | None:
@@ -662,6 +683,45 @@ def _analyse_tool(
     if kind == "read" and verb in ("create", "update", "delete"):
         verb = "custom"
     return OperationShape(op, resource_id, entity, verb, kind, key, [], None, response_entity, body)
+
+
+def _item_path(shape: OperationShape) -> tuple[str, ...] | None:
+    if shape.op.path is None or shape.key_param is None or shape.verb:
+        return None
+    return (shape.resource_id, *_segments(shape.op.path))
+
+
+def _one_entity_per_item_path(shapes: list[OperationShape]) -> None:
+    """Operations on one item path act on one entity, and a parent path parameter names the entity
+    of the item path it keys. A DELETE that answers nothing would otherwise take the path's noun
+    (`/lists/{tasklist}` -> List) while the GET of the same path names its schema (TaskList), and
+    `/lists/{tasklist}/tasks` would hang tasks off a third table. A path without a GET keeps
+    each operation's own entity."""
+    named: dict[tuple[str, ...], str] = {}
+    for shape in shapes:  # the path's GET says what the path is
+        path = _item_path(shape)
+        if path is not None and shape.action == "get":
+            named.setdefault(path, shape.entity)
+    by_key: dict[tuple[str, str, str], set[str]] = {}
+    for shape in shapes:
+        path = _item_path(shape)
+        if path is None:
+            continue
+        if path in named:
+            shape.entity = named[path]
+        by_key.setdefault((shape.resource_id, path[-2] if len(path) > 2 else "", path[-1]), set()).add(
+            shape.entity
+        )
+    for shape in shapes:
+        if shape.op.path is None:
+            continue
+        segs = _segments(shape.op.path)
+        parents = []
+        for param, parent in shape.parent_params:
+            i = segs.index(f"{{{param}}}") if f"{{{param}}}" in segs else 0
+            keyed = by_key.get((shape.resource_id, segs[i - 1] if i > 0 else "", f"{{{param}}}"), set())
+            parents.append((param, next(iter(keyed)) if len(keyed) == 1 else parent))
+        shape.parent_params = parents
 
 
 # -- entity building -----------------------------------------------------------------
@@ -898,6 +958,7 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
         shapes.append(analyse_operation(resource_id, op))
     if not shapes:
         raise EnvSpecError(f"proposal {pid}: no operations")
+    _one_entity_per_item_path(shapes)
 
     drafts: dict[str, EntityDraft] = {}
     for shape in shapes:
@@ -907,9 +968,17 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             shape.entity_schema,
             shape.body_schema if shape.action in ("create", "update") else None,
         ):
-            if schema is not None and _name_of(
-                schema, _RESPONSE_SUFFIX if schema is shape.entity_schema else _BODY_SUFFIX
-            ) in (shape.entity, None):
+            schema_entity = (
+                _name_of(schema, _RESPONSE_SUFFIX if schema is shape.entity_schema else _BODY_SUFFIX)
+                if schema is not None
+                else None
+            )
+            answers_a_view = (  # an item path's fuller view (`ArticleComplete` of `Article`)
+                schema is shape.entity_schema
+                and _item_path(shape) is not None
+                and is_view_of(str(schema_entity), shape.entity)
+            )
+            if schema is not None and (schema_entity in (shape.entity, None) or answers_a_view):
                 if not draft.description:
                     draft.description = str(schema.get("description") or "")[:300]
                 for f in _fields_of(schema):
@@ -1137,7 +1206,11 @@ def _build_tool(
                 key_suffix = (
                     "id" if entity.key_field in ("id", "sid", "uuid") else snake_case(entity.key_field)
                 )
-                pname = f"{entity_snake}_{key_suffix}"
+                pname = (
+                    key_suffix
+                    if key_suffix.startswith(f"{entity_snake}_")
+                    else f"{entity_snake}_{key_suffix}"
+                )
             add_input(
                 pname, {"type": "string", "description": f"Key of the {entity.name}."}, True, entity.key_field
             )
