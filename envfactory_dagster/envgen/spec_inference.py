@@ -61,6 +61,7 @@ from pydantic import BaseModel, ValidationError
 from envfactory_dagster.envgen.business_rules import infer_business_rules
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, StateTransition, ToolSpec
 from envfactory_dagster.envgen.field_semantics import annotate_spec
+from envfactory_dagster.envgen.key_forms import DIGITS_PATTERN, stated_key_pattern, with_key_form
 from envfactory_dagster.envgen.naming import collection_name, entity_name, singular, snake_case, words
 from envfactory_dagster.envgen.seed_data import pattern_is_samplable, referenced_first
 from envfactory_dagster.ingest.normalized_spec import NormalizedOperation, NormalizedParam, NormalizedSpec
@@ -846,8 +847,14 @@ def _type_identifiers_as_parameters_state(
     for draft in drafts.values():
         for name, f in list(draft.fields.items()):
             if f.type in ("integer", "number") and snake_case(name) in stated_strings:
-                draft.fields[name] = f.model_copy(
-                    update={"type": "string", "minimum": None, "maximum": None, "enum": None}
+                draft.fields[name] = f.model_copy(  # the response's integer: a string of digits
+                    update={
+                        "type": "string",
+                        "minimum": None,
+                        "maximum": None,
+                        "enum": None,
+                        "pattern": DIGITS_PATTERN,
+                    }
                 )
 
 
@@ -864,7 +871,7 @@ def _pick_key(draft: EntityDraft, key_params: list[str]) -> str:
     return "id"
 
 
-def _id_prefix(name: str) -> str:
+def id_prefix_of(name: str) -> str:
     ws = words(name)
     letters = "".join(w[0] for w in ws) if len(ws) > 1 else ws[0][:3]
     return f"{letters}_"
@@ -1017,14 +1024,17 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
                 **draft.fields,
             }
         else:
-            draft.fields[key] = draft.fields[key].model_copy(
+            stated = draft.fields[key]
+            draft.fields[key] = stated.model_copy(
                 update={
                     "type": "string",
                     "required": True,
                     "nullable": False,
                     "enum": None,
-                    "pattern": None,
-                    "format": None,
+                    # the form the document states (UUID, integer digits, a pattern) is kept:
+                    # keys are generated in it (`envgen.key_forms`)
+                    "pattern": stated_key_pattern(stated, stated.type),
+                    "format": "uuid" if (stated.format or "").lower() == "uuid" else None,
                     "max_length": None,
                     "minimum": None,  # an integer id becomes a string key: no numeric bounds
                     "maximum": None,
@@ -1086,15 +1096,18 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
     entities: dict[str, EntitySpec] = {}
     for name, draft in drafts.items():
         collection = collection_name(name)
-        entities[name] = EntitySpec(
-            name=name,
-            collection=f"{collection}_table" if collection in ("counters", "now", "seed") else collection,
-            key_field=draft.key_field or "id",
-            id_prefix=_id_prefix(name),
-            description=re.sub(r"\s+", " ", draft.description).strip() or f"A {name} record.",
-            fields=list(draft.fields.values()),
-            status_field=_status_field(draft),
-            role="primary" if draft.acted_on else "context",
+        entities[name] = with_key_form(
+            EntitySpec(
+                name=name,
+                collection=f"{collection}_table" if collection in ("counters", "now", "seed") else collection,
+                key_field=draft.key_field or "id",
+                description=re.sub(r"\s+", " ", draft.description).strip() or f"A {name} record.",
+                fields=list(draft.fields.values()),
+                status_field=_status_field(draft),
+                role="primary" if draft.acted_on else "context",
+            ),
+            salt=name,
+            default_prefix=id_prefix_of(name),
         )
 
     tools: list[ToolSpec] = []
