@@ -1078,20 +1078,21 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             if fname == draft.key_field:
                 continue
             target = f.ref_entity
-            if target is None and f.type == "string":
+            if target is None and f.type in ("string", "integer"):
                 m = re.fullmatch(r"(.+?)_?(id|sid)", snake_case(fname))
                 if m:
                     target = by_snake.get(m.group(1))
             if target is not None and target not in names:
                 target = None
-            draft.fields[fname] = f.model_copy(
-                update={
-                    "ref_entity": target,
-                    "enum": None if target else f.enum,
-                    "pattern": None if target else f.pattern,
-                    "format": None if target else f.format,
-                }
-            )
+            update: dict[str, Any] = {
+                "ref_entity": target,
+                "enum": None if target else f.enum,
+                "pattern": None if target else f.pattern,
+                "format": None if target else f.format,
+            }
+            if target is not None and f.type == "integer":  # it holds a key: keys are strings
+                update.update(type="string", minimum=None, maximum=None)
+            draft.fields[fname] = f.model_copy(update=update)
 
     entities: dict[str, EntitySpec] = {}
     for name, draft in drafts.items():
