@@ -1078,7 +1078,7 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             if fname == draft.key_field:
                 continue
             target = f.ref_entity
-            if target is None and f.type in ("string", "integer"):
+            if target is None and f.type in ("string", "integer", "number"):
                 m = re.fullmatch(r"(.+?)_?(id|sid)", snake_case(fname))
                 if m:
                     target = by_snake.get(m.group(1))
@@ -1090,8 +1090,14 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
                 "pattern": None if target else f.pattern,
                 "format": None if target else f.format,
             }
-            if target is not None and f.type == "integer":  # it holds a key: keys are strings
+            if target is not None and f.type in ("integer", "number"):  # it holds a key: a string
                 update.update(type="string", minimum=None, maximum=None)
+            if target is not None:  # where only a reference states the key's form, the key takes it
+                target_key = drafts[target].fields[drafts[target].key_field or "id"]
+                if target_key.pattern is None:
+                    drafts[target].fields[target_key.name] = target_key.model_copy(
+                        update={"pattern": stated_key_pattern(f, f.type)}
+                    )
             draft.fields[fname] = f.model_copy(update=update)
 
     entities: dict[str, EntitySpec] = {}
