@@ -8,8 +8,8 @@ is, the form follows it:
 
 - `format: uuid` -> a UUID whose first 80 bits come from the world and entity and whose last 12
   digits count (`3f2a9c1e-5b7d-4a10-8c3e-000000000012`);
-- an integer key (`type: integer`) -> digits: three taken from the world and entity, six counting
-  (`427000012`); state keys are strings, so the key holds the integer's digits;
+- an integer key (`type: integer`) -> digits: four taken from the world and entity, six counting
+  (`4271000012`); state keys are strings, so the key holds the integer's digits;
 - a `pattern` -> a sample of the pattern whose last run of digits counts, kept only when every
   counter value up to `CAPACITY` still matches the pattern (else the pattern is not honoured and
   the default form is used, as for any pattern nothing can be generated for).
@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Callable
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, FieldSpec
 from envfactory_dagster.envgen.seed_data import sample_pattern
@@ -52,7 +53,7 @@ def key_form(pattern: str | None, salt: str, default_prefix: str) -> tuple[str, 
     if pattern == UUID_PATTERN:
         return f"{digest[:8]}-{digest[8:12]}-4{digest[12:15]}-8{digest[15:18]}-", 12, ""
     if pattern == DIGITS_PATTERN:
-        return f"{1 + int(digest[:4], 16) % 9}{int(digest[4:8], 16) % 100:02d}", 6, ""
+        return f"{1 + int(digest[:4], 16) % 9}{int(digest[4:10], 16) % 1000:03d}", 6, ""
     rng = random.Random(digest)
     compiled = re.compile(pattern)
     for _ in range(_SAMPLES):
@@ -91,6 +92,28 @@ def with_key_form(entity: EntitySpec, salt: str, default_prefix: str) -> EntityS
     assert form is not None
     prefix, width, suffix = form
     return entity.model_copy(update={"id_prefix": prefix, "id_width": width, "id_suffix": suffix})
+
+
+def with_distinct_key_forms(
+    entities: list[EntitySpec], salt: str, default_prefix: Callable[[EntitySpec], str]
+) -> list[EntitySpec]:
+    """The entities with their key forms (`with_key_form`, salted by `salt` and the entity), a
+    stated form that another entity already numbers in salted again: no key names two records."""
+    taken: set[tuple[str, int, str]] = set()
+    out = []
+    for entity in entities:
+        attempt = 0
+        while True:
+            suffix = f"#{attempt}" if attempt else ""
+            formed = with_key_form(entity, f"{salt}/{entity.name}{suffix}", default_prefix(entity))
+            form = (formed.id_prefix, formed.id_width, formed.id_suffix)
+            key = next((f for f in formed.fields if f.name == formed.key_field), None)
+            if form not in taken or key is None or key.pattern is None or attempt >= 8:
+                break
+            attempt += 1
+        taken.add(form)
+        out.append(formed)
+    return out
 
 
 def new_key_expression(entity: EntitySpec) -> str:

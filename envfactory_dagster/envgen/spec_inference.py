@@ -61,7 +61,7 @@ from pydantic import BaseModel, ValidationError
 from envfactory_dagster.envgen.business_rules import infer_business_rules
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, StateTransition, ToolSpec
 from envfactory_dagster.envgen.field_semantics import annotate_spec
-from envfactory_dagster.envgen.key_forms import DIGITS_PATTERN, stated_key_pattern, with_key_form
+from envfactory_dagster.envgen.key_forms import DIGITS_PATTERN, stated_key_pattern, with_distinct_key_forms
 from envfactory_dagster.envgen.naming import collection_name, entity_name, singular, snake_case, words
 from envfactory_dagster.envgen.seed_data import pattern_is_samplable, referenced_first
 from envfactory_dagster.ingest.normalized_spec import NormalizedOperation, NormalizedParam, NormalizedSpec
@@ -1103,19 +1103,17 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
     entities: dict[str, EntitySpec] = {}
     for name, draft in drafts.items():
         collection = collection_name(name)
-        entities[name] = with_key_form(
-            EntitySpec(
-                name=name,
-                collection=f"{collection}_table" if collection in ("counters", "now", "seed") else collection,
-                key_field=draft.key_field or "id",
-                description=re.sub(r"\s+", " ", draft.description).strip() or f"A {name} record.",
-                fields=list(draft.fields.values()),
-                status_field=_status_field(draft),
-                role="primary" if draft.acted_on else "context",
-            ),
-            salt=name,
-            default_prefix=id_prefix_of(name),
+        entities[name] = EntitySpec(
+            name=name,
+            collection=f"{collection}_table" if collection in ("counters", "now", "seed") else collection,
+            key_field=draft.key_field or "id",
+            description=re.sub(r"\s+", " ", draft.description).strip() or f"A {name} record.",
+            fields=list(draft.fields.values()),
+            status_field=_status_field(draft),
+            role="primary" if draft.acted_on else "context",
         )
+    formed = with_distinct_key_forms(list(entities.values()), "", lambda e: id_prefix_of(e.name))
+    entities = {e.name: e for e in formed}
 
     tools: list[ToolSpec] = []
     taken: set[str] = set()

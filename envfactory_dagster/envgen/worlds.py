@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec
-from envfactory_dagster.envgen.key_forms import with_key_form
+from envfactory_dagster.envgen.key_forms import with_distinct_key_forms
 from envfactory_dagster.envgen.seed_data import generate_state
 from envfactory_dagster.envgen.spec_inference import id_prefix_of
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
@@ -143,7 +143,9 @@ def environment_spec(world_spec: EnvSpec, world: World, proposal: Mapping[str, A
     the tools of the proposal's own operations, ids prefixed by the service."""
     own = set(proposal["operation_ids"])
     tools = [t for t in world_spec.tools if t.source_operation_id in own]
-    entities = [_service_keys(e, world.slug) for e in world_spec.entities]
+    entities = with_distinct_key_forms(
+        world_spec.entities, world.slug, lambda e: _default_prefix(e, world.slug)
+    )
     description = re.sub(r"\s+", " ", str(proposal.get("purpose") or proposal.get("title") or "")).strip()
     if tools and all(t.kind == "read" for t in tools):
         description += " Read-only: this environment's operations only look data up."
@@ -162,12 +164,11 @@ def environment_spec(world_spec: EnvSpec, world: World, proposal: Mapping[str, A
     )
 
 
-def _service_keys(entity: EntitySpec, slug: str) -> EntitySpec:
-    """The entity with keys of its service: the document's key form numbered from the service's
-    digits, else the service's prefix before the entity's (`shopify_ord_`)."""
+def _default_prefix(entity: EntitySpec, slug: str) -> str:
+    """The prefix of keys of no stated form: the service's before the entity's (`shopify_ord_`)."""
     key = next((f for f in entity.fields if f.name == entity.key_field), None)
     own_prefix = id_prefix_of(entity.name) if key is not None and key.pattern else entity.id_prefix
-    return with_key_form(entity, salt=f"{slug}/{entity.name}", default_prefix=f"{slug}_{own_prefix}")
+    return f"{slug}_{own_prefix}"
 
 
 def world_spec_of(specs: Sequence[EnvSpec]) -> EnvSpec:
