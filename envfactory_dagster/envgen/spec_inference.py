@@ -7,14 +7,20 @@ Entities. An operation acts on the entity its success response names (the schema
 descending through list wrappers such as `{"data": [...]}` or `{"data": {"accounts": [...]}}`,
 named by its `x-ref-name`), else the one its request body names (`OrderCreate` -> `Order`),
 else the collection segment of its path (`/lists/{tasklist}/tasks/{task}` -> `Task`), else the
-noun of an MCP tool name (`create_directory` -> `Directory`). Fields come from that schema
+noun of an MCP tool name (`create_directory` -> `Directory`). Operations on one item path act
+on the entity the path's GET names, and a GET answering a fuller view of the entity its key names
+(`/articles/{article_id}` -> `ArticleComplete`) acts on that entity (`Article`, the view's fields
+added); a parent path parameter names the entity of the item path it keys (`/lists/{tasklist}/
+tasks` -> TaskList when `/users/@me/lists/{tasklist}` returns one). Fields come from that schema
 (`allOf` merged, a JSON:API `{id, type, attributes}` object lifted flat, one level; nested
 objects stay `object` fields; a name that is no identifier is kept in snake_case, `Exchange Rate`
 -> `exchange_rate`; an MCP result envelope `{content: [...]}` names no entity), keys
 from `id`/`sid`/`uuid`/
 `<entity>_id`/the item path parameter, foreign keys from `x-foreign-key` or `<entity>_id`/
 `<entity>_sid` names (an id some parameter states as a string is a string wherever a response
-types it as a number). Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
+types it as a number; an integer `<entity>_id` holds a key, so it is a string of digits). A key
+keeps the form the document states for it or for its references (UUID, integer, pattern), and
+keys are generated in that form (`envgen.key_forms`). Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
 fields of the child, and a row addressed under its parent must belong to it (else `not_found`).
 Entities referenced by a foreign key (and described by a component schema) but acted on by no
 tool are `context` entities: lookups that are seeded and checked, not edited. An MCP entity that
