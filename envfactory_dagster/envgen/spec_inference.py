@@ -20,8 +20,9 @@ from `id`/`sid`/`uuid`/
 `<entity>_sid` names (an id some parameter states as a string is a string wherever a response
 types it as a number; an integer `<entity>_id` holds a key, so it is a string of digits). A key
 keeps the form the document states for it or for its references (UUID, integer, pattern), and
-keys are generated in that form (`envgen.key_forms`). Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
-fields of the child, and a row addressed under its parent must belong to it (else `not_found`).
+keys are generated in that form (`envgen.key_forms`). Parent path parameters
+(`/plans/{plan_id}/accounts`) become foreign-key fields of the child, and a row addressed under
+its parent must belong to it (else `not_found`).
 Entities referenced by a foreign key (and described by a component schema) but acted on by no
 tool are `context` entities: lookups that are seeded and checked, not edited. An MCP entity that
 a create tool fills gets generated ids; its natural key (`path`, `name`) is an ordinary field,
