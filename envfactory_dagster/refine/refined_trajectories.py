@@ -480,7 +480,8 @@ def refine_trajectories(
         "proofs_passing_share": counts["proofs_passing"] / counts["proofs"] if counts["proofs"] else 1.0,
         **{k: v for k, v in sorted(counts.items()) if k not in ("proofs", "proofs_passing")},
     }
-    return rows, rejected, metrics
+    # `id` names the refined row a later guard rejects; no refined row was made for these
+    return rows, [{"id": None, **r} for r in rejected], metrics
 
 
 def reason_kind(problem: str) -> str:
