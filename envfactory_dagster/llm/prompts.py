@@ -70,7 +70,8 @@ Rules for a tool body:
   "Entity")` (the row, or a not_found ToolError naming the entity). Rows are plain dicts.
 - Write with `self.put(collection, key, {**row, "field": value})`, which stores the new dict and returns
   a copy for the output; never change a row in place. Delete with `del self.table(collection)[key]`.
-  New keys come from `self.next_id(collection, id_prefix)`; "now" is `self.state["now"]`.
+  A new key is the entity's `new_key` expression (it calls `self.next_id(collection, ...)`); "now" is
+  `self.state["now"]`.
 - Return a dict whose keys are the tool's output keys (rows as dicts, lists of rows as lists).
 - A refused call (unknown id, a referenced row missing, a failed precondition, a forbidden transition)
   raises `ToolError(code, message)` before anything is written, with a message naming the entity and

@@ -13,6 +13,8 @@
   from the current one (`choose_changes`); an update with nothing to change is never bound.
 - Pagination and formatting inputs are rarely set (`p_optional_control`): a task is about what
   it asks for, not about page sizes.
+- An optional object that declares no property is never set: a user has nothing to say of it (a
+  required one gets `{}`, which queries leave unsaid: `surface.says_nothing`).
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ def change_candidates(tool: ToolSpec, entity: EntitySpec | None) -> dict[str, Fi
             continue
         out[param] = f
     return out
+
+
+def declares_nothing(schema: Mapping[str, Any]) -> bool:
+    """True for an object schema that declares no property (nor a schema for extra ones)."""
+    return (
+        schema.get("type") == "object"
+        and not schema.get("properties")
+        and not isinstance(schema.get("additionalProperties"), dict)
+    )
 
 
 def is_attribute(entity: EntitySpec | None, binding: str) -> bool:
@@ -283,6 +294,8 @@ class ArgumentBinder:
             if param in changes:
                 continue  # chosen once the row is known (choose_changes)
             schema = properties.get(param) or {}
+            if not required and declares_nothing(schema):
+                continue  # an object of no declared property: a user has nothing to say of it
             binding = tool.param_fields.get(param, "")
             bound: tuple[Any, ArgumentSource] | None = None
             if not user and not required and tool.kind == "write" and tool.action != "create":

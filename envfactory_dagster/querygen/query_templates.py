@@ -38,6 +38,7 @@ from envfactory_dagster.querygen.surface import (
     join_words,
     list_clause,
     natural_value,
+    says_nothing,
     search_clause,
     transition_verb,
     update_clause,
@@ -118,7 +119,7 @@ def call_phrase(
     terms: list[str] = []
     for name, value in call.arguments.items():
         source = call.argument_sources.get(name)
-        if source is None or (source.kind == "output" and name not in explicit):
+        if source is None or (source.kind == "output" and name not in explicit) or says_nothing(value):
             continue
         binding = tool.param_fields.get(name, "")
         label = field_label(binding if binding and not binding.startswith("$") else name)

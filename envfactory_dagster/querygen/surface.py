@@ -123,9 +123,18 @@ def contains_token(text: str, token: str, *, ignore_case: bool) -> bool:
     return False
 
 
+def says_nothing(value: Any) -> bool:
+    """True for an empty object: an argument a schema requires but declares nothing of, which a
+    person has no words for ("transaction {}") and a caller fills from the schema alone."""
+    return isinstance(value, dict) and not value
+
+
 def is_literal_in(value: Any, text: str, label: str | None = None) -> bool:
     """True if the value is written in `text` (any of its forms, as whole words, any case); a list
-    when each of its items is; a boolean only with its `label` ("notify customer: yes")."""
+    when each of its items is; a boolean only with its `label` ("notify customer: yes"); an empty
+    object always (there is nothing to write)."""
+    if says_nothing(value):
+        return True
     if isinstance(value, list):
         return all(is_literal_in(v, text) for v in value)
     return any(contains_token(text, form, ignore_case=True) for form in value_forms(value, label))

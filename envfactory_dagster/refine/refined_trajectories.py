@@ -40,7 +40,7 @@ from envfactory_dagster.querygen.replay import (
     recorded_replay,
     task_environments,
 )
-from envfactory_dagster.querygen.surface import contains_token, is_literal_in
+from envfactory_dagster.querygen.surface import contains_token, is_literal_in, says_nothing
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
@@ -91,7 +91,7 @@ def turn_implicitness(trajectory: Trajectory, turn: int, query: str, replay: Rep
         tables = [t for name, t in state.items() if name != "counters" and isinstance(t, dict)]
         for argument, value in call.arguments.items():
             source = call.argument_sources.get(argument)
-            if argument in call.masked_arguments:
+            if argument in call.masked_arguments or says_nothing(value):
                 continue
             if (
                 source is None
@@ -496,7 +496,8 @@ def refine_trajectories(
         "proofs_passing_share": counts["proofs_passing"] / counts["proofs"] if counts["proofs"] else 1.0,
         **{k: v for k, v in sorted(counts.items()) if k not in ("proofs", "proofs_passing")},
     }
-    return rows, rejected, metrics
+    # `id` names the refined row a later guard rejects; no refined row was made for these
+    return rows, [{"id": None, **r} for r in rejected], metrics
 
 
 def reason_kind(problem: str) -> str:

@@ -41,6 +41,7 @@ from envfactory_dagster.querygen.surface import (
     list_clause,
     natural_value,
     past_tense,
+    says_nothing,
     search_clause,
     transition_verb,
     update_clause,
@@ -169,8 +170,8 @@ class TurnRenderer(RowDescriber):
         original = self.trajectory.turns[turn].query
         slots = []
         for argument, value in call.arguments.items():
-            if argument in call.masked_arguments:
-                continue
+            if argument in call.masked_arguments or says_nothing(value):
+                continue  # an empty object has no words: the caller fills it from the schema
             base = {"turn": turn, "call": call_index, "argument": argument, "value": value}
             options: list[Rendering] = []
             source = call.argument_sources.get(argument)

@@ -206,6 +206,6 @@ def mark_state_scoped_inputs(
             if (
                 entity is not None
                 and not producers[i] & runnable
-                and pattern_admits(a["pattern"], f"{entity.id_prefix}0001")
+                and pattern_admits(a["pattern"], entity.key_of(1))
             ):
                 a["from_state"] = entity.collection
