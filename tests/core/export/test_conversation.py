@@ -11,7 +11,6 @@ import pytest
 from envfactory_dagster.envgen.stages import registry_for_domain
 from envfactory_dagster.export.conversation import ASK_ME, DECLINE, persona_reply
 from envfactory_dagster.export.sft import build_sft_rows, sharegpt_record
-from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import LLMGateway
 from envfactory_dagster.llm.testing import ScriptedOpenAIServer
 from envfactory_dagster.querygen.replay import replay_matches_record
@@ -96,12 +95,7 @@ def test_the_llm_user_simulator_is_called_over_http_and_held_to_the_value(
 
     monkeypatch.setenv("SCRIPTED_LLM_KEY", "sk-local")
     with ScriptedOpenAIServer(answer) as server:
-        settings = LLMSettings(
-            default_model="openai/gpt-4o-mini",
-            api_base=server.api_base,
-            api_key_env="SCRIPTED_LLM_KEY",
-            cache_dir=tmp_path,
-        )
+        settings = server.llm_settings(tmp_path)
         with LLMGateway(settings) as gateway:
             rows, _, metrics = build_sft_rows(refined, registry, conversational=True, gateway=gateway)
             simulated = gateway.usage().by_role["user_simulator"].calls

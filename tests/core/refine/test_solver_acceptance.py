@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import LLMGateway
 from envfactory_dagster.llm.testing import ScriptedOpenAIServer
 from envfactory_dagster.querygen.trajectory_model import Trajectory
@@ -64,12 +63,7 @@ def test_a_refined_query_is_kept_only_if_the_solver_reaches_the_gold_state(
     solver_queries: list[str] = []
     monkeypatch.setenv("SCRIPTED_LLM_KEY", "sk-local")
     with ScriptedOpenAIServer(scripted_model(solves, solver_queries)) as server:
-        settings = LLMSettings(
-            default_model="openai/gpt-4o-mini",
-            api_base=server.api_base,
-            api_key_env="SCRIPTED_LLM_KEY",
-            cache_dir=tmp_path,
-        )
+        settings = server.llm_settings(tmp_path)
         with LLMGateway(settings) as gateway:
             rows, rejected, metrics = refine_trajectories(
                 [trajectory], env_rows(), seed=0, backend="llm", gateway=gateway

@@ -15,7 +15,6 @@ import pytest
 from envfactory_dagster.export.conversation import DECLINE
 from envfactory_dagster.export.rl_tasks import rl_task_to_row
 from envfactory_dagster.export.verl_export import INTERACTION_NAME, verl_records
-from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import LLMGateway
 from envfactory_dagster.llm.testing import ScriptedOpenAIServer, ScriptedReply
 from envfactory_dagster.serve.gym_env import ToolUseEnv
@@ -93,13 +92,7 @@ def test_the_judge_ends_the_conversation_over_http_and_falls_back_honestly(
 
     monkeypatch.setenv("SCRIPTED_LLM_KEY", "sk-local")
     with ScriptedOpenAIServer(answer) as server:
-        settings = LLMSettings(
-            default_model="openai/gpt-4o-mini",
-            api_base=server.api_base,
-            api_key_env="SCRIPTED_LLM_KEY",
-            cache_dir=tmp_path,
-            repair_retries=1,
-        )
+        settings = server.llm_settings(tmp_path, repair_retries=1)
         with LLMGateway(settings) as gateway:
             gym = ToolUseEnv({ENV_ID: env}, gateway=gateway)
             gym.reset(conversational(task))
