@@ -22,7 +22,7 @@ from envfactory_dagster.quality.suites import (
 from envfactory_dagster.querygen.graph.gold_flows import gold_flow_metrics
 from envfactory_dagster.querygen.graph.llm_linking import LLMLinker
 from envfactory_dagster.querygen.replay import replay_matches_record
-from envfactory_dagster.querygen.tool_chains import chain_rows, compare_samplers, sample_chains
+from envfactory_dagster.querygen.tool_chains import DrawTally, chain_rows, compare_samplers, sample_chains
 from envfactory_dagster.querygen.tool_graph import (
     ToolGraph,
     build_tool_graph,
@@ -152,9 +152,10 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         graph = _stored_graph(tool_graph, tool_graph_nodes, verified_envs)
         seed = derived_seed(settings.seed, context.partition_key, "tool_chains")
         options = config.model_dump(exclude={"n_chains"})
-        chains = sample_chains(graph, seed=seed, n_chains=config.n_chains, **options)
+        tally = DrawTally(config.n_chains)
+        chains = sample_chains(graph, seed=seed, n_chains=config.n_chains, tally=tally, **options)
         valid = [c for c in chains if c.valid]
-        comparison = compare_samplers(graph, seed=seed, n_chains=config.n_chains, **options)
+        comparison = compare_samplers(graph, seed=seed, n_chains=config.n_chains, topology=tally, **options)
         frame = pd.DataFrame(chain_rows(valid))
         figures = {"chains": len(valid), "valid_share": round(len(valid) / len(chains), 4) if chains else 1.0}
         metadata = {

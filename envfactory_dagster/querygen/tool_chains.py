@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -297,6 +298,29 @@ def _make_chain(
 Draw = Callable[[random.Random], tuple[list[str], list[list[int]], list[int]]]
 
 
+@dataclass
+class DrawTally:
+    """Calls per draw and valid multi-step chains over a sampler's first `draws` draws: the
+    sampler comparison's figures, taken from the draws sampling makes anyway."""
+
+    draws: int
+    calls: Counter[int] = field(default_factory=Counter)
+    valid_multistep: int = 0
+
+    def add(self, index: int, tools: list[str], chain: Chain | None) -> None:
+        if index < self.draws:
+            self.calls[len(tools)] += 1
+            self.valid_multistep += len(tools) >= 2 and chain is not None and chain.valid
+
+    def figures(self, sampler: Sampler) -> dict[str, Any]:
+        share = round(self.valid_multistep / self.draws, 4) if self.draws else 0.0
+        return {
+            f"{sampler}_valid_multistep": self.valid_multistep,
+            f"{sampler}_valid_multistep_share": share,
+            f"{sampler}_calls_distribution": dict(sorted(self.calls.items())),
+        }
+
+
 def _sample(
     graph: ToolGraph,
     draw: Draw,
@@ -306,20 +330,24 @@ def _sample(
     n_chains: int,
     max_envs: int,
     max_attempts_factor: int,
+    tally: DrawTally | None = None,
 ) -> list[Chain]:
     chains: list[Chain] = []
     seen: set[str] = set()
     if not graph.tools:
+        if tally is not None:
+            tally.calls[0] += tally.draws
         return chains
-    for index in range(n_chains * max_attempts_factor):
-        if len(chains) >= n_chains:
+    attempts = max(n_chains * max_attempts_factor, tally.draws if tally else 0)
+    for index in range(attempts):
+        if len(chains) >= n_chains and (tally is None or index >= tally.draws):
             break
         s = chain_seed(seed, index)
         tools, turns, targets = draw(random.Random(s))
-        if not tools:
-            continue
-        chain = _make_chain(graph, tools, turns, targets, sampler, s, max_envs)
-        if chain.id not in seen:
+        chain = _make_chain(graph, tools, turns, targets, sampler, s, max_envs) if tools else None
+        if tally is not None:
+            tally.add(index, tools, chain)
+        if chain is not None and chain.id not in seen and len(chains) < n_chains:
             seen.add(chain.id)
             chains.append(chain)
     return chains
@@ -346,12 +374,14 @@ def sample_chains(
     seed: int,
     n_chains: int,
     max_attempts_factor: int = 4,
+    tally: DrawTally | None = None,
     **options: Any,
 ) -> list[Chain]:
     """Up to `n_chains` distinct right-sized chains (see the module docstring for `options`:
     max_envs, max_worlds, max_depth, max_nodes, max_calls_per_turn, p_skip_optional,
     p_skip_satisfied, p_second_service). Repeated draws are drawn again, up to
-    `n_chains * max_attempts_factor` attempts; each chain carries `valid` and `problems`."""
+    `n_chains * max_attempts_factor` attempts; each chain carries `valid` and `problems`.
+    `tally` counts the first `tally.draws` draws (see `compare_samplers`)."""
     return _sample(
         graph,
         _task_draw(graph, options),
@@ -360,6 +390,7 @@ def sample_chains(
         n_chains=n_chains,
         max_envs=options.get("max_envs", 3),
         max_attempts_factor=max_attempts_factor,
+        tally=tally,
     )
 
 
@@ -397,26 +428,32 @@ def chain_rows(chains: list[Chain]) -> list[dict[str, Any]]:
     ]
 
 
-def compare_samplers(graph: ToolGraph, *, seed: int, n_chains: int, **options: Any) -> dict[str, Any]:
+def compare_samplers(
+    graph: ToolGraph, *, seed: int, n_chains: int, topology: DrawTally | None = None, **options: Any
+) -> dict[str, Any]:
     """Valid multi-step chains (>= 2 calls, `validate_chain` clean) per sampler, same graph and seeds,
-    and the calls per chain of each. The share is over `n_chains` draws."""
-    out: dict[str, Any] = {"draws": n_chains}
+    and the calls per chain of each. The share is over `n_chains` draws. `topology`: the tally
+    `sample_chains` kept of the same draws (with the same seed and options), so they are not drawn
+    twice; without it they are drawn here."""
     max_envs = options.get("max_envs", 3)
-    walk = lambda rng: (  # noqa: E731
-        (tools := _random_walk(graph, rng, max_envs=max_envs, max_nodes=options.get("max_nodes", 10))),
-        _walk_turns(len(tools), rng),
-        list(range(len(tools))),
+    if topology is None:
+        topology = DrawTally(n_chains)
+        _sample(graph, _task_draw(graph, options), "topology", seed=seed, n_chains=0, max_envs=max_envs,
+                max_attempts_factor=1, tally=topology)  # fmt: skip
+    walk = DrawTally(n_chains)
+    max_nodes = options.get("max_nodes", 10)
+    _sample(
+        graph,
+        lambda rng: (
+            (tools := _random_walk(graph, rng, max_envs=max_envs, max_nodes=max_nodes)),
+            _walk_turns(len(tools), rng),
+            list(range(len(tools))),
+        ),
+        "random_walk",
+        seed=seed,
+        n_chains=0,
+        max_envs=max_envs,
+        max_attempts_factor=1,
+        tally=walk,
     )
-    for name, draw in (("topology", _task_draw(graph, options)), ("random_walk", walk)):
-        valid = 0
-        calls: Counter[int] = Counter()
-        for index in range(n_chains):
-            s = chain_seed(seed, index)
-            tools, turns, targets = draw(random.Random(s)) if graph.tools else ([], [], [])
-            calls[len(tools)] += 1
-            if len(tools) >= 2 and _make_chain(graph, tools, turns, targets, name, s, max_envs).valid:  # type: ignore[arg-type]
-                valid += 1
-        out[f"{name}_valid_multistep"] = valid
-        out[f"{name}_valid_multistep_share"] = round(valid / n_chains, 4) if n_chains else 0.0
-        out[f"{name}_calls_distribution"] = dict(sorted(calls.items()))
-    return out
+    return {"draws": n_chains, **topology.figures("topology"), **walk.figures("random_walk")}
