@@ -40,7 +40,7 @@ from envfactory_dagster.quality.suites import (
     rl_tasks_partition_suite,
     rl_tasks_suite,
 )
-from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.querygen.trajectory_model import TrajectoryCalls
 from envfactory_dagster.refine.refined_trajectories import (
     partition_figures,
     refine_trajectories,
@@ -222,7 +222,7 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
                 conversational=settings.conversational,
             )
         records_by_id = {
-            r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])
+            r["trajectory_id"]: TrajectoryCalls.model_validate_json(r["trajectory_json"])
             for r in records(refined_trajectories)
         }
         parsed_states: dict[str, Any] = {}  # each turn boundary's state parsed once

@@ -32,7 +32,7 @@ from envfactory_dagster.querygen.replay import (
     recorded_replay,
     task_environments,
 )
-from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.querygen.trajectory_model import Trajectory, TrajectoryCalls
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import Toolset
@@ -131,7 +131,7 @@ def score_gold_calls(task: RLTask, toolset: Toolset) -> RewardBreakdown:
     return breakdown
 
 
-def gold_reward_on_record(task: RLTask, trajectory: Trajectory) -> RewardBreakdown:
+def gold_reward_on_record(task: RLTask, trajectory: Trajectory | TrajectoryCalls) -> RewardBreakdown:
     """The reward of a stored task's gold calls, with the final states its trajectory's record
     gives from the task's own stored initial states (the turn's recorded diffs applied: no
     execution). 1.0 when the row agrees with what execution did: right initial and final states,

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from envfactory_dagster.lineage import canonical_json, sha256_hex
-from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.querygen.trajectory_model import Trajectory, TrajectoryCalls
 
 STAGE = "splits"
 
@@ -32,7 +32,7 @@ def chain_fraction(chain_id: str, seed: int, salt: str) -> float:
     return int(sha256_hex(f"{seed}:{salt}:{chain_id}")[:12], 16) / 16**12
 
 
-def query_words(trajectory: Trajectory) -> set[str]:
+def query_words(trajectory: Trajectory | TrajectoryCalls) -> set[str]:
     return {w for t in trajectory.turns for w in re.findall(r"[a-z0-9]+", t.query.lower())}
 
 
@@ -55,7 +55,7 @@ def split_and_filter(
     near_groups: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
     for row in sorted(rows, key=lambda r: str(r.get("id"))):
         try:
-            trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+            trajectory = TrajectoryCalls.model_validate_json(row["trajectory_json"])
         except (ValidationError, KeyError) as exc:
             dropped.append({"id": row.get("id"), "stage": STAGE, "reason": f"unreadable: {exc}"})
             continue

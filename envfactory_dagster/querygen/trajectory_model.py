@@ -79,3 +79,18 @@ class Trajectory(BaseModel):
     backend: Literal["template", "llm"] = "template"
     model: str | None = None
     prompt_version: str | None = None
+
+
+class TrajectoryCalls(BaseModel):
+    """A stored trajectory read without its world states, for readers of its queries and calls
+    only (duplicate flags, splits, guards, figures): the states are most of the record, so this
+    parse costs about a third of a full `Trajectory` parse."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    domain: str
+    chain_id: str
+    env_ids: list[str]
+    env_worlds: dict[str, str]
+    turns: list[Turn]

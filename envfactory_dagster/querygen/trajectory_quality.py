@@ -19,22 +19,22 @@ from typing import Any
 
 from envfactory_dagster.lineage import canonical_json
 from envfactory_dagster.quality.guards import RowGuard
-from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.querygen.trajectory_model import Trajectory, TrajectoryCalls
 
 NEAR_DUPLICATE_JACCARD = 0.8
 
 
-def _as_trajectory(item: Trajectory | Mapping[str, Any]) -> Trajectory:
+def _calls_of(item: Trajectory | Mapping[str, Any]) -> Trajectory | TrajectoryCalls:
     if isinstance(item, Trajectory):
         return item
     return (
-        Trajectory.model_validate_json(item["trajectory_json"])
+        TrajectoryCalls.model_validate_json(item["trajectory_json"])
         if "trajectory_json" in item
-        else Trajectory.model_validate(item)
+        else TrajectoryCalls.model_validate(item)
     )
 
 
-def shingles(trajectory: Trajectory) -> set[str]:
+def shingles(trajectory: Trajectory | TrajectoryCalls) -> set[str]:
     """The shingle set of the near-duplicate measure."""
     out: set[str] = set()
     for turn in trajectory.turns:
@@ -53,7 +53,7 @@ def near_duplicate_flags(
     import numpy as np
     from scipy import sparse
 
-    sets = [shingles(_as_trajectory(t)) for t in trajectories]
+    sets = [shingles(_calls_of(t)) for t in trajectories]
     if len(sets) < 2:
         return [False] * len(sets)
     vocabulary: dict[str, int] = {}

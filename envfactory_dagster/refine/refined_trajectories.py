@@ -41,7 +41,7 @@ from envfactory_dagster.querygen.replay import (
     task_environments,
 )
 from envfactory_dagster.querygen.surface import contains_token, is_literal_in, says_nothing
-from envfactory_dagster.querygen.trajectory_model import Trajectory
+from envfactory_dagster.querygen.trajectory_model import Trajectory, TrajectoryCalls
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
     check_effect,
@@ -512,7 +512,7 @@ def refinement_guards(envs: EnvironmentRows) -> list[RowGuard]:
     index = environments_by_id(envs)
 
     def raw_enums(row: Mapping[str, Any]) -> list[str]:
-        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        trajectory = TrajectoryCalls.model_validate_json(row["trajectory_json"])
         enums = [
             v
             for env_id in trajectory.env_ids
@@ -546,7 +546,7 @@ def partition_figures(
     turns = []
     dropped = 0
     for row in rows:
-        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        trajectory = TrajectoryCalls.model_validate_json(row["trajectory_json"])
         dropped += len(json.loads(row["dropped_turns"]))
         for env_id in trajectory.env_ids:
             if env_id not in enums_of:
