@@ -899,7 +899,19 @@ def _description(op: NormalizedOperation) -> str:
         extra = re.split(r"(?<=[.!?])\s", re.sub(r"<[^>]+>|\s+", " ", op.description).strip())[0]
         if extra and extra.lower() not in text.lower():
             text = f"{text.rstrip('.')}. {extra}"
-    return (text or op.operation_id)[:500]
+    return _closed_sentence(text or op.operation_id, 500)
+
+
+def _closed_sentence(text: str, limit: int) -> str:
+    """`text` within `limit` characters, cut after a sentence or a word, ending as a sentence: the
+    spec appends its own sentences ("Simulated: ...") and queries quote the first one, so a summary
+    without a full stop ("Add Institution Account Group Roles") must not run into them."""
+    if len(text) > limit:
+        cut = text[:limit]
+        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+        text = cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0]
+    text = text.rstrip(" ,;:-")
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _tool_name(op: NormalizedOperation, taken: set[str]) -> str:

@@ -457,6 +457,12 @@ class TurnRenderer(RowDescriber):
         def group(heads: list[str], anchor: str, labelled: bool) -> str:
             return compose(join_words(heads), anchor, labelled)
 
+        def detail(p: str, r: Rendering) -> str:
+            # "label: value"; a yes/no setting's phrase already says its label ("notify customer: yes")
+            if isinstance(call.arguments.get(p), bool) and not r.implicit:
+                return r.phrase
+            return f"{field_words(p)}: {r.phrase}"
+
         def valued(p: str, r: Rendering) -> str:
             # a reference that already names its field ("the vendor of ..."), a yes/no setting
             # ("notify customer: yes") or a value in words need no extra label
@@ -516,11 +522,11 @@ class TurnRenderer(RowDescriber):
         subject = phrases[key_params[0]] if key_params else (owners if owner_params else "")
         if verb and subject:  # "unlock the discussion topic called ..." rather than the tool's description
             rest = [p for p in phrases if p not in key_params and p not in owner_params]
-            details = ", ".join(merge(rest, lambda p, r: f"{field_words(p)}: {r.phrase}", group))
+            details = ", ".join(merge(rest, detail, group))
             return f"{verb} {subject}" + (f" ({details})" if details else "")
         description = (tool.description if tool else call.tool).split(". ")[0].rstrip(".")
         sentence = " ".join(field_words(w) if "_" in w else w for w in description.split())
-        details = ", ".join(merge(list(phrases), lambda p, r: f"{field_words(p)}: {r.phrase}", group))
+        details = ", ".join(merge(list(phrases), detail, group))
         return sentence[:1].lower() + sentence[1:] + (f" ({details})" if details else "")
 
     def where(self, call: GoldCall) -> str:

@@ -115,7 +115,7 @@ def test_mcp_listing_without_output_schemas() -> None:
             NormalizedOperation(operation_id="list_notes", description="List notes."),
             NormalizedOperation(
                 operation_id="sync_everything",
-                description="Push all notes upstream.",
+                description="Push all notes upstream",  # no full stop, as many documents write it
                 parameters=[NormalizedParam(name="force", location="argument", schema={"type": "boolean"})],
             ),
         ],
@@ -133,6 +133,8 @@ def test_mcp_listing_without_output_schemas() -> None:
     sync = tools["sync_everything"]
     assert sync.action == "custom" and sync.kind == "write" and sync.entity == "SyncEverythingRequest"
     assert "recorded" in sync.description
+    # the document's sentence ends before the spec's own: queries quote the first sentence
+    assert sync.description.split(". ")[0] == "Push all notes upstream"
 
 
 def test_unknown_operation_is_a_clear_error() -> None:
