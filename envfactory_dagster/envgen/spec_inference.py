@@ -357,7 +357,7 @@ def field_from_schema(name: str, schema: Any, required: bool) -> FieldSpec:
     maximum = flat.get("maximum") if number and isinstance(flat.get("maximum"), int | float) else None
     if minimum is not None and maximum is not None and minimum > maximum:
         minimum = maximum = None
-    description = re.sub(r"\s+", " ", str(flat.get("description") or flat.get("title") or "")).strip()[:300]
+    description = _within(re.sub(r"\s+", " ", str(flat.get("description") or flat.get("title") or "")), 300)
     foreign = flat.get("x-foreign-key")
     unique = flat.get("x-unique") is True or bool(
         re.search(r"\bunique\b(?! (identifier|id)\b)", description, re.I)
@@ -829,9 +829,8 @@ def _add_context_entities(drafts: dict[str, EntityDraft], specs: list[Normalized
                 if target and target not in drafts and target in described and target not in wanted:
                     wanted.append(target)
         for name in wanted:
-            draft = EntityDraft(
-                name, description=str(described[name].get("description") or "")[:300], from_schema=True
-            )
+            description = _within(str(described[name].get("description") or ""), 300)
+            draft = EntityDraft(name, description=description, from_schema=True)
             for f in _fields_of(described[name]):
                 draft.add(f)
             drafts[name] = draft
@@ -889,7 +888,7 @@ def _param_schema(param: NormalizedParam) -> dict[str, Any]:
     spec = field_from_schema(param.name, param.schema_, param.required)
     schema = property_schema(spec.model_copy(update={"nullable": False}), for_input=True)
     if param.description and "description" not in schema:
-        schema["description"] = re.sub(r"\s+", " ", param.description).strip()[:300]
+        schema["description"] = _within(re.sub(r"\s+", " ", param.description), 300)
     return schema
 
 
@@ -902,15 +901,22 @@ def _description(op: NormalizedOperation) -> str:
     return _closed_sentence(text or op.operation_id, 500)
 
 
+def _within(text: str, limit: int) -> str:
+    """`text` stripped, within `limit` characters, cut after a sentence or else after a word: seed
+    text and queries are made from descriptions' words, so a cut word ("implemen") would show."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    return (cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0]).rstrip(" ,;:-")
+
+
 def _closed_sentence(text: str, limit: int) -> str:
-    """`text` within `limit` characters, cut after a sentence or a word, ending as a sentence: the
-    spec appends its own sentences ("Simulated: ...") and queries quote the first one, so a summary
-    without a full stop ("Add Institution Account Group Roles") must not run into them."""
-    if len(text) > limit:
-        cut = text[:limit]
-        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
-        text = cut[: end + 1] if end > 0 else cut.rsplit(" ", 1)[0]
-    text = text.rstrip(" ,;:-")
+    """`text` `_within` `limit`, ending as a sentence: the spec appends its own sentences
+    ("Simulated: ...") and queries quote the first one, so a summary without a full stop ("Add
+    Institution Account Group Roles") must not run into them."""
+    text = _within(text, limit - 1)
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
@@ -1006,7 +1012,7 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             )
             if schema is not None and (schema_entity in (shape.entity, None) or answers_a_view):
                 if not draft.description:
-                    draft.description = str(schema.get("description") or "")[:300]
+                    draft.description = _within(str(schema.get("description") or ""), 300)
                 for f in _fields_of(schema):
                     if schema is shape.body_schema and draft.from_schema:
                         f = f.model_copy(update={"required": False, "nullable": True})

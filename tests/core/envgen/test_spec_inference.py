@@ -116,7 +116,14 @@ def test_mcp_listing_without_output_schemas() -> None:
             NormalizedOperation(
                 operation_id="sync_everything",
                 description="Push all notes upstream",  # no full stop, as many documents write it
-                parameters=[NormalizedParam(name="force", location="argument", schema={"type": "boolean"})],
+                parameters=[
+                    NormalizedParam(
+                        name="force",
+                        location="argument",
+                        schema={"type": "boolean"},
+                        description="Whether to push " + "every note and folder " * 20,  # over 300 chars
+                    )
+                ],
             ),
         ],
     )
@@ -135,6 +142,9 @@ def test_mcp_listing_without_output_schemas() -> None:
     assert "recorded" in sync.description
     # the document's sentence ends before the spec's own: queries quote the first sentence
     assert sync.description.split(". ")[0] == "Push all notes upstream"
+    # a long description is cut after a word, not inside one (seed text and queries reuse its words)
+    force = sync.input_schema["properties"]["force"]["description"]
+    assert len(force) <= 300 and force.split()[-1] in {"every", "note", "and", "folder"}
 
 
 def test_unknown_operation_is_a_clear_error() -> None:
