@@ -44,14 +44,14 @@ _CLAUSE = re.compile(r"[.;:,()!?\n\"]|\s[-–—]\s")
 MIN_WORD = 3
 
 
-def _phrases(text: str) -> list[str]:
-    """Runs of 1..3 content words inside one clause of `text`."""
+def _phrases(text: str, actions: frozenset[str] = frozenset()) -> list[str]:
+    """Runs of 1..3 content words inside one clause of `text`; `actions` are verbs too."""
     found: list[str] = []
     for clause in _CLAUSE.split(text):
         run: list[str] = []
         for token in re.findall(r"[A-Za-z][A-Za-z'-]*", clause):
             word = token.lower().strip("'-")
-            verb = word in VERBS or (word.endswith("ed") and word not in KEEP_ED)
+            verb = word in VERBS or word in actions or (word.endswith("ed") and word not in KEEP_ED)
             if word in STOPWORDS or verb or len(word) < MIN_WORD or word.endswith("'s"):
                 if run:
                     found.append(" ".join(run[-3:]))
@@ -68,13 +68,17 @@ class ServiceVocabulary:
 
     def __init__(self, spec: EnvSpec) -> None:
         self.spec = spec
+        # the verbs the tools are named by ("submit" of submit_paper, "restore" of restore_item):
+        # descriptions open with them ("Submit a paper"), and as titles they read as filler
+        # ("Deadline for Submit")
+        self.actions = frozenset(ws[0] for t in spec.tools if (ws := words(t.name)))
 
     @cached_property
     def service_phrases(self) -> list[str]:
         texts = [self.spec.title, self.spec.description]
         texts += [t.description for t in self.spec.tools]
         texts += [e.description for e in self.spec.entities]
-        return self._unique(p for t in texts for p in _phrases(t))
+        return self._unique(p for t in texts for p in _phrases(t, self.actions))
 
     def entity_phrases(self, entity: EntitySpec) -> list[str]:
         return self._entity_phrases[entity.name]
@@ -88,7 +92,7 @@ class ServiceVocabulary:
             enum_words = [  # as words, never as the identifier (`PUBLISHED`, `in_progress`)
                 " ".join(words(v)) for f in entity.fields for v in f.enum or [] if isinstance(v, str)
             ]
-            phrases = [p for t in texts for p in _phrases(t)]
+            phrases = [p for t in texts for p in _phrases(t, self.actions)]
             phrases += [p for p in enum_words if len(p) >= MIN_WORD and p.lower() not in STOPWORDS]
             out[entity.name] = self._unique(phrases) or self.service_phrases
         return out
@@ -107,15 +111,20 @@ class ServiceVocabulary:
         """A title for a record that is not a person, organization, product or place."""
         first = self.phrase(rng, entity)
         shape = rng.randrange(4)
+        second = self.phrase(rng, entity if shape == 3 else None) if shape >= 2 else ""
+        own_name = set(words(entity.name))
+        if shape >= 2 and (second == first or set(second.split()) <= own_name):
+            shape = 1  # "Tag for Tag", "Collection for Collection" name nothing
+        if shape == 0 and set(first.split()) <= own_name:
+            shape = 1  # a collection titled "Collection"
         if shape == 0:
             text = first
         elif shape == 1:
             text = f"{first} {rng.choice(['review', 'plan', 'update', 'overview', 'checklist', 'report'])}"
         elif shape == 2:
-            text = f"{first} for {self.phrase(rng)}"
+            text = f"{first} for {second}"
         else:
-            second = self.phrase(rng, entity)
-            text = f"{first} and {second}" if second != first else first
+            text = f"{first} and {second}"
         return _title_case(text)
 
     def free_text(self, rng: random.Random, entity: EntitySpec, field_words: set[str], person: str) -> str:

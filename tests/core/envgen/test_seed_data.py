@@ -7,7 +7,10 @@ import re
 
 from test_codegen import load, shop_envs
 
+from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.envgen.seed_data import generate_state, sample_pattern
+from envfactory_dagster.envgen.service_vocabulary import ServiceVocabulary
+from tests.fakes.example_env_spec import EXAMPLE_SPEC
 
 
 def orders_spec():
@@ -64,3 +67,20 @@ def test_pattern_sampler_matches_common_api_patterns() -> None:
         r"[A-Z0-9._%+-]+@[A-Z0-9.-]+\.[A-Z]{2,}",
     ):
         assert re.search(pattern, sample_pattern(pattern, rng)), pattern
+
+
+def test_titles_are_made_of_subject_matter_not_tool_verbs_or_the_entity_name() -> None:
+    # the tools' descriptions open with their verbs ("Find customers ...", "Place a new order",
+    # "Cancel an order"): titles built from them read as filler ("Deadline for Submit")
+    spec = EXAMPLE_SPEC
+    vocabulary = ServiceVocabulary(spec)
+    verbs = {words(t.name)[0] for t in spec.tools}
+    for entity in spec.entities:
+        titles = [vocabulary.title(random.Random(seed), entity) for seed in range(200)]
+        assert len(set(titles)) > 5
+        for title in titles:
+            lowered = title.lower().split()
+            assert not verbs & set(lowered), title
+            assert set(lowered) - set(words(entity.name)), f"{title!r} only names the entity"
+            first, _, second = title.lower().partition(" for ")
+            assert first != second, title
