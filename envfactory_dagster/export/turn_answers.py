@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from envfactory_dagster.lineage import sha256_hex
+from envfactory_dagster.querygen.surface import humanize_enum
 from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory, Turn
 
 STAGE = "turn_answers"
@@ -82,6 +83,10 @@ def words_of(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").lower()
 
 
+# snake_case or long UPPER_CASE words without digits: enum values (ids carry digits: `ord_0001`)
+ENUM_WORDS = re.compile(r"[A-Za-z]+(?:_[A-Za-z]+)+|[A-Z]{4,}")
+
+
 def short(value: Any) -> str:
     """A value as it reads in a sentence (strings quoted only when they hold spaces)."""
     if isinstance(value, bool):
@@ -94,6 +99,8 @@ def short(value: Any) -> str:
     if isinstance(value, dict):
         return "{…}"
     text = str(value)
+    if ENUM_WORDS.fullmatch(text):  # an enum value in words, unquoted: desk reject, not desk_reject
+        return humanize_enum(text)
     if len(text) > MAX_VALUE_CHARS:
         text = text[: MAX_VALUE_CHARS - 1].rstrip() + "…"
     return f'"{text}"' if " " in text else text

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from envfactory_dagster.export.turn_answers import AnswerJob, answer_problems, template_answer, write_answers
+from envfactory_dagster.export.turn_answers import (
+    AnswerJob,
+    answer_problems,
+    reference,
+    short,
+    template_answer,
+    write_answers,
+)
 from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import LLMGateway
 from envfactory_dagster.querygen.trajectory_model import Trajectory
@@ -146,3 +153,9 @@ def test_llm_answers_are_kept_only_when_they_pass_the_check(
     assert answers[0][1] == template_answer(trajectory.turns[1], KINDS, seed_key=trajectory.id)
     assert metrics["llm_answers_accepted"] == 1
     assert metrics["llm_answers_rejected"] == {"cites an identifier the turn never showed": 1}
+
+
+def test_enum_values_are_said_in_words_and_ids_stay_verbatim() -> None:
+    assert reference({"id": "ord_0001", "status": "ready_to_ship"}) == "ord_0001 (ready to ship)"
+    assert short("DESK_REJECT") == "desk reject" and short("PENDING") == "pending"
+    assert short("ord_0001") == "ord_0001" and short("USD") == "USD"
