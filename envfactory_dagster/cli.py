@@ -1,12 +1,15 @@
 """`envfactory`: materialize the pipeline in-process and tell where its data lives.
 
     envfactory materialize [--domain D]... [--select ASSET_SELECTION] [--resources-dir DIR] [--workers N]
+    envfactory submit [--domain D]... [--select ASSET]... [--webserver URL]
+    envfactory catalog [--sql QUERY]
     envfactory where
     envfactory serve mcp --env-id ENV_ID [--transport stdio|http --port N]
 
 A thin layer over Dagster: it builds the same definitions as the code location (the same
 resource config), runs each domain partition with `materialize()` against the Dagster instance
-in `$ENVFACTORY_HOME/dagster` (so runs also show in `dagster dev` pointed at it).
+in `$ENVFACTORY_HOME/dagster` (so runs also show in `dagster dev` pointed at it). `submit` queues
+one run per domain on a running deployment (deploy/cluster.sh) through its webserver instead.
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ def _materialize(args: argparse.Namespace) -> int:
     failed = [domain for domain, ok, _ in outcomes if not ok]
     for domain, ok, seconds in outcomes:
         print(f"  {domain:<12} {'ok' if ok else 'FAILED'}  {seconds:6.1f} s")
-    print(f"DuckDB catalog: {catalog_path(home)}")
+    _print_catalog(home)
     if failed:
         print(
             f"error: partitions failed: {', '.join(failed)} (see the run logs in `dagster dev`)",
@@ -120,6 +123,64 @@ def _materialize(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _print_catalog(home: str) -> None:
+    """Print the DuckDB catalog path; for an object-store home, build its views from the bucket first
+    (steps there do not touch the catalog: they may run on other machines)."""
+    path = catalog_path(home)
+    if "://" in home:
+        from envfactory_dagster.storage.duckdb_catalog import refresh
+
+        assets = refresh(path, home)
+        print(f"DuckDB catalog: {path} ({len(assets)} views over {home}; open it with "
+              "envfactory_dagster.storage.duckdb_catalog.connect(path, home=home))")  # fmt: skip
+    else:
+        print(f"DuckDB catalog: {path}")
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    home = envfactory_home()
+    _print_catalog(home)
+    if args.sql:
+        from envfactory_dagster.storage.duckdb_catalog import query
+
+        for row in query(catalog_path(home), args.sql, home=home):
+            print("\t".join(str(value) for value in row))
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from envfactory_dagster.definitions import ALL_ASSETS_JOB
+    from envfactory_dagster.webserver_client import (
+        WebserverError,
+        code_location,
+        launch_partition_run,
+        partition_keys,
+        wait_for_runs,
+    )
+
+    url = args.webserver
+    try:
+        location = code_location(url)
+        domains = args.domain or partition_keys(url, ALL_ASSETS_JOB, location)
+        started = time.perf_counter()
+        run_ids = [launch_partition_run(url, ALL_ASSETS_JOB, d, args.select, location) for d in domains]
+        print(f"queued {len(run_ids)} run(s) on {url} (follow them in its UI)", flush=True)
+        if args.no_wait:
+            for domain, run_id in zip(domains, run_ids, strict=True):
+                print(f"  {domain:<12} {run_id}")
+            return 0
+        infos = wait_for_runs(url, run_ids, timeout_s=args.timeout)
+    except (WebserverError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for info in infos:
+        seconds = f"{info.seconds:6.1f} s" if info.seconds is not None else "      -"
+        print(f"  {info.partition:<12} {info.status:<8} {seconds}  {info.steps} steps  {info.run_id}")
+    print(f"{len(infos)} run(s) in {time.perf_counter() - started:.1f} s")
+    _print_catalog(envfactory_home())
+    return 0 if all(info.status == "SUCCESS" for info in infos) else 1
 
 
 def _where(_: argparse.Namespace) -> int:
@@ -161,6 +222,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("serve_args", nargs=argparse.REMAINDER)
     serve.set_defaults(handler=_serve)
+    submit = commands.add_parser(
+        "submit", help="queue one run per domain on a running deployment (deploy/cluster.sh) and wait"
+    )
+    submit.add_argument("--domain", action="append", help="a domain partition (repeatable; default: all)")
+    submit.add_argument("--select", action="append", help="an asset to materialize (repeatable; default all)")
+    submit.add_argument(
+        "--webserver",
+        default=os.environ.get("ENVFACTORY_WEBSERVER", "http://127.0.0.1:3000"),
+        help="the deployment's Dagster webserver (default $ENVFACTORY_WEBSERVER or http://127.0.0.1:3000)",
+    )
+    submit.add_argument("--no-wait", action="store_true", help="print the run ids and return")
+    submit.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait for the runs")
+    submit.set_defaults(handler=_submit)
+    catalog = commands.add_parser(
+        "catalog", help="(re)build the DuckDB catalog's views from the data home and print its path"
+    )
+    catalog.add_argument("--sql", help="then run this read-only query and print its rows")
+    catalog.set_defaults(handler=_catalog)
     where = commands.add_parser("where", help="print the data directory and the DuckDB catalog path")
     where.set_defaults(handler=_where)
     args = parser.parse_args(argv)

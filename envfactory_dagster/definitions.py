@@ -1,6 +1,9 @@
 """The one assembly point of the code location: assets, checks, resources, jobs, schedule, sensor.
 
 `workspace.yaml` loads `defs` from here; the CLI calls `build_definitions` with its own options.
+`deploy/workspace.yaml` loads `cluster_defs`: the same definitions whose steps run on Celery
+workers (deploy/README.md); on Kubernetes the chart's code server loads `k8s_defs`, each step a
+Kubernetes Job (deploy/kubernetes/).
 Domain partitions are the sub-folders of the resource catalog when the code location loads
 (reload the code location in the UI after adding a domain folder).
 """
@@ -30,6 +33,8 @@ from resources.settings import EnvFactorySettings
 from resources.storage import ParquetPartitionIOManager
 
 ALL_ASSETS_JOB = "envfactory_all"
+CELERY_BROKER_ENV_VAR = "ENVFACTORY_CELERY_BROKER"  # e.g. redis://127.0.0.1:6379/0
+CELERY_BACKEND_ENV_VAR = "ENVFACTORY_CELERY_BACKEND"  # e.g. redis://127.0.0.1:6379/1
 
 
 def build_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -46,12 +51,14 @@ def build_definitions(
     home: str | None = None,
     llm_model: str | None = None,
     llm_api_base: str | None = None,
+    executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """The code location for a resource directory and data directory (defaults: the environment's).
 
     An `llm_model` (any litellm model string; default `$ENVFACTORY_LLM_MODEL`) switches the
     LLM stages on for every role; finer settings (per-role models, budget) are the `llm`
-    resource's config in the launchpad.
+    resource's config in the launchpad. `executor` runs every job's steps (default: Dagster's
+    multiprocess executor; `materialize()` runs in-process regardless).
     """
     resources_directory = resources_directory or resources_dir()
     home = home or envfactory_home()
@@ -61,6 +68,7 @@ def build_definitions(
     all_assets = build_assets(partitions)
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions)
     return dg.Definitions(
+        executor=executor,
         assets=all_assets,
         jobs=[job],
         schedules=[build_daily_schedule(job, partitions)],
@@ -75,4 +83,33 @@ def build_definitions(
     )
 
 
+def celery_step_executor() -> dg.ExecutorDefinition:
+    """Each step as a Celery task on the workers listening to the broker (the `cluster` extra)."""
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured(
+        {"broker": {"env": CELERY_BROKER_ENV_VAR}, "backend": {"env": CELERY_BACKEND_ENV_VAR}},
+        name="celery",
+    )
+
+
+def k8s_step_executor() -> dg.ExecutorDefinition:
+    """Each step as a Kubernetes Job in the run's namespace, with the run's image (the `k8s` extra)."""
+    from dagster_k8s import k8s_job_executor
+
+    return k8s_job_executor
+
+
 defs = build_definitions()
+
+
+@dg.definitions
+def cluster_defs() -> dg.Definitions:
+    """The code location of a cluster deployment: `defs` with its steps on Celery workers."""
+    return build_definitions(executor=celery_step_executor())
+
+
+@dg.definitions
+def k8s_defs() -> dg.Definitions:
+    """The code location on Kubernetes (deploy/kubernetes/values.yaml): `defs`, each step a Job."""
+    return build_definitions(executor=k8s_step_executor())
