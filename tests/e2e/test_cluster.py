@@ -1,0 +1,216 @@
+"""The cluster deployment (deploy/cluster.sh): 2 partitions through the Celery executor on 2 workers,
+Postgres instance storage and an `s3://` data home on a local S3-compatible server. Every asset's
+content equals an in-process run of the same partitions; the runs are visible through GraphQL.
+
+Needs Debian's redis-server and postgresql (`bash deploy/cluster.sh install`, which the README's
+test command runs) and the `cluster` extra; without them it skips, except under CI, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envfactory_dagster.cli import main
+from envfactory_dagster.definitions import ALL_ASSETS_JOB, build_definitions
+from envfactory_dagster.settings import catalog_path
+from envfactory_dagster.storage.duckdb_catalog import query
+from envfactory_dagster.storage.object_store import filesystem
+from envfactory_dagster.storage.partition_store import PartitionStore
+from envfactory_dagster.webserver_client import graphql, run_info
+from tests.conftest import BUNDLED_CATALOG, REPO
+from tests.local_s3 import free_port, s3_server
+
+# One bundled document per domain keeps the run short; every stage still produces rows.
+DOCUMENTS = {"finance": "alpaca_trading.yaml", "lifestyle": "spotify_web.yaml"}
+BUCKET = "envfactory-cluster"
+AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+LINEAGE_COLUMNS = {"dagster_run_id", "code_version", "created_at"}
+RUN_LOGS = """
+query Logs($runId: ID!) {
+  logsForRun(runId: $runId, limit: 5000) {
+    ... on EventConnection {
+      events {
+        __typename
+        ... on EngineEvent { stepKey metadataEntries { label ... on TextMetadataEntry { text } } }
+      }
+    }
+  }
+}
+"""
+
+
+def missing_prerequisites() -> list[str]:
+    missing = [name for name in ("redis-server",) if shutil.which(name) is None]
+    if not list(Path("/usr/lib/postgresql").glob("*/bin/postgres")):
+        missing.append("postgresql")
+    for module in ("dagster_celery", "dagster_postgres", "s3fs", "moto"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    return missing
+
+
+@pytest.fixture(scope="module")
+def prerequisites() -> None:
+    missing = missing_prerequisites()
+    if missing:
+        message = f"the cluster test needs {', '.join(missing)} (bash deploy/cluster.sh install; .[dev])"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def resource_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("resources")
+    for domain, document in DOCUMENTS.items():
+        (root / domain).mkdir()
+        shutil.copy(BUNDLED_CATALOG / domain / document, root / domain / document)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    prerequisites: None, resource_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
+    """A running deployment; yields the environment a shell gets from `source $STATE/env`."""
+    # Postgres runs as its own user when we are root: the state directory must be reachable.
+    state = Path(tempfile.mkdtemp(prefix="envfactory-cluster-"))
+    state.chmod(0o711)
+    user_home = tmp_path_factory.mktemp("user_home")
+    with s3_server(BUCKET) as s3_env:
+        env = {
+            **os.environ,
+            **s3_env,
+            "HOME": str(user_home),  # local catalogs of the s3 home land here, not in ~
+            "PYTHON": sys.executable,
+            "ENVFACTORY_CLUSTER_DIR": str(state),
+            "ENVFACTORY_HOME": f"s3://{BUCKET}/home",
+            "ENVFACTORY_RESOURCES_DIR": str(resource_dir),
+            "ENVFACTORY_REDIS_PORT": str(free_port()),
+            "ENVFACTORY_PG_PORT": str(free_port()),
+            "ENVFACTORY_WEBSERVER_PORT": str(free_port()),
+        }
+        env.pop("ENVFACTORY_LLM_MODEL", None)
+        script = ["bash", str(REPO / "deploy" / "cluster.sh")]
+        try:
+            subprocess.run([*script, "start", "--workers", "2"], env=env, check=True, timeout=600)
+            for line in (state / "env").read_text().splitlines():
+                if line.startswith("export "):
+                    key, value = line.removeprefix("export ").split("=", 1)
+                    env[key] = value.strip("'")
+            yield env
+        finally:
+            subprocess.run([*script, "stop"], env=env, timeout=300)
+            shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def submitted(cluster: dict) -> list[str]:
+    """`envfactory submit` of both domains; returns the run ids it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "envfactory_dagster.cli", "submit", "--timeout", "1200"],
+        env=cluster, capture_output=True, text=True, timeout=1300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return [line.split()[-1] for line in done.stdout.splitlines() if " steps " in line]
+
+
+@pytest.fixture(scope="module")
+def in_process_home(resource_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    home = tmp_path_factory.mktemp("in_process_home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ENVFACTORY_HOME", str(home))
+        patch.delenv("ENVFACTORY_LLM_MODEL", raising=False)
+        assert main(["materialize", "--resources-dir", str(resource_dir), "--workers", "1"]) == 0
+    return str(home)
+
+
+def content(store: PartitionStore, asset: str, domain: str) -> list[str]:
+    """What a partition holds: its sorted `id`s, or (rows without ids, e.g. early rejects) its sorted
+    rows as JSON, lineage columns left out."""
+    frame = store.read(asset, domain)
+    if "id" in frame.columns and frame["id"].notna().all():
+        return sorted(frame["id"])
+    rows = frame.drop(columns=[c for c in frame.columns if c in LINEAGE_COLUMNS])
+    return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows.to_dict(orient="records"))
+
+
+def test_runs_are_visible_through_graphql_with_steps_on_both_workers(
+    cluster: dict, submitted: list[str], resource_dir: Path
+) -> None:
+    url = cluster["ENVFACTORY_WEBSERVER"]
+    job = build_definitions(resource_dir, cluster["ENVFACTORY_HOME"]).resolve_job_def(ALL_ASSETS_JOB)
+    infos = [run_info(url, run_id) for run_id in submitted]
+    assert sorted(info.partition for info in infos) == sorted(DOCUMENTS)
+    assert all(info.status == "SUCCESS" and info.steps == len(job.graph.node_dict) for info in infos)
+    workers = set()
+    for run_id in submitted:
+        events = graphql(url, RUN_LOGS, {"runId": run_id})["logsForRun"]["events"]
+        for event in events:
+            for entry in event.get("metadataEntries") or []:
+                if entry["label"] == "Celery worker":
+                    workers.add(entry["text"].split("@")[0])
+    assert workers == {"w1", "w2"}  # steps ran on both Celery workers
+
+
+def test_runs_are_stored_in_postgres(cluster: dict, submitted: list[str]) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=cluster["DAGSTER_PG_HOST"],
+        port=int(cluster["DAGSTER_PG_PORT"]),
+        dbname=cluster["DAGSTER_PG_DB"],
+        user=cluster["DAGSTER_PG_USERNAME"],
+        password=cluster["DAGSTER_PG_PASSWORD"],
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", (submitted,))
+            assert sorted(cursor.fetchall()) == sorted((run_id, "SUCCESS") for run_id in submitted)
+    finally:
+        connection.close()
+
+
+def test_every_asset_matches_an_in_process_run(
+    cluster: dict, submitted: list[str], in_process_home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in AWS_VARIABLES:
+        monkeypatch.setenv(key, cluster[key])
+    local, remote = PartitionStore(in_process_home), PartitionStore(cluster["ENVFACTORY_HOME"])
+    assert remote.assets() == local.assets() and len(local.assets()) >= 13
+    for asset in local.assets():
+        for domain in DOCUMENTS:
+            assert content(remote, asset, domain) == content(local, asset, domain), (asset, domain)
+    # the export files too, byte for byte
+    fs, root = filesystem(f"{cluster['ENVFACTORY_HOME']}/exports")
+    exported = {key[len(root) + 1 :]: fs.cat_file(key) for key in fs.find(root)}
+    written = {
+        p.relative_to(Path(in_process_home) / "exports").as_posix(): p.read_bytes()
+        for p in (Path(in_process_home) / "exports").rglob("*")
+        if p.is_file()
+    }
+    assert exported.keys() == written.keys() and len(written) >= 2 * len(DOCUMENTS)
+    assert all(exported[name] == written[name] for name in written), "export files differ"
+
+
+def test_duckdb_catalog_of_the_bucket_counts_the_same_rows(cluster: dict, in_process_home: str) -> None:
+    """`envfactory submit` built the catalog of the s3 home (under the submitting user's home)."""
+    home = cluster["ENVFACTORY_HOME"]
+    sql = "SELECT domain, count(*), count(DISTINCT id) FROM trajectories GROUP BY 1 ORDER BY 1"
+    local_rows = query(catalog_path(in_process_home), sql)
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("HOME", *AWS_VARIABLES):
+            patch.setenv(key, cluster[key])
+        assert query(catalog_path(home), sql, home=home) == local_rows
+    assert [domain for domain, *_ in local_rows] == sorted(DOCUMENTS)
