@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,8 @@ def main() -> int:
     parser.add_argument("--multiplier", type=int, default=4, help="copies of the catalog for the growth run")
     parser.add_argument("--skip-multiplied", action="store_true", help="only the 1 vs 2 worker comparison")
     args = parser.parse_args()
+    # SIGTERM ends the run through the `finally` blocks, which stop the deployment and moto.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     domains = args.domain or sorted(p.name for p in BUNDLED_RESOURCES_DIR.iterdir() if p.is_dir())
     scratch = Path(tempfile.mkdtemp(prefix="envfactory-bench-"))
     base = scratch / "catalog_x1"

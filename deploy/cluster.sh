@@ -158,11 +158,18 @@ EOF
   source "$STATE/env"
   mkdir -p "$DAGSTER_HOME"
   cp "$REPO/deploy/dagster.yaml" "$DAGSTER_HOME/dagster.yaml"
+  # A worker acknowledges a step when it ends (acks_late), so a busy worker holds no step in reserve
+  # that an idle one could run; Redis hands an unacknowledged task to another worker after the
+  # visibility timeout, so that is longer than any step (12 h).
   cat >"$STATE/celery.yaml" <<EOF
 execution:
   config:
     broker: '$ENVFACTORY_CELERY_BROKER'
     backend: '$ENVFACTORY_CELERY_BACKEND'
+    config_source:
+      task_acks_late: true
+      worker_prefetch_multiplier: 1
+      broker_transport_options: {visibility_timeout: 43200, max_retries: 3, interval_start: 0, interval_step: 0.2, interval_max: 0.5}
 EOF
 }
 

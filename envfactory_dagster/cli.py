@@ -128,8 +128,10 @@ def _materialize(args: argparse.Namespace) -> int:
 def _print_catalog(home: str) -> None:
     """Print the DuckDB catalog path; for an object-store home, build its views from the bucket first
     (steps there do not touch the catalog: they may run on other machines)."""
+    from envfactory_dagster.storage.object_store import is_url
+
     path = catalog_path(home)
-    if "://" in home:
+    if is_url(home):
         from envfactory_dagster.storage.duckdb_catalog import refresh
 
         assets = refresh(path, home)

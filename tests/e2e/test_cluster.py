@@ -204,13 +204,18 @@ def test_every_asset_matches_an_in_process_run(
     assert all(exported[name] == written[name] for name in written), "export files differ"
 
 
-def test_duckdb_catalog_of_the_bucket_counts_the_same_rows(cluster: dict, in_process_home: str) -> None:
-    """`envfactory submit` built the catalog of the s3 home (under the submitting user's home)."""
-    home = cluster["ENVFACTORY_HOME"]
+def test_duckdb_catalog_of_the_bucket_counts_the_same_rows(
+    cluster: dict, in_process_home: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`envfactory catalog --sql` over the s3 home (its catalog under the user's home) answers
+    what the in-process run's catalog answers."""
     sql = "SELECT domain, count(*), count(DISTINCT id) FROM trajectories GROUP BY 1 ORDER BY 1"
     local_rows = query(catalog_path(in_process_home), sql)
-    with pytest.MonkeyPatch.context() as patch:
-        for key in ("HOME", *AWS_VARIABLES):
-            patch.setenv(key, cluster[key])
-        assert query(catalog_path(home), sql, home=home) == local_rows
     assert [domain for domain, *_ in local_rows] == sorted(DOCUMENTS)
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("HOME", "ENVFACTORY_HOME", *AWS_VARIABLES):
+            patch.setenv(key, cluster[key])
+        capsys.readouterr()
+        assert main(["catalog", "--sql", sql]) == 0
+    printed = capsys.readouterr().out.splitlines()[1:]
+    assert printed == ["\t".join(str(value) for value in row) for row in local_rows]
