@@ -2,7 +2,10 @@
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -10,14 +13,16 @@ import pandas as pd
 from assets.checks import check_results, check_specs
 from assets.frames import records
 from assets.metadata import as_metadata
-from envfactory_dagster.export.rl_tasks import (
-    build_rl_tasks,
-    replay_rl_task,
-    rl_task_from_row,
-    write_verl_parquet,
+from envfactory_dagster.export.dataset_cards import rl_card, sft_card
+from envfactory_dagster.export.rl_tasks import build_rl_tasks, gold_reward_on_record, rl_task_from_row
+from envfactory_dagster.export.sft import (
+    build_sft_rows,
+    write_openai_jsonl,
+    write_sft_parquet,
+    write_sharegpt,
 )
-from envfactory_dagster.export.sft import build_sft_rows, write_hf_parquet, write_openai_jsonl, write_sharegpt
 from envfactory_dagster.export.splits import split_and_filter
+from envfactory_dagster.export.verl_export import write_verl_parquet
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
 from envfactory_dagster.quality.suites import (
@@ -25,13 +30,24 @@ from envfactory_dagster.quality.suites import (
     refined_trajectories_suite,
     rl_tasks_suite,
 )
-from envfactory_dagster.querygen.replay import environments_by_id
+from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.refined_trajectories import partition_figures, refine_trajectories
+from envfactory_dagster.serve.registry import write_environment_files
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
 
 GROUP = "export"
+
+
+@contextmanager
+def answer_gateway(settings: EnvFactorySettings, llm: LLMResource) -> Iterator[Any]:
+    """The LLM gateway that writes turn answers on the llm backend; None offline."""
+    if settings.backend != "llm":
+        yield None
+        return
+    with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
+        yield gateway
 
 
 class RefinementConfig(dg.Config):
@@ -117,16 +133,23 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             "refined_trajectories", refined_partition_suite, pd.DataFrame([figures]), context.partition_key
         )
 
-    @dg.asset(**common)
+    @dg.asset(**common, pool=LLM_POOL)
     def sft_dataset(
         context: dg.AssetExecutionContext,
         settings: EnvFactorySettings,
+        llm: LLMResource,
         refined_trajectories: pd.DataFrame,
         verified_envs: pd.DataFrame,
+        authentic_resources: pd.DataFrame,
     ) -> dg.Output:
-        """One SFT row per kept trajectory (OpenAI messages with tool_calls + tools), exported as OpenAI
-        JSONL, ShareGPT/LLaMA-Factory and HF-datasets Parquet under `$ENVFACTORY_HOME/exports`."""
-        rows, errors, metrics = build_sft_rows(records(refined_trajectories), records(verified_envs))
+        """One SFT conversation per kept trajectory (OpenAI messages, one assistant message per
+        dependency level, closing answers; tools), exported under `$ENVFACTORY_HOME/exports/sft` as
+        OpenAI JSONL, ShareGPT/LLaMA-Factory and per-split Parquet with a dataset card."""
+        envs = records(verified_envs)
+        with answer_gateway(settings, llm) as gateway:
+            rows, errors, metrics = build_sft_rows(
+                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+            )
         for error in errors:
             context.log.warning(f"{error}")
         domain = context.partition_key
@@ -134,7 +157,9 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         def write(directory: Path) -> None:
             write_openai_jsonl(rows, directory / "openai.jsonl")
             write_sharegpt(rows, directory / "sharegpt")
-            write_hf_parquet(rows, directory / "hf.parquet")
+            splits = write_sft_parquet(rows, directory)
+            card = sft_card(domain, rows, splits, envs, records(authentic_resources))
+            (directory / "README.md").write_text(card, encoding="utf-8")
 
         target = replace_directory(export_directory(settings.home, "sft", domain), write)
         return dg.Output(
@@ -142,27 +167,45 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             metadata=as_metadata({**metrics, "errors": len(errors), "export_dir": str(target)}),
         )
 
-    @dg.asset(**common, check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True))
+    @dg.asset(**common, pool=LLM_POOL, check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True))
     def rl_tasks(
         context: dg.AssetExecutionContext,
         settings: EnvFactorySettings,
+        llm: LLMResource,
         refined_trajectories: pd.DataFrame,
         verified_envs: pd.DataFrame,
+        authentic_resources: pd.DataFrame,
     ):
-        """RL tasks with initial state, gold calls (masked arguments), gold final states and reward
-        spec; verl Parquet under `$ENVFACTORY_HOME/exports`. Each task's gold replay is scored."""
+        """RL tasks, one per turn with its conversation so far: initial state, gold calls (masked
+        arguments), gold final states, reward spec; verl Parquet per split with a dataset card under
+        `$ENVFACTORY_HOME/exports/rl`. Each task's gold replay is scored."""
         envs = records(verified_envs)
-        rows, errors, metrics = build_rl_tasks(records(refined_trajectories), envs)
-        index = environments_by_id(envs)
+        with answer_gateway(settings, llm) as gateway:
+            rows, errors, metrics = build_rl_tasks(
+                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+            )
+        records_by_id = {
+            r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])
+            for r in records(refined_trajectories)
+        }
         for row in rows:
-            # independent of the check inside build_rl_tasks: the STORED row, states validated afresh
-            row["gold_reward"] = replay_rl_task(rl_task_from_row(row), index).total
+            # the STORED row (read back from its columns) against its trajectory's record
+            row["gold_reward"] = gold_reward_on_record(
+                rl_task_from_row(row), records_by_id[row["trajectory_id"]]
+            ).total
         for error in errors:
             context.log.warning(f"{error}")
-        target = replace_directory(
-            export_directory(settings.home, "rl", context.partition_key),
-            lambda directory: write_verl_parquet(rows, directory / "verl.parquet"),
-        )
+        domain = context.partition_key
+
+        if "://" not in settings.home:  # what `envfactory serve` reads instead of the Parquet registry
+            write_environment_files(settings.home, envs)
+
+        def write(directory: Path) -> None:
+            splits = write_verl_parquet(rows, directory)
+            card = rl_card(domain, rows, splits, envs, records(authentic_resources))
+            (directory / "README.md").write_text(card, encoding="utf-8")
+
+        target = replace_directory(export_directory(settings.home, "rl", domain), write)
         frame = pd.DataFrame(rows)
         yield dg.Output(
             frame, metadata=as_metadata({**metrics, "errors": len(errors), "export_dir": str(target)})

@@ -16,9 +16,12 @@ from envfactory_dagster.quality.suites import (
     trajectories_partition_suite,
     trajectories_suite,
 )
+from envfactory_dagster.querygen.graph.gold_flows import gold_flow_metrics
+from envfactory_dagster.querygen.graph.llm_linking import LLMLinker
 from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import chain_rows, compare_samplers, sample_chains
 from envfactory_dagster.querygen.tool_graph import (
+    ToolGraph,
     build_tool_graph,
     graph_edges_rows,
     graph_metrics,
@@ -53,15 +56,36 @@ class ToolChainsConfig(dg.Config):
     p_second_service: float = 0.15
 
 
-def _tool_graph(envs: list[dict], settings: EnvFactorySettings, llm: LLMResource):
-    """The graph of a domain. With the LLM backend and an `embedder` model, parameter matching adds
-    embedding similarity (cached: the second build of a run makes no provider call)."""
+def _tool_graph(
+    envs: list[dict], resources: list[dict], settings: EnvFactorySettings, llm: LLMResource
+) -> tuple[ToolGraph, dict]:
+    """The graph of a domain, and the LLM usage that built it. With the LLM backend, matching adds
+    embedding similarity (an `embedder` model) and the add-only refinement within each service
+    (a `linker` model)."""
     if settings.backend != "llm":
-        return build_tool_graph(envs)
+        return build_tool_graph(envs, resources=resources), {}
     with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
-        if not gateway.is_configured("embedder"):
-            return build_tool_graph(envs)
-        return build_tool_graph(envs, embed_fn=lambda texts: gateway.embed(texts, stage="tool_graph"))
+        embedder = gateway.is_configured("embedder")
+        linker = LLMLinker(gateway) if gateway.is_configured("linker") else None
+        graph = build_tool_graph(
+            envs,
+            resources=resources,
+            embed_fn=(lambda texts: gateway.embed(texts, stage="tool_graph")) if embedder else None,
+            llm_edge_fn=linker,
+        )
+        usage = gateway.usage().as_metadata()
+    if linker is not None:
+        usage.update(
+            llm_links_proposed=linker.proposed,
+            llm_links_dropped=linker.dropped,
+            llm_link_problems=linker.problems[:50],
+        )
+    return graph, usage
+
+
+def _stored_graph(edges: pd.DataFrame, nodes: pd.DataFrame, verified_envs: pd.DataFrame) -> ToolGraph:
+    """The graph as `tool_graph` materialized it (built once per domain, read by the stages after)."""
+    return ToolGraph.from_rows(records(edges), records(nodes), records(verified_envs))
 
 
 def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -82,28 +106,34 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         },
         partitions_def=partitions,
         group_name=GROUP,
+        pool=LLM_POOL,
     )
     def tool_graph(
         context: dg.AssetExecutionContext,
         settings: EnvFactorySettings,
         llm: LLMResource,
         verified_envs: pd.DataFrame,
+        authentic_resources: pd.DataFrame,
     ):
-        """Matching from JSON types, entity-aware names and TF-IDF description similarity (offline),
-        plus embeddings with the LLM backend."""
-        graph = _tool_graph(records(verified_envs), settings, llm)
-        metrics = graph_metrics(graph)
-        summary = render_graph_summary(graph)
+        """Matching that reads the API documents: entity-aware names, keys, the documents' own
+        links, examples and descriptions that name a source tool, value roles and TF-IDF similarity
+        (offline), plus embeddings and add-only LLM links within each service with the LLM backend.
+        Every edge keeps its evidence. Gold-flow files (setting `gold_flows`) covering the domain
+        are scored here."""
+        graph, usage = _tool_graph(records(verified_envs), records(authentic_resources), settings, llm)
+        metadata = {**graph_metrics(graph), **usage}
+        gold = gold_flow_metrics(graph, settings.gold_flows)
+        if gold:
+            metadata["gold_flows"] = gold
         yield dg.Output(
             pd.DataFrame(graph_edges_rows(graph)),
             output_name="tool_graph",
-            metadata={**as_metadata(metrics), "summary": dg.MetadataValue.md(summary)},
+            metadata={**as_metadata(metadata), "summary": dg.MetadataValue.md(render_graph_summary(graph))},
         )
         yield dg.Output(pd.DataFrame(graph_nodes_rows(graph)), output_name="tool_graph_nodes")
 
     @dg.asset(
         **common,
-        deps=["tool_graph"],
         check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True)
         + check_specs("tool_chains", tool_chains_partition_suite, blocking=True),
     )
@@ -111,11 +141,12 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         context: dg.AssetExecutionContext,
         config: ToolChainsConfig,
         settings: EnvFactorySettings,
-        llm: LLMResource,
+        tool_graph: pd.DataFrame,
+        tool_graph_nodes: pd.DataFrame,
         verified_envs: pd.DataFrame,
     ):
         """Seeded topology-aware chains split into turns; invalid draws are counted, not kept."""
-        graph = _tool_graph(records(verified_envs), settings, llm)  # rebuilt (~0.1 s), same graph
+        graph = _stored_graph(tool_graph, tool_graph_nodes, verified_envs)
         seed = derived_seed(settings.seed, context.partition_key, "tool_chains")
         options = config.model_dump(exclude={"n_chains"})
         chains = sample_chains(graph, seed=seed, n_chains=config.n_chains, **options)
@@ -159,13 +190,15 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         settings: EnvFactorySettings,
         llm: LLMResource,
         tool_chains: pd.DataFrame,
+        tool_graph: pd.DataFrame,
+        tool_graph_nodes: pd.DataFrame,
         verified_envs: pd.DataFrame,
     ):
         """Per turn a user query. Template: first person, values from the state, never a tool or
         parameter name. LLM: a persona, then per-turn queries, held to the same checks."""
         envs, _ = load_envs(records(verified_envs))
         seed = derived_seed(settings.seed, context.partition_key, "trajectories")
-        graph = _tool_graph(records(verified_envs), settings, llm)  # the graph the chains came from
+        graph = _stored_graph(tool_graph, tool_graph_nodes, verified_envs)  # the chains' graph
         rows, rejects, metrics = execute_chains(
             records(tool_chains), list(envs.values()), seed=seed, graph=graph
         )

@@ -8,6 +8,14 @@ episodes of 20 calls from a reset. Run: `.venv/bin/python benchmarks/env_runtime
 
 Targets (issue 4): >= 250,000 calls/s/core through call(), median reset <= 20 µs, <= 150 MB for
 1,000 instances.
+
+Trainer-facing (issue 16), on real `rl_tasks` rows of the registry (skipped without them):
+`ToolUseEnv.reset(task)` as a trainer calls it, each task reset `--group` times in a row (GRPO
+samples a group per prompt): the first reset of a task parses and validates it (the cost every
+reset paid before tasks were prepared once: the baseline), later ones start from snapshots.
+Target: median reset <= 50 µs. `step(call)` on the tasks' gold calls, beside a direct
+`Toolset.call()` and a direct call plus the result as the text a trainer receives; target: step
+within 2x of call + text.
 """
 
 from __future__ import annotations
@@ -158,9 +166,80 @@ def memory_of_instances(envs: list[VerifiedEnvironment], count: int = 1000) -> t
     return (after - before) / 2**20, current / 2**20
 
 
+def load_tasks(limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` stored rl_tasks rows, spread over the domains (empty without a run)."""
+    from envfactory_dagster.serve.registry import load_rl_task_rows
+
+    rows = load_rl_task_rows(str(Path(envfactory_home()).expanduser()))
+    step = max(len(rows) // limit, 1)
+    return rows[::step][:limit]
+
+
+def median_us(samples: list[int]) -> float:
+    return statistics.median(samples) / 1000 if samples else float("nan")
+
+
+def trainer_figures(tasks: list[dict[str, Any]], group: int) -> dict[str, float]:
+    """Median µs: cold and warm `reset(task)`, `step(call)`, direct `call()`, call + text."""
+    from envfactory_dagster.serve.gym_env import ToolUseEnv
+    from envfactory_dagster.serve.registry import load_verified_envs
+    from envfactory_dagster.serve.rollout import observation_text
+
+    envs = load_verified_envs(str(Path(envfactory_home()).expanduser()))
+    gym = ToolUseEnv(envs)
+    clock = time.perf_counter_ns
+    cold, warm, steps, calls, texts = [], [], [], [], []
+    for row in tasks:  # warm-up: each task's environments and tools run once before any timing
+        gym.reset(row)
+        for call in json.loads(row["gold_calls_json"]):
+            gym.step({"name": call["name"], "arguments": call["arguments"]})
+    gym.tasks.prepared.clear()  # so that each task's first timed reset is its cold, parsing one
+    for number, row in enumerate(tasks):
+        for attempt in range(group):
+            begin = clock()
+            gym.reset(row)
+            (cold if attempt == 0 else warm).append(clock() - begin)
+        gold = json.loads(row["gold_calls_json"])
+
+        def through_step(gold: list[dict[str, Any]] = gold, row: dict[str, Any] = row) -> None:
+            gym.reset(row)
+            for call in gold:
+                action = {"name": call["name"], "arguments": call["arguments"]}
+                begin = clock()
+                gym.step(action)
+                steps.append(clock() - begin)
+
+        def direct(gold: list[dict[str, Any]] = gold, row: dict[str, Any] = row) -> None:
+            gym.reset(row)  # a fresh rollout's Toolset, called straight
+            assert gym.rollout is not None
+            toolset = gym.rollout.toolset
+            for call in gold:
+                arguments = dict(call["arguments"])
+                begin = clock()
+                result = toolset.call(call["name"], arguments)
+                calls.append(clock() - begin)
+                begin = clock()
+                observation_text(result)
+                texts.append(calls[-1] + clock() - begin)
+
+        # the second run of a task's calls finds their rows in the CPU caches: alternate which goes first
+        for measure in (through_step, direct) if number % 2 == 0 else (direct, through_step):
+            measure()
+    return {
+        "reset_cold_us": median_us(cold),
+        "reset_warm_us": median_us(warm),
+        "reset_us": median_us(cold + warm),
+        "step_us": median_us(steps),
+        "call_us": median_us(calls),
+        "call_text_us": median_us(texts),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="time per throughput measurement")
+    parser.add_argument("--tasks", type=int, default=300, help="rl_tasks rows for the trainer figures")
+    parser.add_argument("--group", type=int, default=8, help="resets of each task in a row (GRPO group)")
     args = parser.parse_args()
     envs, source = load_registry()
     print(f"registry: {source}")
@@ -178,6 +257,24 @@ def main() -> None:
     print(
         f"1,000 live instances: RSS delta {rss_mb:.1f} MB, tracemalloc {traced_mb:.1f} MB   "
         f"target <= 150 MB   {'OK' if max(rss_mb, traced_mb) <= 150 else 'MISSED'}"
+    )
+    tasks = load_tasks(args.tasks)
+    if not tasks:
+        print("trainer-facing figures: skipped (no rl_tasks rows under $ENVFACTORY_HOME)")
+        return
+    figures = trainer_figures(tasks, args.group)
+    print(f"trainer-facing, {len(tasks)} real rl_tasks rows, each reset {args.group}x (ToolUseEnv):")
+    print(
+        f"  reset(task) median {figures['reset_us']:.1f} µs   target <= 50 µs   "
+        f"{'OK' if figures['reset_us'] <= 50 else 'MISSED'}   "
+        f"(first reset of a task = parse + validate, the old per-reset cost: "
+        f"{figures['reset_cold_us']:.1f} µs; later resets: {figures['reset_warm_us']:.1f} µs)"
+    )
+    ratio = figures["step_us"] / figures["call_text_us"]
+    print(
+        f"  step(call) median {figures['step_us']:.1f} µs   direct call() {figures['call_us']:.1f} µs   "
+        f"call() + result as text {figures['call_text_us']:.1f} µs   step / (call + text) = {ratio:.2f}   "
+        f"target <= 2   {'OK' if ratio <= 2 else 'MISSED'}"
     )
 
 

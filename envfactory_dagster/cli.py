@@ -23,6 +23,7 @@ from pathlib import Path
 
 from envfactory_dagster.settings import (
     DEFAULT_HOME,
+    GOLD_FLOWS_ENV_VAR,
     HOME_ENV_VAR,
     catalog_path,
     envfactory_home,
@@ -99,6 +100,14 @@ def _materialize(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    missing = [path for path in args.gold_flows or [] if not Path(path).expanduser().is_file()]
+    if missing:
+        print(f"error: gold-flow file(s) not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.gold_flows:  # read by every partition's definitions, in this process and the workers
+        os.environ[GOLD_FLOWS_ENV_VAR] = os.pathsep.join(
+            str(Path(p).expanduser().resolve()) for p in args.gold_flows
+        )
     home = envfactory_home()
     print(f"materializing {len(domains)} domain(s) from {directory} into {home}", flush=True)
     workers = max(1, min(args.workers, len(domains)))
@@ -217,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--llm-api-base", help="OpenAI-compatible endpoint for --llm-model (vLLM, Ollama, ...)")
     run.add_argument(
         "--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)"
+    )
+    run.add_argument(
+        "--gold-flows",
+        action="append",
+        help="a gold call-sequence file to score the tool graph against (repeatable; a domain is "
+        "scored against the files whose operations it covers)",
     )
     run.set_defaults(handler=_materialize)
     serve = commands.add_parser(

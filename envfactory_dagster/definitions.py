@@ -26,6 +26,7 @@ from envfactory_dagster.settings import (
     LLM_MODEL_ENV_VAR,
     catalog_path,
     envfactory_home,
+    gold_flow_files,
     resources_dir,
 )
 from resources.llm import LLMResource
@@ -51,19 +52,22 @@ def build_definitions(
     home: str | None = None,
     llm_model: str | None = None,
     llm_api_base: str | None = None,
+    gold_flows: list[str] | None = None,
     executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """The code location for a resource directory and data directory (defaults: the environment's).
 
     An `llm_model` (any litellm model string; default `$ENVFACTORY_LLM_MODEL`) switches the
     LLM stages on for every role; finer settings (per-role models, budget) are the `llm`
-    resource's config in the launchpad. `executor` runs every job's steps (default: Dagster's
-    multiprocess executor; `materialize()` runs in-process regardless).
+    resource's config in the launchpad. `gold_flows`: gold call-sequence files `tool_graph` is
+    scored against (default `$ENVFACTORY_GOLD_FLOWS`). `executor` runs every job's steps (default:
+    Dagster's multiprocess executor; `materialize()` runs in-process regardless).
     """
     resources_directory = resources_directory or resources_dir()
     home = home or envfactory_home()
     llm_model = llm_model or os.environ.get(LLM_MODEL_ENV_VAR) or None
     llm_api_base = llm_api_base or os.environ.get(LLM_API_BASE_ENV_VAR) or None
+    gold_flows = gold_flows if gold_flows is not None else gold_flow_files()
     partitions = dg.StaticPartitionsDefinition(list_domains(resources_directory))
     all_assets = build_assets(partitions)
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions)
@@ -75,7 +79,10 @@ def build_definitions(
         sensors=[build_resource_file_sensor(job, resources_directory)],
         resources={
             "settings": EnvFactorySettings(
-                home=home, resources_dir=str(resources_directory), backend="llm" if llm_model else "template"
+                home=home,
+                resources_dir=str(resources_directory),
+                backend="llm" if llm_model else "template",
+                gold_flows=gold_flows,
             ),
             "io_manager": ParquetPartitionIOManager(home=home, catalog_path=catalog_path(home)),
             "llm": LLMResource(default_model=llm_model, api_base=llm_api_base),

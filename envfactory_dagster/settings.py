@@ -13,6 +13,7 @@ HOME_ENV_VAR = "ENVFACTORY_HOME"
 RESOURCES_DIR_ENV_VAR = "ENVFACTORY_RESOURCES_DIR"
 LLM_MODEL_ENV_VAR = "ENVFACTORY_LLM_MODEL"  # set: the LLM backend for every role
 LLM_API_BASE_ENV_VAR = "ENVFACTORY_LLM_API_BASE"  # an OpenAI-compatible endpoint (vLLM, Ollama)
+GOLD_FLOWS_ENV_VAR = "ENVFACTORY_GOLD_FLOWS"  # gold call-sequence files, separated by os.pathsep
 DEFAULT_HOME = "~/.envfactory"
 BUNDLED_RESOURCES_DIR = Path(__file__).resolve().parent / "resource_catalog"
 
@@ -37,3 +38,10 @@ def catalog_path(home: str) -> str:
         scheme, rest = home.split("://", 1)
         return str(Path(DEFAULT_HOME).expanduser() / "remote" / scheme / rest.strip("/") / "catalog.duckdb")
     return str(Path(home) / "catalog.duckdb")
+
+
+def gold_flow_files(environ: dict[str, str] | None = None) -> list[str]:
+    """Gold call-sequence files the graph is scored against: `$ENVFACTORY_GOLD_FLOWS` (paths
+    separated by `os.pathsep`), none by default."""
+    value = (environ if environ is not None else os.environ).get(GOLD_FLOWS_ENV_VAR) or ""
+    return [str(Path(p).expanduser().resolve()) for p in value.split(os.pathsep) if p.strip()]

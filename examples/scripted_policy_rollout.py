@@ -46,12 +46,12 @@ def fixture_task() -> tuple[RLTask, dict[str, VerifiedEnvironment]]:
         spec_json=EXAMPLE_SPEC.model_dump_json(),
         seed_state_json=json.dumps(EXAMPLE_SEED_STATE),
     )
-    chain = [
-        ("create_order", {"customer_id": "cus_0002", "total": 25.0}),
-        ("get_order", {"order_id": "ord_0005"}),
-        ("cancel_order", {"order_id": "ord_0005"}),
+    chain = [  # training names: `<ClassName>__<tool>` in every task
+        ("ShopOrders__create_order", {"customer_id": "cus_0002", "total": 25.0}),
+        ("ShopOrders__get_order", {"order_id": "ord_0005"}),
+        ("ShopOrders__cancel_order", {"order_id": "ord_0005"}),
     ]
-    toolset = Toolset([env], {env.env_id: copy.deepcopy(EXAMPLE_SEED_STATE)})
+    toolset = Toolset([env], {env.env_id: copy.deepcopy(EXAMPLE_SEED_STATE)}, qualify="always")
     for name, arguments in chain:
         toolset.call(name, arguments)
     task = RLTask(

@@ -22,3 +22,9 @@ class EnvFactorySettings(dg.ConfigurableResource):
         default=5 * 1024 * 1024,
         description="Larger resource files become `too_large` error rows (raise it for very large specs).",
     )
+    gold_flows: list[str] = Field(
+        default=[],
+        description="Gold call-sequence files (a JSON list of {input, output: [{name, arguments, label}]} "
+        "with `$label.field$` references): `tool_graph` reports recall and precision against those "
+        "whose operations its domain covers.",
+    )

@@ -35,8 +35,17 @@ def pascal_case(text: str) -> str:
     return f"N{name}" if name[0].isdigit() else name
 
 
+# plurals in `-ies` whose singular ends in `-ie`, not `-y` (`movies` -> `movie`, not `movy`)
+_IE_PLURALS = frozenset(
+    ("movies", "cookies", "zombies", "calories", "rookies", "selfies", "pies", "ties", "lies", "brownies",
+     "hoodies", "smoothies", "freebies", "goalies", "genies", "prairies", "sorties", "newbies")
+)  # fmt: skip
+
+
 def singular(word: str) -> str:
     """English singular of one lower-case word, by the common suffix rules."""
+    if word in _IE_PLURALS:
+        return word[:-1]
     if len(word) <= 3 or word.endswith(("ss", "us", "is", "ics", "news", "data", "info")):
         return word
     if word.endswith("ies"):

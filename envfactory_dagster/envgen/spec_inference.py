@@ -24,7 +24,12 @@ GET collection = list (search when the last segment is `search` or a `q`/`query`
 parameter exists), GET item = get, POST collection = create, PUT/PATCH/POST item = update,
 DELETE item = delete, POST item/<verb> = transition when `x-state-transition` says so or the
 verb matches a value of the entity's status enum (cancel -> cancelled/canceled, pay -> paid ...).
-MCP tools (no method) take the action from their name's first word under the same rules.
+MCP tools and catalog functions (no method) take the action from their name's verb under the
+same rules: the first word, or a plain CRUD verb after a service prefix
+(`SkyScrapperFlightSearch`, `Goodreads_Get_Authors_Books`). Their read/write kind comes from an
+MCP read-only hint or a stated HTTP GET, else from the verb; a tool of no known verb is a write
+when its name has a write word (`reserve`, `buy`, `schedule` ...) and a read when it documents
+outputs (a computation or lookup that reports something: `calculate_tip`, `translate_text`).
 Everything else is a `custom` tool with one honest generic behaviour:
 - a custom read returns the rows of its entity whose fields equal the arguments that name a
   field (arguments naming no field are accepted and do not filter);
@@ -134,6 +139,14 @@ MCP_VERBS = {
     **dict.fromkeys(("update", "edit", "set", "modify", "rename"), "update"),
     **dict.fromkeys(("delete", "remove"), "delete"),
 }
+# verbs found after a service prefix (`Tripadvisor_Search_Hotels`): the ones never used as nouns
+_PREFIXED_VERBS = frozenset(
+    ("get", "fetch", "list", "search", "find", "create", "add", "update", "delete", "remove")
+)
+# verbs of tools that change the world but that the noun rules must not drop (`order`, `record`)
+_WRITE_ONLY_VERBS = frozenset(
+    ("reserve", "buy", "purchase", "schedule", "register", "subscribe", "transfer", "submit", "play", "order")
+)
 WRITE_WORDS = frozenset(
     [
         "create",
@@ -259,9 +272,22 @@ def locate_entity_schema(schema: Any, depth: int = 0) -> tuple[dict[str, Any], b
                 candidates.append((0 if name in _WRAPPER_KEYS else 1, name))
         elif _is_object(sub_flat) and (_has_key(sub_flat) or name in _WRAPPER_KEYS):
             candidates.append((0 if name in _WRAPPER_KEYS else 2, name))
-    if candidates and (len(candidates) == 1 or min(candidates)[0] == 0 or not _has_key(flat)):
+    # descend into a wrapper (`data`, `results`), or into the one nested object or list when the
+    # object has no key of its own; an object with its own id-like scalars (`skyId` beside
+    # `navigation: {...}`, `bookId` beside `author: [...]`) is the entity
+    if candidates and (min(candidates)[0] == 0 or not _has_key(_scalars(flat))):
         return locate_entity_schema(props[min(candidates)[1]], depth + 1)
     return flat, False
+
+
+def _scalars(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with only its scalar (non-object, non-array) properties."""
+    kept = {}
+    for name, sub in (schema.get("properties") or {}).items():
+        flat = flatten_schema(sub)
+        if not _is_object(flat) and "items" not in flat and flat.get("type") not in ("object", "array"):
+            kept[name] = sub
+    return {**schema, "properties": kept}
 
 
 def _scalar_type(schema: dict[str, Any]) -> tuple[str, bool]:
@@ -522,6 +548,17 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     )
 
 
+def _tool_verb(op_words: list[str]) -> tuple[str, int]:
+    """(action, position) of a tool name's verb: the first word, else the first plain CRUD verb
+    after a service prefix; ("custom", 0) when there is none."""
+    if op_words and op_words[0] in MCP_VERBS:
+        return MCP_VERBS[op_words[0]], 0
+    for position, word in enumerate(op_words[1:], start=1):
+        if word in _PREFIXED_VERBS:
+            return MCP_VERBS[word], position
+    return "custom", 0
+
+
 def _analyse_tool(
     resource_id: str,
     op: NormalizedOperation,
@@ -530,14 +567,15 @@ def _analyse_tool(
     response_is_list: bool,
     body: dict[str, Any] | None,
 ) -> OperationShape:
-    """MCP tools: action from the first word of the name, entity from its noun."""
+    """MCP tools and catalog functions: action from the name's verb, entity from its noun."""
     annotations = op.extensions.get("x-mcp-annotations") or op.extensions.get("annotations") or {}
-    read_only = bool(isinstance(annotations, dict) and annotations.get("readOnlyHint"))
-    verb = MCP_VERBS.get(op_words[0] if op_words else "", "custom")
+    read_only = bool(isinstance(annotations, dict) and annotations.get("readOnlyHint")) or str(
+        op.extensions.get("x-http-method") or ""
+    ).upper() in ("GET", "HEAD")
+    verb, position = _tool_verb(op_words)
+    nouns = op_words[position + 1 :] if position == 0 else op_words[:position] + op_words[position + 1 :]
     entity = (
-        _noun_from_words(op_words[1:])
-        or _name_of(response_entity, _RESPONSE_SUFFIX)
-        or entity_name(op.operation_id)
+        _noun_from_words(nouns) or _name_of(response_entity, _RESPONSE_SUFFIX) or entity_name(op.operation_id)
     )
     required = [p for p in op.parameters if p.required]
     key = None
@@ -553,8 +591,15 @@ def _analyse_tool(
     if verb in ("list", "search"):
         key = None
     kind = "read" if read_only or verb in ("get", "list", "search") else "write"
-    if verb == "custom" and not read_only and not WRITE_WORDS.intersection(op_words):
-        kind = "read" if op_words and op_words[0] in ("directory", "tree", "read", "get", "list") else "write"
+    if verb == "custom" and not read_only and not (WRITE_WORDS | _WRITE_ONLY_VERBS).intersection(op_words):
+        reports = (
+            response_entity is not None and op.response is not None and not _is_mcp_envelope(op.response)
+        )
+        kind = (
+            "read"
+            if reports or (op_words and op_words[0] in ("directory", "tree", "read", "get", "list"))
+            else "write"
+        )
     if kind == "read" and verb in ("create", "update", "delete"):
         verb = "custom"
     return OperationShape(op, resource_id, entity, verb, kind, key, [], None, response_entity, body)

@@ -44,7 +44,7 @@ def rollout(
     task: RLTask, envs: list[Any], gateway: Any, *, attempt: int, max_steps: int
 ) -> tuple[float, int]:
     """One policy rollout: (reward total, number of calls)."""
-    toolset = Toolset(envs, task.initial_states)
+    toolset = Toolset(envs, task.initial_states, qualify="always")  # the task's training names
     conversation: list[dict[str, Any]] = [*task.messages[1:], {"attempt": attempt}]
     calls: list[dict[str, Any]] = []
     while len(calls) < max_steps:

@@ -4,12 +4,17 @@ A task is one agent episode over up to three environments: load `initial_states`
 `Toolset`, show `messages`, let the policy call `tools`, then score the calls and the final states
 with `envfactory_dagster.export.reward.score_rollout` against `gold_calls` / `gold_final_states`.
 
-A task covers a whole refined trajectory. `messages` is the system prompt plus ONE user message
-that carries every turn's request in order (the paper's goal expansion, so single-prompt trainers
-such as verl see the whole goal); `user_turns` keeps the per-turn requests for trainers that
-simulate a multi-turn user (send `user_turns[k]` when the assistant closes turn k-1 without a call).
-Gold calls replay in order from `initial_states` to `gold_final_states`, which the `rl_tasks`
-builder checks by execution before a task is emitted.
+A task is ONE TURN of a refined trajectory, with the conversation before it: `messages` is the
+system prompt, every earlier turn as it happened (user message, assistant tool calls, tool
+results, the assistant's closing answer; see chat_messages.py) and the current user message.
+`initial_states` are the states at the start of that turn, `gold_calls` the turn's calls,
+`gold_final_states` the states after them. Why per turn rather than whole trajectories driven by
+a user simulator: every turn boundary has a state proven by execution, so each task is scored on
+its own without a simulated user (whose replies would move the task away from its gold calls);
+earlier turns teach the use of context (values from earlier results), and tasks stay short (the
+paper's release: ≈3.09k per-turn rows, median 3 gold calls). Gold calls replay in order from
+`initial_states` to `gold_final_states`, which the `rl_tasks` builder checks by execution before
+a task is emitted. Tool names are the training names (`<ClassName>__<tool>`, one rule everywhere).
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ class RLGoldCall(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str  # exported name in the task's Toolset (`<ClassName>__<tool>` when names clash)
+    name: str  # training name: `<ClassName>__<tool>` (Toolset(..., qualify="always"))
     arguments: dict[str, Any]
     masked_arguments: list[str] = Field(default_factory=list)  # ignored by the trace match
     env_id: str
@@ -67,12 +72,13 @@ class RLTask(BaseModel):
     chain_id: str
     split: Literal["train", "validation"] = "train"
     env_ids: list[str]
-    messages: list[dict[str, Any]]  # OpenAI chat messages: system + the user's request
-    user_turns: list[str] = Field(default_factory=list)  # per-turn requests (multi-turn user simulation)
+    turn: int = 0  # index of the task's turn in its trajectory
+    n_turns: int = 1  # turns of the trajectory
+    messages: list[dict[str, Any]]  # OpenAI chat messages: system, earlier turns, the turn's user message
     tools: list[dict[str, Any]]  # Toolset.openai_tools()
-    initial_states: dict[str, dict[str, Any]]  # world_id -> state (envgen.worlds)
+    initial_states: dict[str, dict[str, Any]]  # world_id -> state at the start of the turn (envgen.worlds)
     gold_calls: list[RLGoldCall]
-    gold_final_states: dict[str, dict[str, Any]]  # world_id -> state after the gold calls
+    gold_final_states: dict[str, dict[str, Any]]  # world_id -> state after the turn's gold calls
     reward_spec: RewardSpec = Field(default_factory=RewardSpec)
     resource_ids: list[str] = Field(default_factory=list)
     lookalike_tags: list[str] = Field(default_factory=list)

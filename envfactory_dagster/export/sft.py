@@ -1,9 +1,13 @@
-"""`sft_dataset`: one canonical chat row per refined trajectory, and its standard exports.
+"""`sft_dataset`: one chat conversation per refined trajectory, and its standard exports.
 
-Canonical row: OpenAI chat `messages` (system, then per turn: user, assistant `tool_calls`, one
-`tool` message per call, the assistant's answer), the `tools` list, and lineage. Writers:
-OpenAI JSONL, ShareGPT for LLaMA-Factory (with its `dataset_info.json` entry), and Parquet that
-`datasets.load_dataset("parquet", ...)` reads (nested values as JSON text).
+Row: OpenAI chat `messages` (system; per turn: user, one assistant `tool_calls` message per
+dependency level each followed by its `tool` results, the closing answer; see chat_messages.py),
+the `tools` list, and lineage. A turn whose gold calls pass an identifier no earlier message shows
+(refinement hid it behind a reference only a look-up the gold calls skip would resolve) would
+teach a model to guess ids: the row keeps the turns before it (none left: an error row). Tool
+names follow one rule in every row (`<ClassName>__<tool>`). Writers: OpenAI JSONL, ShareGPT for
+LLaMA-Factory (with its `dataset_info.json` entry), and Parquet per split with `messages` / `tools`
+as structured columns (see training_parquet.py).
 """
 
 from __future__ import annotations
@@ -13,65 +17,109 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from envfactory_dagster.export.rl_tasks import SYSTEM_PROMPT
+from envfactory_dagster.export.chat_messages import trajectory_messages, turn_order_check
+from envfactory_dagster.export.export_audit import unseen_ids
+from envfactory_dagster.export.turn_answers import AnswerJob, tool_kinds, write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
+    Replay,
     environments_by_id,
-    exported_name_of,
+    recorded_replay,
     trajectory_of_row,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.runtime.toolset import Toolset
+from envfactory_dagster.runtime.loader import VerifiedEnvironment
+from envfactory_dagster.runtime.toolset import Toolset, exported_tool_names
 
 STAGE = "sft_dataset"
+SHAREGPT_NAME = "envfactory_sft"
+SPLITS = ("train", "validation")
 
 
-def trajectory_messages(trajectory: Trajectory, names: Mapping[tuple[str, str], str]) -> list[dict[str, Any]]:
-    """OpenAI chat messages of a trajectory (tool call ids `call_<turn>_<index>`)."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
-    for t, turn in enumerate(trajectory.turns):
-        messages.append({"role": "user", "content": turn.query})
-        if turn.calls:
-            calls = [
-                {
-                    "id": f"call_{t}_{i}",
-                    "type": "function",
-                    "function": {"name": names[(c.env_id, c.tool)], "arguments": canonical_json(c.arguments)},
-                }
-                for i, c in enumerate(turn.calls)
-            ]
-            messages.append({"role": "assistant", "content": "", "tool_calls": calls})
-            for i, c in enumerate(turn.calls):
-                messages.append(
-                    {"role": "tool", "tool_call_id": f"call_{t}_{i}", "content": canonical_json(c.output)}
-                )
-        messages.append({"role": "assistant", "content": turn.answer or "Done."})
-    return messages
+def training_tool_names(envs: list[VerifiedEnvironment]) -> dict[tuple[str, str], str]:
+    """(env_id, tool) -> the name every training export uses (always `<ClassName>__<tool>`)."""
+    return {target: name for name, target in exported_tool_names(envs, "always").items()}
+
+
+def training_tools(envs: list[VerifiedEnvironment]) -> list[dict[str, Any]]:
+    """The OpenAI `tools` list of a trajectory's environments, under the training names."""
+    return Toolset(envs, qualify="always").openai_tools()
+
+
+def conversation(
+    trajectory: Trajectory,
+    envs: list[VerifiedEnvironment],
+    answers: list[str],
+    replay: Replay | None = None,
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """(messages, index of each turn's user message). A changed call order is checked from the
+    recorded turn states (`replay`, rebuilt from the record when omitted and needed)."""
+    cache: dict[str, Any] = {}
+
+    def order_ok(turn: int, order: list[int]) -> bool:
+        if "check" not in cache:
+            cache["check"] = turn_order_check(trajectory, envs, replay or recorded_replay(trajectory))
+        return cache["check"](turn, order)
+
+    return trajectory_messages(trajectory, training_tool_names(envs), answers, order_ok)
+
+
+def answer_jobs(
+    refined: Iterable[Mapping[str, Any]], index: Mapping[str, VerifiedEnvironment], stage: str
+) -> tuple[list[tuple[Mapping[str, Any], AnswerJob, list[VerifiedEnvironment]]], list[dict[str, Any]]]:
+    """The readable rows with their answer jobs, and error rows for the unreadable ones."""
+    jobs, errors = [], []
+    for row in refined:
+        try:
+            trajectory, envs = trajectory_of_row(row, index)
+        except ValueError as exc:
+            errors.append({"trajectory_id": row.get("trajectory_id"), "stage": stage, "reason": str(exc)})
+            continue
+        jobs.append((row, AnswerJob(trajectory, training_tool_names(envs), tool_kinds(envs)), envs))
+    return jobs, errors
 
 
 def build_sft_rows(
-    refined: Iterable[Mapping[str, Any]], envs: EnvironmentRows
+    refined: Iterable[Mapping[str, Any]],
+    envs: EnvironmentRows,
+    *,
+    backend: str = "template",
+    gateway: Any = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """One SFT row per refined trajectory row; returns (rows, error rows, metrics).
 
+    `backend="llm"` writes the turns' closing answers with the gateway (see turn_answers.py).
     Columns: id, trajectory_id, domain, chain_id, env_ids, resource_ids, seed, split, pool,
-    messages_json, tools_json, n_turns, n_calls, backend, model, prompt_version.
+    messages_json, tools_json, n_turns, n_calls, n_call_messages, backend, answer_backend, model,
+    prompt_version.
     """
-    index = environments_by_id(envs)
+    jobs, errors = answer_jobs(refined, environments_by_id(envs), STAGE)
+    answers, answer_metrics = write_answers([job for _, job, _ in jobs], backend=backend, gateway=gateway)
     tools_of: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # tool lists depend only on the envs
-    rows, errors = [], []
-    for row in refined:
-        try:
-            trajectory, envs_of_task = trajectory_of_row(row, index)
-        except ValueError as exc:
-            errors.append({"trajectory_id": row.get("trajectory_id"), "stage": STAGE, "reason": str(exc)})
-            continue
-        messages = trajectory_messages(trajectory, exported_name_of(envs_of_task))
+    rows = []
+    cut_turns = 0
+    for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
+        trajectory = job.trajectory
+        messages, turn_starts = conversation(trajectory, envs_of_task, turn_answers)
         env_key = tuple(trajectory.env_ids)
         if env_key not in tools_of:
-            tools_of[env_key] = Toolset(envs_of_task).openai_tools()
-        tools = tools_of[env_key]
+            tools_of[env_key] = training_tools(envs_of_task)
+        guessed = unseen_ids(messages, tools_of[env_key])
+        if guessed:  # the gold calls skip the look-up that would show this id: keep the turns before
+            bad_turn = max(t for t, start in enumerate(turn_starts) if start < guessed[0]["message"])
+            cut_turns += len(turn_starts) - bad_turn
+            if bad_turn == 0:
+                errors.append(
+                    {
+                        "trajectory_id": trajectory.id,
+                        "stage": STAGE,
+                        "reason": f"turn 0 passes {guessed[0]['value']!r}, which no message shows before",
+                    }
+                )
+                continue
+            messages = messages[: turn_starts[bad_turn]]
+            trajectory = trajectory.model_copy(update={"turns": trajectory.turns[:bad_turn]})
         rows.append(
             {
                 "id": content_id([trajectory.id, messages], "sft_"),
@@ -84,39 +132,64 @@ def build_sft_rows(
                 "split": row.get("split") or "train",
                 "pool": row.get("pool", "sft"),
                 "messages_json": canonical_json(messages),
-                "tools_json": canonical_json(tools),
+                "tools_json": canonical_json(tools_of[env_key]),
                 "n_turns": len(trajectory.turns),
                 "n_calls": sum(len(t.calls) for t in trajectory.turns),
+                "n_call_messages": sum(1 for m in messages if m.get("tool_calls")),
                 "backend": trajectory.backend,
+                "answer_backend": backend,
                 "model": trajectory.model,
                 "prompt_version": trajectory.prompt_version,
             }
         )
-    return rows, errors, {"sft_rows": len(rows), "errors": len(errors)}
+    metrics = {
+        "sft_rows": len(rows),
+        "errors": len(errors),
+        "turns_cut_for_unseen_ids": cut_turns,
+        "call_messages": sum(r["n_call_messages"] for r in rows),
+        "calls": sum(r["n_calls"] for r in rows),
+        **answer_metrics,
+    }
+    return rows, errors, metrics
+
+
+def openai_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"messages", "tools"}` of a row: OpenAI fine-tuning's line (arguments as JSON text)."""
+    return {"messages": json.loads(row["messages_json"]), "tools": json.loads(row["tools_json"])}
 
 
 def write_openai_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
-    """{"messages": [...], "tools": [...]} per line (OpenAI fine-tuning / TRL SFTTrainer)."""
+    """One `openai_record` per line (OpenAI fine-tuning; TRL via `load_dataset("json", ...)`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with path.open("w", encoding="utf-8") as out:
         for row in rows:
-            record = {"messages": json.loads(row["messages_json"]), "tools": json.loads(row["tools_json"])}
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(json.dumps(openai_record(row), ensure_ascii=False) + "\n")
             count += 1
     return count
 
 
 def sharegpt_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """LLaMA-Factory ShareGPT: conversations of human / function_call / observation / gpt, system, tools."""
+    """LLaMA-Factory ShareGPT: human / function_call / observation / gpt entries, system, tools.
+
+    An assistant message's calls are ONE `function_call` entry (JSON list of `{name, arguments}`)
+    and their results ONE `observation` entry (the result's JSON, or a JSON list of the results in
+    call order when there are several), so entries alternate as LLaMA-Factory requires.
+    """
     messages = json.loads(row["messages_json"])
     conversations = []
+    results: list[str] = []
     for m in messages[1:]:
+        if m["role"] == "tool":
+            results.append(m["content"])
+            continue
+        if results:
+            value = results[0] if len(results) == 1 else "[" + ",".join(results) + "]"
+            conversations.append({"from": "observation", "value": value})
+            results = []
         if m["role"] == "user":
             conversations.append({"from": "human", "value": m["content"]})
-        elif m["role"] == "tool":
-            conversations.append({"from": "observation", "value": m["content"]})
         elif m.get("tool_calls"):
             calls = [
                 {"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])}
@@ -126,11 +199,36 @@ def sharegpt_record(row: Mapping[str, Any]) -> dict[str, Any]:
         else:
             conversations.append({"from": "gpt", "value": m["content"]})
     tools = [t["function"] for t in json.loads(row["tools_json"])]
-    return {"conversations": conversations, "system": messages[0]["content"], "tools": json.dumps(tools)}
+    return {
+        "conversations": conversations,
+        "system": messages[0]["content"],
+        "tools": json.dumps(tools, ensure_ascii=False),
+    }
+
+
+def sharegpt_dataset_info(dataset_name: str = SHAREGPT_NAME) -> dict[str, Any]:
+    """The `dataset_info.json` entry LLaMA-Factory loads the ShareGPT file by (every column and tag
+    spelled out: when `columns`/`tags` is given, LLaMA-Factory sets the omitted ones to None)."""
+    return {
+        dataset_name: {
+            "file_name": f"{dataset_name}.json",
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+            "tags": {
+                "role_tag": "from",
+                "content_tag": "value",
+                "user_tag": "human",
+                "assistant_tag": "gpt",
+                "observation_tag": "observation",
+                "function_tag": "function_call",
+                "system_tag": "system",
+            },
+        }
+    }
 
 
 def write_sharegpt(
-    rows: Iterable[Mapping[str, Any]], directory: str | Path, dataset_name: str = "envfactory_sft"
+    rows: Iterable[Mapping[str, Any]], directory: str | Path, dataset_name: str = SHAREGPT_NAME
 ) -> int:
     """`<dataset_name>.json` (ShareGPT list) and `dataset_info.json` with its LLaMA-Factory entry."""
     directory = Path(directory)
@@ -139,35 +237,40 @@ def write_sharegpt(
     (directory / f"{dataset_name}.json").write_text(
         json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8"
     )
-    info = {
-        dataset_name: {
-            "file_name": f"{dataset_name}.json",
-            "formatting": "sharegpt",
-            "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
-        }
-    }
-    (directory / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    return len(records)
-
-
-def write_hf_parquet(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
-    """Parquet for `datasets.load_dataset("parquet", data_files=...)`: messages/tools as JSON text."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = (
-        "id",
-        "trajectory_id",
-        "domain",
-        "chain_id",
-        "split",
-        "messages_json",
-        "tools_json",
-        "env_ids",
-        "resource_ids",
+    (directory / "dataset_info.json").write_text(
+        json.dumps(sharegpt_dataset_info(dataset_name), indent=2), encoding="utf-8"
     )
-    records = [{c: r[c] for c in columns} for r in rows]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(records), path)
     return len(records)
+
+
+def sft_parquet_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as `SFT_SCHEMA` stores it (tool-call arguments and tools as JSON text)."""
+    from envfactory_dagster.export.training_parquet import SFT_SCHEMA  # pyarrow: not on the serving path
+
+    messages = [
+        {
+            "role": m["role"],
+            "content": m.get("content"),
+            "tool_calls": m.get("tool_calls"),  # arguments are JSON text already: the json column's storage
+            "tool_call_id": m.get("tool_call_id"),
+        }
+        for m in json.loads(row["messages_json"])
+    ]
+    return {
+        **{k: row.get(k) for k in SFT_SCHEMA.names if k not in ("messages", "tools")},
+        "messages": messages,
+        "tools": [canonical_json(t) for t in json.loads(row["tools_json"])],
+    }
+
+
+def write_sft_parquet(rows: Iterable[Mapping[str, Any]], directory: str | Path) -> dict[str, int]:
+    """`<split>.parquet` per non-empty split (`SFT_SCHEMA`); returns rows per split."""
+    from envfactory_dagster.export.training_parquet import SFT_SCHEMA, write_training_parquet
+
+    records = [sft_parquet_record(r) for r in rows]
+    counts = {split: [r for r in records if r["split"] == split] for split in SPLITS}
+    # no file for an empty split: `datasets` cannot read a Parquet file without rows
+    return {
+        split: write_training_parquet(rows, SFT_SCHEMA, Path(directory) / f"{split}.parquet") if rows else 0
+        for split, rows in counts.items()
+    }

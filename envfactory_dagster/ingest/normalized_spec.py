@@ -1,6 +1,7 @@
 """The normalized spec: one shape for every kind of authentic resource.
 
-Parsers (OpenAPI 3.x, Swagger 2.0, MCP tool listings, Markdown API docs) all produce a
+Parsers (OpenAPI 3.x, Swagger 2.0, MCP tool listings, Markdown API docs, function-calling
+catalogs) all produce a
 `NormalizedSpec`; every later stage reads only this shape, never the raw file.
 
 Schemas inside are plain JSON Schema dicts with every `$ref` resolved. Two annotations are
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ResourceKind = Literal["openapi3", "swagger2", "mcp", "markdown"]
+ResourceKind = Literal["openapi3", "swagger2", "mcp", "markdown", "functions"]
 ParamLocation = Literal["path", "query", "header", "cookie", "argument"]
 
 
@@ -33,20 +34,31 @@ class NormalizedParam(BaseModel):
     description: str = ""
 
 
+class NormalizedLink(BaseModel):
+    """An OpenAPI response link: a later operation whose parameters this response fills."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation_id: str
+    parameters: dict[str, str] = Field(default_factory=dict)  # parameter -> runtime expression
+
+
 class NormalizedOperation(BaseModel):
-    """One callable operation: an OpenAPI operation, an MCP tool, or a documented endpoint."""
+    """One callable operation: an OpenAPI operation, an MCP tool, a catalog function, or a
+    documented endpoint."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     operation_id: str  # unique within the resource (synthesized from method+path when absent)
-    method: str | None = None  # lowercase HTTP verb; None for MCP tools
-    path: str | None = None  # URL template; None for MCP tools
+    method: str | None = None  # lowercase HTTP verb; None for MCP tools and catalog functions
+    path: str | None = None  # URL template; None for MCP tools and catalog functions
     summary: str = ""
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     parameters: list[NormalizedParam] = Field(default_factory=list)
     request_body: dict[str, Any] | None = None  # JSON Schema of the JSON body (MCP: None)
     response: dict[str, Any] | None = None  # JSON Schema of the success (2xx) response
+    links: list[NormalizedLink] = Field(default_factory=list)  # OpenAPI 3 links of the 2xx responses
     extensions: dict[str, Any] = Field(default_factory=dict)  # the operation's x-* keys
 
 

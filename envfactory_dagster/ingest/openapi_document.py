@@ -5,7 +5,9 @@ operation's own (the operation wins on the same name and location). The JSON req
 `request_body`: OpenAPI 3 `requestBody` (application/json, else the first JSON-like media type,
 else a form media type, whose fields are an object schema too), Swagger 2 `in: body` schema or
 `in: formData` fields gathered into an object schema. `response` is the schema of the first 2xx
-response that has one. A missing operationId is synthesized as snake_case method + path
+response that has one; `links` are the OpenAPI 3 links of the 2xx responses that name an
+`operationId` (the data flow the document states: `userId: $response.body#/id`). A missing
+operationId is synthesized as snake_case method + path
 (`get /orders/{order_id}/items` -> `get_orders_order_id_items`); operationIds the document
 declares twice are an error, since later stages key tools by them.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from envfactory_dagster.ingest.errors import SpecError
 from envfactory_dagster.ingest.normalized_spec import (
+    NormalizedLink,
     NormalizedOperation,
     NormalizedParam,
     NormalizedSpec,
@@ -135,6 +138,7 @@ def _operation(
         parameters=parameters,
         request_body=request_body,
         response=_success_response_schema(kind, operation.get("responses")),
+        links=_response_links(operation.get("responses")) if kind == "openapi3" else [],
         extensions=_extensions(operation),
     )
 
@@ -215,6 +219,25 @@ def _success_response_schema(kind: ResourceKind, responses: Any) -> dict[str, An
             if schema is not None:
                 return schema
     return None
+
+
+def _response_links(responses: Any) -> list[NormalizedLink]:
+    """Links of the 2xx responses that name an operation by `operationId` (an `operationRef`
+    points into documents and is not followed)."""
+    links: list[NormalizedLink] = []
+    for code, response in (responses if isinstance(responses, dict) else {}).items():
+        if not str(code).startswith("2") or not isinstance(response, dict):
+            continue
+        for link in (response.get("links") or {}).values() if isinstance(response.get("links"), dict) else []:
+            if isinstance(link, dict) and isinstance(link.get("operationId"), str):
+                parameters = link.get("parameters") if isinstance(link.get("parameters"), dict) else {}
+                links.append(
+                    NormalizedLink(
+                        operation_id=link["operationId"],
+                        parameters={str(k): str(v) for k, v in parameters.items() if isinstance(v, str)},
+                    )
+                )
+    return links
 
 
 def check_unique_operation_ids(declared_ids: list[str], operations: list[NormalizedOperation]) -> None:

@@ -1,10 +1,11 @@
 """One authentic resource file -> `NormalizedSpec`: read with a size limit, detect the format, parse.
 
 The format is decided by content: a mapping with `openapi: 3.x` is OpenAPI 3, `swagger: "2.0"` is
-Swagger 2, a `tools` list of named objects is an MCP tool listing, and Markdown (a `.md` file, or
-text whose structured parse is not a mapping but that has Markdown headings) is API docs. The file
-name only settles ambiguity: `.json` reports JSON syntax errors, `.md` is read as Markdown, and
-`#` lines in a `.yaml`/`.yml`/`.json` file are comments, never Markdown headings.
+Swagger 2, a list of function entries (bare, or under `tools` / `functions`) is a function-calling
+catalog, a `tools` list of named objects with `inputSchema` is an MCP tool listing, and Markdown
+(a `.md` file, or text whose structured parse is not a mapping but that has Markdown headings) is
+API docs. The file name only settles ambiguity: `.json` reports JSON syntax errors, `.md` is read
+as Markdown, and `#` lines in a `.yaml`/`.yml`/`.json` file are comments, never Markdown headings.
 Every failure is a `ResourceParseError` with a reason naming what is wrong and an `ErrorKind`.
 """
 
@@ -19,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from envfactory_dagster.ingest.errors import ResourceParseError, SpecError
+from envfactory_dagster.ingest.function_catalog import catalog_tools, parse_function_catalog
 from envfactory_dagster.ingest.markdown_docs import (
     MARKDOWN_SUFFIXES,
     looks_like_markdown,
@@ -115,12 +117,17 @@ def _parse_text(text: str, path: Path) -> NormalizedSpec:
         if markdown_possible:
             return _require_operations(parse_markdown_docs(text, fallback_title))
         raise
+    if catalog_tools(document) is not None:
+        return _require_operations(parse_function_catalog(document, fallback_title))
     if not isinstance(document, dict):
         if markdown_possible:
             return _require_operations(parse_markdown_docs(text, fallback_title))
+        if document == []:
+            raise SpecError("the function catalog is an empty list", "no_operations")
         raise SpecError(
             f"unknown format: the content parses as a {_type_name(document)}, not as an OpenAPI, "
-            "Swagger or MCP document (a mapping), nor as Markdown API docs",
+            "Swagger or MCP document (a mapping), nor as a function-calling catalog (a list of "
+            "function objects), nor as Markdown API docs",
             "unknown_format",
         )
     try:
@@ -173,7 +180,8 @@ def _parse_document(document: dict[str, Any], fallback_title: str) -> Normalized
     keys = ", ".join(sorted(map(str, document))[:8])
     raise SpecError(
         f"unknown format: a mapping with keys [{keys}] is not an API description (expected "
-        "'openapi: 3.x', 'swagger: \"2.0\"' or an MCP 'tools' list of objects with a 'name')",
+        "'openapi: 3.x', 'swagger: \"2.0\"', an MCP 'tools' list of objects with a 'name', or a "
+        "'tools'/'functions' list of function objects)",
         "unknown_format",
     )
 
@@ -184,6 +192,7 @@ def _require_operations(spec: NormalizedSpec) -> NormalizedSpec:
             "openapi3": "no path has an HTTP operation",
             "swagger2": "no path has an HTTP operation",
             "mcp": "no tools",
+            "functions": "no functions",
             "markdown": "no endpoint (`## GET /path`) or tool (`## tool_name`) section",
         }[spec.kind]
         raise SpecError(f"the {spec.kind} document describes no operations: {where}", "no_operations")

@@ -20,6 +20,7 @@ ROLES = (
     "judge",
     "user_simulator",
     "embedder",
+    "linker",
 )
 
 

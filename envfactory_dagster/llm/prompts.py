@@ -256,6 +256,21 @@ PROMPTS: dict[str, PromptTemplate] = {
             ),
         ),
         PromptTemplate(
+            name="turn_answer",
+            version="1",
+            roles=("refiner",),
+            system=(
+                "You write the assistant's closing message for one turn of a conversation in which it "
+                "used tools. Report to the user, briefly and concretely, what was found or done, using "
+                "only the tool outputs and state changes given: what was created, changed or removed "
+                "(with its name or id), and what a look-up returned. Mention every row that was "
+                "created, changed or removed. Never invent values or identifiers, never name a tool, "
+                "a function or a parameter, and do not ask a question unless the outputs leave the "
+                "request unresolved."
+            ),
+            user="User's request: $request\n\nCalls made, with their outputs and state changes:\n$calls",
+        ),
+        PromptTemplate(
             name="refine_query",
             version="1",
             roles=("refiner",),
@@ -301,6 +316,24 @@ PROMPTS: dict[str, PromptTemplate] = {
                 "from the transcripts and the tool results in them. Give a short reason per candidate."
             ),
             user="Task (user messages):\n$task\n\nCandidates (index, transcript):\n$candidates",
+        ),
+        PromptTemplate(
+            name="graph_links",
+            version="1",
+            roles=("linker",),
+            system=(
+                "You find the data flow between the tools of one API. Given one tool's inputs and the "
+                "outputs of the API's other tools, list every (output, input) pair where a caller would "
+                "take the output's value and pass it as the input: an id of the thing the input names, "
+                "the name or code it asks for, a value of the kind it takes. Use only the ids given; "
+                "leave out pairs already listed as known, and pairs that merely look alike. An empty "
+                "list is a fine answer."
+            ),
+            user=(
+                "Consumer tool: $tool\n\nIts inputs (id, name, type, description):\n$inputs\n\n"
+                "Outputs of the other tools (id, tool, name, type, description):\n$outputs\n\n"
+                "Pairs already known (output id -> input id):\n$known"
+            ),
         ),
         PromptTemplate(
             name="user_sim",

@@ -7,7 +7,8 @@ e.g. "gpt-4o-mini", to see non-zero cost), and the gateway's parse / repair / re
 unchanged. An answer may be text, an exception instance (raised as the provider error; set
 `status_code` for an HTTP status) or one of litellm's mock error strings
 ("litellm.RateLimitError", "litellm.InternalServerError"). The fake records every call and the
-highest number of calls in flight at once.
+highest number of calls in flight at once. `ScriptedOpenAIServer` is the same idea one layer
+further out: a local OpenAI-compatible HTTP endpoint that litellm reaches over the network stack.
 """
 
 from __future__ import annotations
@@ -100,3 +101,88 @@ class ScriptedLLM:
         raw = [digest[i % len(digest)] - 127.5 for i in range(self.embedding_dim)]
         norm = sum(x * x for x in raw) ** 0.5
         return [x / norm for x in raw]
+
+
+class ScriptedOpenAIServer:
+    """A local OpenAI-compatible HTTP endpoint (`/v1/chat/completions`, `/v1/embeddings`) with
+    scripted answers, for tests of the real provider path (litellm over HTTP) without a remote LLM.
+
+    `answer_for(messages) -> str` writes each chat answer; embeddings are `ScriptedLLM.vector`s.
+    Use as a context manager; `api_base` is `http://127.0.0.1:<port>/v1` and `requests` records
+    every request body. Serves loopback only.
+    """
+
+    def __init__(self, answer_for: Callable[[list[dict[str, Any]]], str], *, embedding_dim: int = 8) -> None:
+        self.answer_for = answer_for
+        self.embedding_dim = embedding_dim
+        self.requests: list[dict[str, Any]] = []
+        self._server: Any = None
+        self._thread: Any = None
+
+    @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedOpenAIServer:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                server.requests.append(body)
+                if self.path.endswith("/embeddings"):
+                    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                    vectors = ScriptedLLM([], embedding_dim=server.embedding_dim)
+                    payload = {
+                        "object": "list",
+                        "model": body.get("model", "scripted"),
+                        "data": [
+                            {"object": "embedding", "index": i, "embedding": vectors.vector(t)}
+                            for i, t in enumerate(texts)
+                        ],
+                        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+                    }
+                elif self.path.endswith("/chat/completions"):
+                    payload = {
+                        "id": f"chatcmpl-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {
+                                    "role": "assistant",
+                                    "content": server.answer_for(body["messages"]),
+                                },
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+                    }
+                else:
+                    self.send_error(404, f"no scripted route {self.path}")
+                    return
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

@@ -274,10 +274,11 @@ def refined_partition_suite(domain: str) -> list[Expectation]:
 def rl_tasks_suite(domain: str) -> list[Expectation]:
     return [
         Expectation(
-            "gold_replays_to_full_reward",
+            "gold_reaches_full_reward_on_record",
             "ExpectColumnValuesToBeBetween",
             {"column": "gold_reward", "min_value": 1.0, "max_value": 1.0},
-            "Replaying every task's gold calls from its stored initial states gives reward 1.0.",
+            "Every stored task's gold calls reach reward 1.0 with the states its trajectory's record gives "
+            "from the task's own initial states (no re-execution: the trajectories check replayed it).",
         ),
         Expectation("ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Task ids are unique."),
         Expectation(

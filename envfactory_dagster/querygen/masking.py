@@ -1,12 +1,16 @@
 """Masked arguments: values of a gold call that do not change the outcome, decided by execution.
 
-A candidate is an optional argument that controls presentation rather than what is done
-(`$limit`-bound inputs, pagination, sorting, formatting: `MASKABLE_NAMES`). It is masked when the
-call, run again from the same state without it, makes the same state change and gives the same
-values at every output path a later call of the trajectory reads. The rollout reward then does not
-require the agent to repeat it, and refinement does not need the user to state it. Each masked
-argument keeps its reason. This runs inside trajectory execution (one extra call per candidate
-from the call's own snapshot), so no stage replays a trajectory to decide it.
+Every optional argument is a candidate; the call is run again from its own starting state
+without it, and it is masked when
+- the call makes the same state change and gives a byte-identical output (a filter that filters
+  nothing, a value that restates a default), or
+- it controls presentation rather than what is done (`$limit`-bound inputs, pagination, sorting,
+  formatting: `MASKABLE_NAMES`) and the call makes the same state change and gives the same values
+  at every output path a later call of the trajectory reads.
+The rollout reward then does not require the agent to repeat it, and refinement does not need the
+user to state it. Each masked argument keeps its reason. This runs inside trajectory execution
+(one extra call per candidate from the call's own snapshot), so no later stage re-executes
+anything to decide it.
 """
 
 from __future__ import annotations
@@ -42,17 +46,10 @@ MASKABLE_NAMES = frozenset(
 )
 
 
-def mask_candidates(tool: ToolSpec, arguments: Mapping[str, Any]) -> list[str]:
-    required = set(tool.input_schema.get("required", []))
-    return sorted(
-        a
-        for a in arguments
-        if a not in required
-        and (
-            a in MASKABLE_NAMES
-            or (tool.param_fields.get(a, "").startswith("$") and tool.param_fields[a] != "$query")
-        )
-    )
+def presentation_knob(tool: ToolSpec, argument: str) -> bool:
+    """Pagination, sorting or formatting: how results are shown, not what is done."""
+    binding = tool.param_fields.get(argument, "")
+    return argument in MASKABLE_NAMES or (binding.startswith("$") and binding != "$query")
 
 
 def confirm_masks(
@@ -63,12 +60,13 @@ def confirm_masks(
     used_paths: list[str],
     rerun: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
 ) -> dict[str, str]:
-    """argument -> reason, for the candidates whose omission changes nothing that matters.
+    """argument -> reason, for the optional arguments whose omission changes nothing that matters.
 
     `rerun(arguments)` calls the tool again from the call's own starting state and returns
     (output, state diff); `used_paths` are the output paths later calls read."""
+    required = set(tool.input_schema.get("required", []))
     masked: dict[str, str] = {}
-    for argument in mask_candidates(tool, arguments):
+    for argument in sorted(a for a in arguments if a not in required):
         reduced = {k: v for k, v in arguments.items() if k != argument}
         try:
             other_output, other_diff = rerun(reduced)
@@ -76,13 +74,18 @@ def confirm_masks(
             continue
         if other_diff != diff:
             continue
+        if other_output == output:
+            masked[argument] = "without it the call gives the same output and the same state change"
+            continue
+        if not presentation_knob(tool, argument):
+            continue
         try:
             same = all(read_path(other_output, p) == read_path(output, p) for p in used_paths)
         except (KeyError, IndexError, TypeError, ValueError):
             same = False
         if same:
             masked[argument] = (
-                "without it the call makes the same state change and gives the same values "
-                f"at the {len(used_paths)} output path(s) later calls read"
+                "a presentation setting: without it the call makes the same state change and gives the "
+                f"same values at the {len(used_paths)} output path(s) later calls read"
             )
     return masked

@@ -51,10 +51,12 @@ _ROLES: dict[str, str] = {
     **dict.fromkeys(("venue", "paper", "note", "decision", "invitation"), "a program chair"),
     **dict.fromkeys(("loan", "patron", "hold", "fine", "fee"), "a librarian"),
     **dict.fromkeys(("item", "collection", "tag", "citation", "library"), "a researcher"),
-    **dict.fromkeys(("flight", "itinerary", "segment", "traveler", "passenger"), "a traveller"),
+    **dict.fromkeys(
+        ("flight", "itinerary", "traveler", "passenger", "ancillary", "seat", "journey"), "a travel agent"
+    ),
     **dict.fromkeys(("hotel", "room", "rate", "property", "availability"), "a hotel manager"),
     **dict.fromkeys(("rental", "vehicle", "car"), "a car-rental agent"),
-    **dict.fromkeys(("journey", "ticket", "fare", "railcard", "train"), "a rail passenger"),
+    **dict.fromkeys(("ticket", "fare", "railcard", "train"), "a rail passenger"),
     **dict.fromkeys(
         ("class", "membership", "instructor", "client", "visit", "appointment"), "a studio manager"
     ),
@@ -157,7 +159,8 @@ def compose_persona(
     nouns = [noun for _, noun in targets]
     role = role_for(entity_nouns)
     goals = list(dict.fromkeys(intent(tool, noun) for tool, noun in targets))
-    main = nouns[0] if nouns else "record"
+    # a simulated request's collection ("unlock topic request") is not what the user works on
+    main = next((n for n in nouns if not n.endswith("request")), nouns[0] if nouns else "record")
     context = rng.choice(_CONTEXTS).format(p=plural_words(main), s=service, r=role)
     return Persona(
         name=faker.name(),

@@ -146,7 +146,7 @@ def natural_value(value: Any, label: str | None = None) -> str:
 
 
 def join_words(items: Sequence[str], rng: random.Random | None = None) -> str:
-    """"a, b and c"; with `rng`, sometimes "a, b, plus c" or "a, b as well as c"."""
+    """ "a, b and c"; with `rng`, sometimes "a, b, plus c" or "a, b as well as c"."""
     items = list(items)
     if not items:
         return ""
@@ -172,8 +172,15 @@ def plural_words(noun: str) -> str:
     return f"{head} {plural(last)}".strip() if last else plural(noun)
 
 
+_CONSONANT_SOUND = ("uni", "use", "usu", "uti", "ure", "url", "eu", "one", "once")
+_VOWEL_SOUND = ("hour", "honest", "honor", "honour", "heir")
+
+
 def a_or_an(noun: str) -> str:
-    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+    """ "an order", "a user", "an hour": by the sound of the first word, not only its letter."""
+    word = noun.lower()
+    vowel = (word[:1] in "aeiou" and not word.startswith(_CONSONANT_SOUND)) or word.startswith(_VOWEL_SOUND)
+    return f"an {noun}" if vowel else f"a {noun}"
 
 
 # -- action verbs ----------------------------------------------------------------------------
@@ -271,12 +278,48 @@ _TRANSITION_TOOL_VERBS = frozenset(v.split()[0] for v in _STATUS_VERBS.values())
     "redeem",
     "renew",
     "verify",
+    "validate",
+    "approve",
+    "submit",
+    "invite",
+    "assign",
+    "unassign",
+    "enroll",
+    "grade",
+    "flag",
+    "pin",
+    "unpin",
+    "star",
+    "unstar",
+    "follow",
+    "unfollow",
+    "like",
+    "unlike",
+    "play",
+    "skip",
+    "reserve",
+    "rotate",
+    "purge",
+    "sync",
+    "transfer",
+    "charge",
+    "checkout",
+    "lock",
+    "unlock",
+    "trash",
+    "restore",
 }
 
 
 def _kind_verbs(noun: str, table: dict[str, tuple[str, ...]], default: tuple[str, ...]) -> tuple[str, ...]:
     last = noun.split()[-1] if noun else ""
     return table.get(last, ()) + default if last in table else default
+
+
+def action_verb(tool_name: str) -> str | None:
+    """The tool name's first word when it is a verb a person uses for an action (`unlock_topic`)."""
+    first = (words(tool_name) or [""])[0]
+    return first if first in _TRANSITION_TOOL_VERBS else None
 
 
 def transition_verb(tool_name: str, to_value: Any) -> str | None:
@@ -553,14 +596,14 @@ _JOINERS = (
     "{a}, then {b}",
     "{a}, and once that's done {b}",
     "{a}, and also {b}",
-    "{a}. Then {b}",
+    "{a}; then {b}",
     "{a}, after which {b}",
     "{a}; next, {b}",
     "{a} - and {b}",
     "{a}, plus {b}",
-    "{a}; then {b}",
+    "{a}, and later {b}",
     "{a}, and afterwards {b}",
-    "{a}. Also {b}",
+    "{a}; also {b}",
 )
 _CLOSINGS = (
     *([""] * 14),

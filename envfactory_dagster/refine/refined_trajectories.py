@@ -377,6 +377,11 @@ def refine_trajectories(
         # The final audit: every stored proof re-checked against the final queries.
         proofs_failed = sum(1 for p in proofs if check_proof(p, replay, new_turns[p.turn].query))
         proofs_failed += sum(1 for e in effects if check_effect(e, new_turns[e.turn].query))
+        # and no kept turn holds a value that is neither written nor carried by a proof
+        proofs_failed += sum(
+            len(unproven_values(trajectory, t.index, t.query, [p for p in proofs if p.turn == t.index]))
+            for t in new_turns
+        )
         counts["proofs"] += len(proofs) + len(effects)
         counts["proofs_passing"] += len(proofs) + len(effects) - proofs_failed
         turn_scores.extend(scores)

@@ -29,6 +29,7 @@ from typing import Any
 from envfactory_dagster.envgen.env_spec import EntitySpec
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.querygen.surface import (
+    action_verb,
     change_phrase,
     create_clause,
     delete_clause,
@@ -193,6 +194,14 @@ class TurnRenderer(RowDescriber):
                     and not self.looks_generated(call.env_id, value)
                 )
             )
+            scope_key = source is not None and source.kind == "state" and source.field is None
+            if scope_key:
+                # the user's working context (a workspace, a plan) taken from the state with no
+                # lookup in the task: the user names it, or the assistant would have to guess it
+                phrase = f"{entity_words(bound, source.collection or '') if bound else ''} {value}".strip()
+                proof = GroundingProof(**base, via="literal", phrase=phrase, operation="literal")
+                slots.append(Slot(call_index, argument, value, [Rendering(phrase, proof, False)]))
+                continue
             if collection is not None:
                 options += self.same_row_references(turn, call_index, call, base, value)
             if (
@@ -499,6 +508,12 @@ class TurnRenderer(RowDescriber):
         if action == "search":
             terms = " and ".join(merge(other, lambda p, r: r.phrase, group)) or owners or "what I'm after"
             return search_clause(rng, noun, terms)
+        verb = action_verb(call.tool)
+        subject = phrases[key_params[0]] if key_params else (owners if owner_params else "")
+        if verb and subject:  # "unlock the discussion topic called ..." rather than the tool's description
+            rest = [p for p in phrases if p not in key_params and p not in owner_params]
+            details = ", ".join(merge(rest, lambda p, r: f"{field_words(p)}: {r.phrase}", group))
+            return f"{verb} {subject}" + (f" ({details})" if details else "")
         description = (tool.description if tool else call.tool).split(". ")[0].rstrip(".")
         sentence = " ".join(field_words(w) if "_" in w else w for w in description.split())
         details = ", ".join(merge(list(phrases), lambda p, r: f"{field_words(p)}: {r.phrase}", group))
@@ -521,7 +536,8 @@ class TurnRenderer(RowDescriber):
         action = tool.action if tool else "custom"
         values = " and ".join(r.phrase for r in renderings.values())
         if not values:
-            return ""
+            # a page of one row (a masked limit): the row is the one that comes first
+            return "that comes first in the list" if call.masked_arguments else ""
         if action == "search":
             return f"matching {values}"
         if action == "get" and len(renderings) == 1:

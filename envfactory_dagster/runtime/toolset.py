@@ -3,29 +3,35 @@
 A chain (and so a trajectory, an RL task, a rollout) may span up to three environments. Their
 states are kept per world (`VerifiedEnvironment.world_id`): environments cut from one service
 share ONE state object, so a write through one is seen by the others, and states are passed in
-and out keyed by world id. Agents see one list of tools; names stay the environment's own tool
-names unless two environments share one, in which case every tool of the task is qualified as
-`<ClassName>__<tool>` (deterministic, valid as an OpenAI/MCP function name). The Gym wrapper,
-the MCP server, the trainer adapters and trajectory execution all go through this class.
+and out keyed by world id. Agents see one list of tools. Naming (`qualify`): "on_clash" keeps the
+environment's own tool names unless two environments share one, in which case every tool of the
+task is qualified as `<ClassName>__<tool>` (an MCP server of one API shows its own names);
+"always" qualifies every tool, so a tool has one name in every task of a dataset (training
+exports and the trainer-facing runtime: trainers such as verl declare tools once, globally).
+Names are deterministic and valid as OpenAI/MCP function names. The Gym wrapper, the MCP server,
+the trainer adapters and trajectory execution all go through this class.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from envfactory_dagster.runtime.contract import Environment, ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 
 QUALIFIER = "__"
+Qualify = Literal["on_clash", "always"]
 
 
-def exported_tool_names(envs: Sequence[VerifiedEnvironment]) -> dict[str, tuple[str, str]]:
+def exported_tool_names(
+    envs: Sequence[VerifiedEnvironment], qualify: Qualify = "on_clash"
+) -> dict[str, tuple[str, str]]:
     """Exported name -> (env_id, tool name), for the environments of one task, in order."""
     names = [(env.env_id, env.class_name, tool) for env in envs for tool in env.env_class.TOOLS]
     bare = [tool for _, _, tool in names]
-    qualify = len(bare) != len(set(bare))
+    qualify = qualify == "always" or len(bare) != len(set(bare))
     exported: dict[str, tuple[str, str]] = {}
     for env_id, class_name, tool in names:
         name = f"{class_name}{QUALIFIER}{tool}" if qualify else tool
@@ -56,12 +62,16 @@ class Toolset:
     """Fresh instances of a task's environments (one state per world) and one flat tool namespace."""
 
     def __init__(
-        self, envs: Sequence[VerifiedEnvironment], states: Mapping[str, dict[str, Any]] | None = None
+        self,
+        envs: Sequence[VerifiedEnvironment],
+        states: Mapping[str, dict[str, Any]] | None = None,
+        *,
+        qualify: Qualify = "on_clash",
     ) -> None:
         """`states`: world_id -> state (validated here through the State models); None = each
         world's verified default state."""
         self.envs = {env.env_id: env for env in envs}
-        self.names = exported_tool_names(envs)
+        self.names = exported_tool_names(envs, qualify)
         self.worlds: dict[str, list[Environment]] = {}
         self.instances: dict[str, Environment] = {}
         for env in envs:
@@ -76,13 +86,19 @@ class Toolset:
 
     @classmethod
     def from_snapshots(
-        cls, envs: Sequence[VerifiedEnvironment], snapshots: Mapping[str, dict[str, Any]]
+        cls,
+        envs: Sequence[VerifiedEnvironment],
+        snapshots: Mapping[str, dict[str, Any]],
+        *,
+        qualify: Qualify = "on_clash",
+        names: Mapping[str, tuple[str, str]] | None = None,
     ) -> Toolset:
         """A toolset on states that were validated before (world_id -> a `snapshot_states` /
-        `dump_state` result): no validation, microseconds per world. Snapshots are not modified."""
+        `dump_state` result): no validation, microseconds per world. Snapshots are not modified.
+        `names`: the exported names when the caller computed them once (per-episode resets)."""
         toolset = cls.__new__(cls)
         toolset.envs = {env.env_id: env for env in envs}
-        toolset.names = exported_tool_names(envs)
+        toolset.names = dict(names) if names is not None else exported_tool_names(envs, qualify)
         toolset.worlds, toolset.instances = {}, {}
         for env in envs:
             instance = env.env_class.__new__(env.env_class)

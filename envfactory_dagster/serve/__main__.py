@@ -1,8 +1,10 @@
 """`python -m envfactory_dagster.serve mcp --env-id ID [...]`: serve registry environments over MCP.
 
     python -m envfactory_dagster.serve mcp --env-id ENV [--env-id ENV2 ...]
-        [--transport stdio|http] [--port N] [--state FILE.json] [--state-tools] [--home DIR]
-    python -m envfactory_dagster.serve mcp --task-id TASK [...]   # a task's environments and initial states
+        [--transport stdio|http] [--port N] [--state FILE.json] [--state-tools] [--output-schemas]
+        [--home DIR]
+    python -m envfactory_dagster.serve mcp --task-id TASK [...]   # a task's environments, initial
+                                                                  # states and training tool names
 
 Reads `verified_envs` (and `rl_tasks` for --task-id) under `--home` or `$ENVFACTORY_HOME`.
 HTTP binds 127.0.0.1 only; the endpoint is http://127.0.0.1:<port>/mcp. `--state FILE` holds
@@ -30,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--port", type=int, default=8000, help="HTTP port on 127.0.0.1")
     mcp.add_argument("--state", type=Path, help="JSON file {env_id: state} to start from")
     mcp.add_argument("--state-tools", action="store_true", help="add envfactory__load_state/dump_state tools")
+    mcp.add_argument(
+        "--output-schemas",
+        action="store_true",
+        help="declare outputSchema and return structuredContent (typed clients; clients then validate "
+        "and parse every result). Output schemas are in each tool's _meta either way.",
+    )
     mcp.add_argument("--home", help="data directory (default $ENVFACTORY_HOME)")
     return parser
 
@@ -37,18 +45,20 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from envfactory_dagster.serve.mcp_server import serve_environment
     from envfactory_dagster.serve.registry import load_rl_task_rows, load_verified_envs
-    from envfactory_dagster.serve.rollout import coerce_rl_task
 
     args = _parser().parse_args(argv)
     home = args.home or envfactory_home()
     states = None
+    qualify = "on_clash"
     try:
         if args.task_id:
-            rows = [row for row in load_rl_task_rows(home) if row.get("id") == args.task_id]
+            from envfactory_dagster.serve.rollout import coerce_rl_task
+
+            rows = load_rl_task_rows(home, [args.task_id])
             if not rows:
                 raise KeyError(f"no rl_tasks row {args.task_id!r} under {home}")
             task = coerce_rl_task(rows[0])
-            env_ids, states = task.env_ids, task.initial_states
+            env_ids, states, qualify = task.env_ids, task.initial_states, "always"
         else:
             env_ids = args.env_id
         registry = load_verified_envs(home, env_ids)
@@ -63,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         transport=args.transport,
         port=args.port,
         state_tools=args.state_tools,
+        output_schemas=args.output_schemas,
+        qualify=qualify,
     )
     return 0
 

@@ -15,6 +15,9 @@ order, or with only `content` = final answer), or a plain string (final answer).
 Reward: 0.0 on every step but the last; at the end (final answer, or `max_steps` calls reached:
 `truncated`), the task's reward `score_rollout` — its components in `info["reward"]`.
 Tool errors and malformed calls are observations, never exceptions; `info` counts them.
+
+A task is parsed and its states validated on its first reset only (`rollout.TaskCache`, by task
+id); later resets of it start from copy-on-write snapshots (microseconds).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import gymnasium
 
 from envfactory_dagster.export.rl_task_model import RLTask
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
-from envfactory_dagster.serve.rollout import Rollout, observation_text
+from envfactory_dagster.serve.rollout import Rollout, TaskCache, observation_text
 
 Action = Mapping[str, Any] | str
 
@@ -41,10 +44,15 @@ class ToolUseEnv(gymnasium.Env):
     metadata = {"render_modes": []}  # noqa: RUF012 (Gymnasium's class attribute)
 
     def __init__(
-        self, envs_by_id: Mapping[str, VerifiedEnvironment], *, max_steps: int | None = None
+        self,
+        envs_by_id: Mapping[str, VerifiedEnvironment],
+        *,
+        max_steps: int | None = None,
+        max_cached_tasks: int = 1024,
     ) -> None:
         self.envs_by_id = dict(envs_by_id)
         self.max_steps = max_steps  # None: the task's reward_spec.max_calls
+        self.tasks = TaskCache(self.envs_by_id, max_cached_tasks)
         self.rollout: Rollout | None = None
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
@@ -64,8 +72,8 @@ class ToolUseEnv(gymnasium.Env):
             task = (options or {}).get("task")
         if task is None:
             raise ValueError("reset needs a task: reset(task) or reset(options={'task': task})")
-        self.rollout = Rollout(task, self.envs_by_id)
-        self.messages = [dict(m) for m in self.rollout.task.messages]
+        self.rollout = Rollout.of(self.tasks.get(task))
+        self.messages = list(self.rollout.task.messages)  # the task's dicts are never mutated here
         self.steps = 0
         self.done = False
         return self._observation(), self._info()
@@ -73,15 +81,19 @@ class ToolUseEnv(gymnasium.Env):
     def step(self, action: Action) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self.rollout is None or self.done:
             raise RuntimeError("step() after the episode ended or before reset(task)")
-        final_answer, calls = _read_action(action)
-        if final_answer is not None:
-            self.messages.append({"role": "assistant", "content": final_answer})
-            return self._finish(truncated=False)
+        if type(action) is dict and "name" in action:  # the common shape, one {name, arguments} call
+            calls: Any = (action,)
+        else:
+            final_answer, calls = _read_action(action)
+            if final_answer is not None:
+                self.messages.append({"role": "assistant", "content": final_answer})
+                return self._finish(truncated=False)
+        max_steps = self._max_steps()
         for call in calls:
-            if self.steps >= self._max_steps():
+            if self.steps >= max_steps:
                 break
             self._execute(call)
-        truncated = self.steps >= self._max_steps()
+        truncated = self.steps >= max_steps
         if truncated:
             return self._finish(truncated=True)
         return self._observation(), 0.0, False, False, self._info()
@@ -95,7 +107,10 @@ class ToolUseEnv(gymnasium.Env):
         assert self.rollout is not None
         self.steps += 1
         call_id = f"call_{self.steps}"
-        name, arguments = _call_parts(call)
+        if type(call) is dict and "function" not in call:
+            name, arguments = call.get("name"), call.get("arguments", {})
+        else:
+            name, arguments = _call_parts(call)
         result, _ok = self.rollout.call(name, arguments)
         self.messages.append(
             {

@@ -13,9 +13,14 @@ from the tool config YAML (`class_name`, `config`, `tool_schema`); per trajector
 `Rollout` lives in a `RolloutTable` shared by the task's tool objects and keyed by
 `instance_id`: verl's SGLang multi-turn rollout passes the request id as `instance_id` to every
 tool of a request. `create_kwargs` (the dataset's `extra_info.tools_kwargs[<tool>].create_kwargs`)
-must carry the task: `{"task": <RLTask dict or rl_tasks row>}`. verl's `ToolAgentLoop` instead
-creates and releases an instance around every single call with no shared id: stateful
-environments need the SGLang rollout or a custom agent loop around `ToolUseEnv` there.
+carries the task: `{"task_id": ...}` (what the verl export writes; the row is read from the data
+directory) or `{"task": <RLTask dict or rl_tasks row>}`. verl's `ToolAgentLoop` (`agent_name:
+"tool_agent"`, verl@b178a3cd `experimental/agent_loop/tool_agent_loop.py`) instead creates and
+releases an instance around every single call, passing the trajectory's `AgentData` to
+`execute`: the first call's rollout is kept in `agent_data.extra_fields` (verl's slot for "tool
+session data") and every later call of the trajectory runs on it, so state carries across calls.
+Each `execute` returns as step reward the change of the rollout's reward, so the trajectory's
+`tool_rewards` (which verl hands to the reward function) sum to the reward of the calls made.
 To subclass verl's real BaseTool: `class MyTool(VerlEnvironmentTool, verl.tools.base_tool.BaseTool)`.
 
 TRL (`GRPOTrainer(environment_factory=...)`): a no-argument class; the trainer makes one instance
@@ -38,7 +43,7 @@ from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import exported_tool_names
 from envfactory_dagster.serve.registry import load_rl_task_rows, load_verified_envs
-from envfactory_dagster.serve.rollout import Rollout, coerce_rl_task, observation_text
+from envfactory_dagster.serve.rollout import Rollout, TaskCache, coerce_rl_task, observation_text
 from envfactory_dagster.settings import envfactory_home
 
 
@@ -61,6 +66,7 @@ class RolloutTable:
     next_number: int = 0
     home: str | None = None  # where `rl_tasks` rows are read from when a task is named by id
     tasks_by_id: dict[str, dict[str, Any]] | None = None
+    prepared: TaskCache | None = None
 
     def task(self, task_id: str) -> dict[str, Any]:
         """The stored `rl_tasks` row `task_id` (rows read once per process)."""
@@ -77,12 +83,16 @@ class RolloutTable:
             self.next_number += 1
             instance_id = f"rollout-{self.next_number}"
         if instance_id not in self.rollouts:  # the task's other tools join the same rollout
-            self.rollouts[instance_id] = Rollout(task, self.envs_by_id)
+            if self.prepared is None:
+                self.prepared = TaskCache(self.envs_by_id)
+            self.rollouts[instance_id] = Rollout.of(self.prepared.get(task))
         return instance_id
 
     def close(self, instance_id: str) -> None:
         self.rollouts.pop(instance_id, None)
 
+
+SESSION_KEY = "envfactory_rollout"  # the trajectory's Rollout in verl's AgentData.extra_fields
 
 # verl builds tool objects from YAML (no Python objects in `config`): tools configured with the
 # same data directory share one table per process, so a request's tools see one rollout.
@@ -132,8 +142,12 @@ class VerlEnvironmentTool:
         self, instance_id: str, parameters: dict[str, Any] | str, **kwargs: Any
     ) -> tuple[ToolText, float, dict[str, Any]]:
         rollout = self.table.rollouts[instance_id]
+        session = getattr(kwargs.get("agent_data"), "extra_fields", None)
+        if isinstance(session, dict):  # verl's ToolAgentLoop: one rollout per trajectory, not per call
+            rollout = session.setdefault(SESSION_KEY, rollout)
+        before = rollout.score().total
         result, ok = rollout.call(self.name, parameters)
-        return ToolText(observation_text(result)), 0.0, {"ok": ok}
+        return ToolText(observation_text(result)), rollout.score().total - before, {"ok": ok}
 
     async def calc_reward(self, instance_id: str, **kwargs: Any) -> float:
         return self.table.rollouts[instance_id].score().total
@@ -194,6 +208,7 @@ class TrlToolEnvironment:
     """Base of the classes `trl_environment_class` builds; one instance per TRL rollout."""
 
     ENVS_BY_ID: Mapping[str, VerifiedEnvironment] = {}
+    TASKS: TaskCache  # set per class by trl_environment_class: tasks prepared once per process
 
     def __init__(self) -> None:
         self._rollout: Rollout | None = None
@@ -201,7 +216,7 @@ class TrlToolEnvironment:
 
     def reset(self, **columns: Any) -> str | None:
         """Start the rollout of the rl_tasks row in `columns` (its nested values may be JSON text)."""
-        self._rollout = Rollout(columns, self.ENVS_BY_ID)
+        self._rollout = Rollout.of(self.TASKS.get(columns))
         self.reward = 0.0
         return None
 
@@ -225,8 +240,8 @@ class TrlToolEnvironment:
 def trl_environment_class(envs: Sequence[VerifiedEnvironment]) -> type[TrlToolEnvironment]:
     """A TRL `environment_factory` class exposing the tools of `envs` (names as in a task's Toolset)."""
     by_id = {env.env_id: env for env in envs}
-    names = exported_tool_names(envs)
-    methods: dict[str, Any] = {"ENVS_BY_ID": by_id}
+    names = exported_tool_names(envs, "always")
+    methods: dict[str, Any] = {"ENVS_BY_ID": by_id, "TASKS": TaskCache(by_id)}
     for exported, (env_id, tool_name) in names.items():
         tool = next(t for t in by_id[env_id].env_class.tool_list() if t["name"] == tool_name)
         methods[exported] = _tool_method(exported, tool)

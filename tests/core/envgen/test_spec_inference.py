@@ -10,7 +10,7 @@ from test_proposals import hotel_specs, resource_row, shop_spec
 
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.proposals import propose_environments
-from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
+from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec, locate_entity_schema
 from envfactory_dagster.ingest.authentic_resources import ingest_domain, list_domains
 from envfactory_dagster.ingest.normalized_spec import NormalizedOperation, NormalizedParam, NormalizedSpec
 
@@ -173,3 +173,22 @@ def test_every_realworld_file_yields_specs_with_object_schemas() -> None:
                     and tool.input_schema["additionalProperties"] is False
                 )
                 assert tool.output_schema["type"] == "object" and tool.output_schema["properties"], tool.name
+
+
+def test_an_object_with_its_own_ids_is_the_entity_not_its_one_nested_object() -> None:
+    nested = {"type": "object", "properties": {"entityId": {"type": "string"}, "kind": {"type": "string"}}}
+    airport = {
+        "type": "object",
+        "properties": {"skyId": {"type": "string"}, "entityId": {"type": "string"}, "navigation": nested},
+    }
+    located, is_list = locate_entity_schema(airport)
+    assert "skyId" in located["properties"] and not is_list
+    # an object whose only id sits in its one nested object is a wrapper: descend into it
+    wrapper = {"type": "object", "properties": {"label": {"type": "string"}, "navigation": nested}}
+    assert set(locate_entity_schema(wrapper)[0]["properties"]) == {"entityId", "kind"}
+    # and a `data` list stays a wrapper even beside key-like scalars
+    listed = {
+        "type": "object",
+        "properties": {"requestId": {"type": "string"}, "data": {"type": "array", "items": nested}},
+    }
+    assert locate_entity_schema(listed) == (nested, True)

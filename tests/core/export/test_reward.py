@@ -26,6 +26,7 @@ def run(task: RLTask, calls: list[dict]) -> dict:
     toolset = Toolset(
         [VerifiedEnvironment.from_row(r) for r in env_rows() if r["env_id"] in task.env_ids],
         task.initial_states,
+        qualify="always",
     )
     for call in calls:
         try:
@@ -51,10 +52,10 @@ def test_empty_rollout_scores_zero(tasks: list[RLTask]) -> None:
 
 
 def test_perturbed_rollout_scores_less(tasks: list[RLTask]) -> None:
-    task = next(t for t in tasks if any(g.name == "create_order" for g in t.gold_calls))
+    task = next(t for t in tasks if any(g.name.endswith("__create_order") for g in t.gold_calls))
     calls = gold(task)
     for call in calls:
-        if call["name"] == "create_order":
+        if call["name"].endswith("__create_order"):
             call["arguments"] = {**call["arguments"], "total": call["arguments"]["total"] + 1}
     breakdown = score_rollout(task, calls, run(task, calls))
     assert breakdown.trace == 0.0 and breakdown.state == 0.0 and breakdown.total < 1.0
@@ -62,10 +63,11 @@ def test_perturbed_rollout_scores_less(tasks: list[RLTask]) -> None:
 
 def test_alternative_path_gets_full_state_credit(tasks: list[RLTask]) -> None:
     # gold: get_order(ord_0003) then cancel it; alternative: list the customer's orders, then cancel
-    task = next(t for t in tasks if [g.name for g in t.gold_calls] == ["get_order", "cancel_order"])
+    gold_names = ["ShopOrders__get_order", "ShopOrders__cancel_order"]
+    task = next(t for t in tasks if [g.name for g in t.gold_calls] == gold_names)
     calls = [
-        {"name": "list_orders", "arguments": {"customer_id": "cus_0002"}},
-        {"name": "cancel_order", "arguments": {"order_id": "ord_0003"}},
+        {"name": "ShopOrders__list_orders", "arguments": {"customer_id": "cus_0002"}},
+        {"name": "ShopOrders__cancel_order", "arguments": {"order_id": "ord_0003"}},
     ]
     breakdown = score_rollout(task, calls, run(task, calls))
     assert breakdown.state == 1.0 and breakdown.trace == 0.0 and breakdown.total == 0.5
@@ -87,10 +89,10 @@ def test_penalties_and_masked_arguments(tasks: list[RLTask]) -> None:
 
 
 def test_numbers_match_within_tolerance_and_weights_are_configurable(tasks: list[RLTask]) -> None:
-    task = next(t for t in tasks if any(g.name == "create_order" for g in t.gold_calls))
+    task = next(t for t in tasks if any(g.name.endswith("__create_order") for g in t.gold_calls))
     calls = gold(task)
     for call in calls:
-        if call["name"] == "create_order":
+        if call["name"].endswith("__create_order"):
             call["arguments"] = {**call["arguments"], "total": call["arguments"]["total"] * (1 + 1e-9)}
     assert score_rollout(task, calls, task.gold_final_states).trace == 1.0
     only_trace = score_rollout(task, calls, task.initial_states, weights={"trace": 1.0, "state": 0.0})

@@ -1,34 +1,80 @@
-"""RL tasks: every gold replay scores 1.0, rows round-trip, verl Parquet has verl's columns."""
+"""RL tasks: one per turn with its conversation; stored rows agree with the record and replay to 1.0."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from envfactory_dagster.export.rl_tasks import (
     build_rl_tasks,
+    gold_reward_on_record,
     replay_rl_task,
     rl_task_from_row,
-    write_verl_parquet,
 )
+from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.refined_trajectories import refine_trajectories
-from envfactory_dagster.runtime.loader import VerifiedEnvironment
-from tests.fakes.refine_fixtures import OUTLET, SHOP, env_rows, sample_trajectories, trajectory_rows
+from tests.fakes.refine_fixtures import (
+    OUTLET,
+    SHOP,
+    env_rows,
+    sample_trajectories,
+    trajectory_rows,
+)
+
+
+def refined_rows() -> list[dict]:
+    refined, _, _ = refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=0)
+    return refined
 
 
 def rl_rows() -> list[dict]:
-    refined, _, _ = refine_trajectories(trajectory_rows(sample_trajectories()), env_rows(), seed=0)
-    rows, errors, metrics = build_rl_tasks(refined, env_rows())
-    assert not errors and metrics["gold_replay_at_1"] == len(rows) == 4
+    rows, errors, _ = build_rl_tasks(refined_rows(), env_rows())
+    turns = sum(len(json.loads(r["trajectory_json"])["turns"]) for r in refined_rows())
+    assert not errors and len(rows) == turns
     return rows
 
 
-def test_every_task_replays_to_reward_one_from_its_stored_row() -> None:
+def test_every_stored_task_agrees_with_its_record_and_replays_to_reward_one() -> None:
+    trajectories = {
+        r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"]) for r in refined_rows()
+    }
     for row in rl_rows():
         task = rl_task_from_row(json.loads(json.dumps(row)))
+        assert gold_reward_on_record(task, trajectories[task.trajectory_id]).total == 1.0
+        # executing the gold calls (what a user of `replay_rl_task` does) agrees with the record
         assert replay_rl_task(task, env_rows()).total == 1.0
+
+
+def test_a_row_whose_states_disagree_with_the_record_does_not_reach_full_reward() -> None:
+    row = next(r for r in rl_rows() if r["turn"] == 1)
+    task = rl_task_from_row(row)
+    trajectory = next(
+        Trajectory.model_validate_json(r["trajectory_json"])
+        for r in refined_rows()
+        if r["trajectory_id"] == task.trajectory_id
+    )
+    # the turn's initial states replaced by the trajectory's first ones (an off-by-one-turn bug)
+    wrong = task.model_copy(update={"initial_states": trajectory.initial_states})
+    assert gold_reward_on_record(wrong, trajectory).total < 1.0
+
+
+def test_a_later_turn_carries_the_earlier_turns_as_messages() -> None:
+    rows = rl_rows()
+    by_trajectory: dict[str, list] = {}
+    for row in rows:
+        by_trajectory.setdefault(row["trajectory_id"], []).append(rl_task_from_row(row))
+    first, second = sorted(next(t for t in by_trajectory.values() if len(t) == 2), key=lambda t: t.turn)
+    roles = [m["role"] for m in second.messages]
+    assert roles[: len(first.messages)] == [m["role"] for m in first.messages]
+    assert roles.count("user") == 2 and roles[-1] == "user" and "tool" in roles
+    # the history's calls are turn 0's gold calls, and its results precede the closing answer
+    history_calls = [
+        c["function"]["name"] for m in second.messages if m.get("tool_calls") for c in m["tool_calls"]
+    ]
+    assert history_calls == [g.name for g in first.gold_calls]
+    assert [g.turn for g in second.gold_calls] == [1, 1]
+    # the turn starts from the state turn 0 left behind
+    assert second.initial_states == first.gold_final_states
+    assert second.initial_states != first.initial_states
 
 
 def test_two_environment_task_uses_qualified_names_and_tags() -> None:
@@ -38,42 +84,15 @@ def test_two_environment_task_uses_qualified_names_and_tags() -> None:
     assert set(task.initial_states) == {SHOP, OUTLET}
 
 
-def test_masked_arguments_are_confirmed_by_execution() -> None:
-    # an optional `status` filter is not a pagination/format knob: never masked, even if marked
-    from envfactory_dagster.export.rl_tasks import masked_arguments
-    from tests.fakes.refine_fixtures import USER, execute_trajectory
-
-    trajectory = execute_trajectory(
-        [
-            (
-                "x",
-                [
-                    (
-                        SHOP,
-                        "list_orders",
-                        {"customer_id": "cus_0002", "status": "paid"},
-                        {"customer_id": USER, "status": USER},
-                    )
-                ],
-            )
-        ],
-        chain_id="c",
-        seed=0,
-    )
-    trajectory.turns[0].calls[0].masked_arguments = ["status"]
-    envs = [VerifiedEnvironment.from_row(r) for r in env_rows() if r["env_id"] == SHOP]
-    assert masked_arguments(trajectory, envs, 0, 0) == ["status"]  # removing it changes no state
-    trajectory.turns[0].calls[0].masked_arguments = []
-    assert masked_arguments(trajectory, envs, 0, 0) == []  # not a schema-rule candidate
+def test_names_follow_one_rule_in_single_environment_tasks_too() -> None:
+    for row in rl_rows():
+        task = rl_task_from_row(row)
+        assert all("__" in t["function"]["name"] for t in task.tools)
+        assert all(g.name.split("__")[0] in {"ShopOrders", "OutletOrders"} for g in task.gold_calls)
 
 
-def test_verl_parquet_has_verl_columns(tmp_path: Path) -> None:
-    path = tmp_path / "rl.parquet"
-    assert write_verl_parquet(rl_rows(), path) == 4
-    table = pq.read_table(path)
-    assert table.column_names == ["data_source", "prompt", "ability", "reward_model", "extra_info"]
-    first = table.to_pylist()[0]
-    assert first["reward_model"]["style"] == "rule"
-    assert json.loads(first["reward_model"]["ground_truth"])[0]["name"]
-    assert [m["role"] for m in first["prompt"]] == ["system", "user"]
-    assert json.loads(first["extra_info"]["initial_states"])
+def test_metrics_report_history_and_masks() -> None:
+    rows, _, metrics = build_rl_tasks(refined_rows(), env_rows())
+    assert metrics["tasks_with_history"] == sum(1 for r in rows if r["turn"] > 0) > 0
+    assert metrics["masked_arguments"] == sum(r["n_masked_arguments"] for r in rows)
+    assert metrics["median_gold_calls"] <= 3

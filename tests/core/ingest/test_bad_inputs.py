@@ -29,6 +29,16 @@ EXPECTED_ERRORS = {
     "shop/external_ref.yaml": ("external_ref", "common.yaml#/components/schemas/Customer"),
     "shop/unresolved_ref.yaml": ("unresolved_ref", "#/components/schemas/Invoice"),
     "shop/no_operations.yaml": ("no_operations", "no path has an HTTP operation"),
+    "shop/function_catalog_bad_parameters.json": (
+        "invalid_spec",
+        "function 'convert_currency': 'parameters' is a str, not an object of named parameters",
+    ),
+    "shop/function_catalog_duplicate_names.json": (
+        "duplicate_operation_id",
+        "'get_weather' on entry 1, entry 2",
+    ),
+    "shop/function_catalog_unnamed.json": ("invalid_spec", "catalog entry 2 has no function name"),
+    "shop/function_catalog_empty.json": ("no_operations", "the function catalog is an empty list"),
 }
 
 

@@ -62,10 +62,10 @@ def test_graph_links_outputs_to_inputs_with_provenance(graph) -> None:
 
 def test_graph_with_embeddings_and_llm_edges_only_adds(envs, graph) -> None:
     base = graph_metrics(graph)["edges_by_kind"]["feeds"]
-    env_id = envs[0]["env_id"]
+    world = graph.envs[envs[0]["env_id"]].world_id  # the service: refinement stays within it
 
-    def llm_edges(env, outputs, inputs):
-        return [(outputs[0]["id"], inputs[-1]["id"]), ("nope", "nope")] if env == env_id else []
+    def llm_edges(service, outputs, inputs):
+        return [(outputs[0]["id"], inputs[-1]["id"]), ("nope", "nope")] if service == world else []
 
     richer = build_tool_graph(
         envs,

@@ -23,6 +23,9 @@ GOLD_CHAIN = [
     ("get_order", {"order_id": "ord_0005"}),
     ("cancel_order", {"order_id": "ord_0005"}),
 ]
+# the same chain under the training names RL tasks use (`<ClassName>__<tool>` in every task)
+TRAINING_PREFIX = "ShopOrders__"
+TRAINING_CHAIN = [(TRAINING_PREFIX + name, arguments) for name, arguments in GOLD_CHAIN]
 
 
 def shop_env() -> VerifiedEnvironment:
@@ -55,11 +58,11 @@ def shop_task() -> RLTask:
             {"role": "system", "content": "You are the order desk assistant."},
             {"role": "user", "content": "Place a 25 dollar order for Alan Turing, check it, then cancel it."},
         ],
-        tools=Toolset([env]).openai_tools(),
+        tools=Toolset([env], qualify="always").openai_tools(),
         initial_states={ENV_ID: copy.deepcopy(EXAMPLE_SEED_STATE)},
         gold_calls=[
             RLGoldCall(name=name, arguments=arguments, env_id=ENV_ID, turn=0)
-            for name, arguments in GOLD_CHAIN
+            for name, arguments in TRAINING_CHAIN
         ],
         gold_final_states={ENV_ID: expected_final_state()},
     )

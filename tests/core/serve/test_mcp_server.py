@@ -10,13 +10,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from envfactory_dagster.serve.mcp_server import DUMP_STATE_TOOL, LOAD_STATE_TOOL, STATE_URI_PREFIX
+from envfactory_dagster.serve.mcp_server import (
+    DUMP_STATE_TOOL,
+    LOAD_STATE_TOOL,
+    OUTPUT_SCHEMA_META,
+    STATE_URI_PREFIX,
+)
 from tests.core.serve.conftest import ENV_ID, GOLD_CHAIN, expected_final_state
 from tests.fakes.example_env_spec import EXAMPLE_SEED_STATE
 
@@ -38,25 +44,35 @@ def server_command(home: str, *extra: str) -> list[str]:
     ]
 
 
-async def run_gold_chain(session: ClientSession) -> dict:
+def payload(result: Any) -> dict:
+    """A result's JSON (the text every result carries; structured content must say the same)."""
+    value = json.loads(result.content[0].text)
+    assert result.structured_content in (None, value)
+    return value
+
+
+async def run_gold_chain(session: ClientSession, *, output_schemas: bool = False) -> dict:
     """List tools, run the chain, probe a tool error; returns the final state read as a resource."""
     await session.initialize()
     tools = {tool.name: tool for tool in (await session.list_tools()).tools}
     assert set(tools) >= SHOP_TOOLS
     assert tools["create_order"].input_schema["required"] == ["customer_id", "total"]
-    assert tools["get_order"].output_schema["required"] == ["order"]
+    assert tools["get_order"].meta[OUTPUT_SCHEMA_META]["required"] == ["order"]
+    # declared for validation only on request (clients validate every result against it)
+    assert (tools["get_order"].output_schema is not None) == output_schemas
     assert tools["get_order"].annotations.read_only_hint is True
 
     results = [await session.call_tool(name, arguments) for name, arguments in GOLD_CHAIN]
     assert [r.is_error for r in results] == [False, False, False]
-    assert results[0].structured_content["order"]["id"] == "ord_0005"
+    assert payload(results[0])["order"]["id"] == "ord_0005"
     assert json.loads(results[2].content[0].text)["order"]["status"] == "cancelled"
+    assert all((r.structured_content is not None) == output_schemas for r in results)
 
     refused = await session.call_tool("cancel_order", {"order_id": "ord_0005"})  # already cancelled
     assert refused.is_error
-    assert refused.structured_content["error"]["code"] == "invalid_state"
+    assert payload(refused)["error"]["code"] == "invalid_state"
     bad_arguments = await session.call_tool("get_order", {"order": 1})
-    assert bad_arguments.is_error and bad_arguments.structured_content["error"]["code"] == "invalid_arguments"
+    assert bad_arguments.is_error and payload(bad_arguments)["error"]["code"] == "invalid_arguments"
 
     uris = [str(r.uri) for r in (await session.list_resources()).resources]
     assert uris == [f"{STATE_URI_PREFIX}{ENV_ID}"]
@@ -100,7 +116,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
 async def test_streamable_http_client_runs_gold_chain_and_loads_state(registry_home: str) -> None:
     port = free_port()
     process = subprocess.Popen(
-        server_command(registry_home, "--transport", "http", "--port", str(port), "--state-tools"),
+        server_command(
+            registry_home, "--transport", "http", "--port", str(port), "--state-tools", "--output-schemas"
+        ),
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.DEVNULL,
@@ -114,18 +132,18 @@ async def test_streamable_http_client_runs_gold_chain_and_loads_state(registry_h
                 streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
                 ClientSession(read, write) as session,
             ):
-                final_state = await run_gold_chain(session)
+                final_state = await run_gold_chain(session, output_schemas=True)
                 dumped = await session.call_tool(DUMP_STATE_TOOL, {"env_id": ENV_ID})
-                assert dumped.structured_content["states"][ENV_ID] == final_state
+                assert payload(dumped)["states"][ENV_ID] == final_state
 
                 loaded = await session.call_tool(
                     LOAD_STATE_TOOL, {"env_id": ENV_ID, "state": EXAMPLE_SEED_STATE}
                 )
                 assert not loaded.is_error
                 again = await session.call_tool("get_order", {"order_id": "ord_0005"})
-                assert again.is_error and again.structured_content["error"]["code"] == "not_found"
+                assert again.is_error and payload(again)["error"]["code"] == "not_found"
                 invalid = await session.call_tool(LOAD_STATE_TOOL, {"env_id": ENV_ID, "state": {"orders": 3}})
-                assert invalid.is_error and invalid.structured_content["error"]["code"] == "invalid_state"
+                assert invalid.is_error and payload(invalid)["error"]["code"] == "invalid_state"
         assert final_state == expected_final_state()
     finally:
         os.killpg(process.pid, signal.SIGTERM)

@@ -1,0 +1,204 @@
+"""Hugging Face dataset cards (`README.md`) for the export folders of one domain.
+
+The YAML header declares the Parquet files per split (`configs`), so `datasets.load_dataset(<folder>)`
+reads exactly those files whatever else the folder holds; the body says what a row is, how it was
+made, its counts, its lineage (environments and the authentic resources they were cut from) and
+the licences of those source documents.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def size_category(count: int) -> str:
+    return next((name for limit, name in SIZE_CATEGORIES if count < limit), "n>1M")
+
+
+def yaml_header(
+    pretty_name: str, config_name: str, licenses: Sequence[str], splits: Mapping[str, int], total: int
+) -> str:
+    """The card's YAML: one default config with a file per non-empty split, licence, tags, size.
+
+    The config is named per folder (`rl_travel`, `sft_travel`): `datasets` caches a folder's data
+    under its name and config, and the SFT and RL folders of a domain share the folder name
+    (`domain=travel`) and the file names, so with one config name the second load would return the
+    first folder's cached rows."""
+    license_id = licenses[0].lower() if len(licenses) == 1 else "other"
+    files = "\n".join(
+        f"  - split: {split}\n    path: {split}.parquet" for split, count in splits.items() if count
+    )
+    return (
+        "---\n"
+        f"pretty_name: {pretty_name}\n"
+        f"license: {license_id}\n"
+        "language:\n- en\n"
+        "task_categories:\n- text-generation\n"
+        "tags:\n- tool-use\n- function-calling\n- agents\n- synthetic\n- envfactory\n"
+        f"size_categories:\n- {size_category(total)}\n"
+        f"configs:\n- config_name: {config_name}\n  default: true\n  data_files:\n"
+        f"{files}\n"
+        "---\n"
+    )
+
+
+def lineage_section(
+    envs: Iterable[Mapping[str, Any]], resources: Iterable[Mapping[str, Any]], used: set[str]
+) -> str:
+    """Tables of the environments the rows use and the authentic resources behind them."""
+    env_rows = [e for e in envs if e["env_id"] in used]
+    resource_ids = {r for e in env_rows for r in (e.get("resource_ids") or [])}
+    resource_rows = [r for r in resources if r["id"] in resource_ids]
+    lines = [
+        "## Lineage",
+        "",
+        "Environments (verified, executable; `verified_envs` in the DuckDB catalog):",
+        "",
+        "| environment | class | env_id | code sha256 | tools |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {e.get('title') or e['class_name']} | `{e['class_name']}` | `{e['env_id']}` | "
+        f"`{str(e.get('code_sha256') or '')[:12]}` | {e.get('tool_count') or ''} |"
+        for e in sorted(env_rows, key=lambda e: e["class_name"])
+    ]
+    lines += [
+        "",
+        "Authentic resources (the API documents the environments were built from; `authentic_resources`):",
+        "",
+        "| resource | source | licence | content sha256 |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.get('title') or r['id']} | `{r.get('source_path')}` | {r.get('license') or 'unknown'} | "
+        f"`{str(r.get('content_sha256') or '')[:12]}` |"
+        for r in sorted(resource_rows, key=lambda r: str(r.get("source_path")))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def licences(
+    envs: Iterable[Mapping[str, Any]], resources: Iterable[Mapping[str, Any]], used: set[str]
+) -> list[str]:
+    resource_ids = {r for e in envs if e["env_id"] in used for r in (e.get("resource_ids") or [])}
+    return sorted({r.get("license") or "unknown" for r in resources if r["id"] in resource_ids})
+
+
+def counts_section(rows: Sequence[Mapping[str, Any]], splits: Mapping[str, int]) -> str:
+    pools = Counter(r.get("pool") for r in rows)
+    return (
+        "## Counts\n\n"
+        + "".join(f"- {split}: {count} rows\n" for split, count in splits.items())
+        + "".join(f"- pool `{pool}`: {count} rows\n" for pool, count in sorted(pools.items()))
+    )
+
+
+SFT_FILES = "\n".join(
+    [
+        "- `train.parquet`, `validation.parquet`: `messages` (chat messages), `tools` (JSON-Schema function",
+        '  tools) and lineage columns; for `datasets.load_dataset("<this folder>")` and TRL `SFTTrainer`,',
+        "  which reads `messages` and `tools` as they are.",
+        '- `openai.jsonl`: one `{"messages", "tools"}` per line, arguments as JSON text (OpenAI',
+        "  fine-tuning).",
+        "- `sharegpt/envfactory_sft.json` + `sharegpt/dataset_info.json`: ShareGPT (human / function_call /",
+        "  observation / gpt) for LLaMA-Factory: `dataset_dir: <this folder>/sharegpt`,",
+        "  `dataset: envfactory_sft`.",
+    ]
+)
+LICENCE_NOTE = (
+    "## Licences\n\n"
+    "Rows are synthetic: conversations and states generated by executing code environments built from "
+    "the API documents above. Each document keeps its own licence ({licences}); the card's `license` "
+    "field is that licence when all documents share one, else `other`.\n"
+)
+
+
+def sft_card(
+    domain: str,
+    rows: Sequence[Mapping[str, Any]],
+    splits: Mapping[str, int],
+    envs: Sequence[Mapping[str, Any]],
+    resources: Sequence[Mapping[str, Any]],
+) -> str:
+    """README.md of `exports/sft/domain=<domain>`."""
+    used = {e for r in rows for e in r["env_ids"]}
+    names = licences(envs, resources, used)
+    body = f"""
+# EnvFactory SFT conversations — {domain}
+
+Multi-turn tool-use conversations over verified, stateful environments, one row per trajectory.
+
+## Files
+
+{SFT_FILES}
+A message is `{{role, content, tool_calls, tool_call_id}}`; `tool_calls[].function.arguments` is a JSON
+column (`datasets` hands each call its own dict, as chat templates expect). Keys a message does not
+have are null.
+
+## How a conversation is made
+
+Each turn: the user's request; one assistant message per dependency level of the turn's calls
+(calls whose inputs are visible go together; a call that needs another's output comes after that
+output); one `tool` message per call with the result as the environment returned it; a closing
+assistant answer reporting what was found or done (`answer_backend`: `template` = a seeded templated
+writer over the outputs and state changes, `llm` = written by a model and checked against the
+outputs). Every call was executed in the environment; trajectories replay byte-identically.
+Tool names are `<Environment>__<tool>` in every row. `pool` (`sft` | `rl`) splits chains
+disjointly between SFT and RL use; `split` splits chains between train and validation.
+
+{counts_section(rows, splits)}
+{lineage_section(envs, resources, used)}
+{LICENCE_NOTE.format(licences=", ".join(names) or "none recorded")}"""
+    return yaml_header(f"EnvFactory SFT ({domain})", f"sft_{domain}", names, splits, len(rows)) + body
+
+
+def rl_card(
+    domain: str,
+    rows: Sequence[Mapping[str, Any]],
+    splits: Mapping[str, int],
+    envs: Sequence[Mapping[str, Any]],
+    resources: Sequence[Mapping[str, Any]],
+) -> str:
+    """README.md of `exports/rl/domain=<domain>`."""
+    used = {e for r in rows for e in r["env_ids"]}
+    names = licences(envs, resources, used)
+    gold = sorted(int(r["n_gold_calls"]) for r in rows)
+    median = gold[len(gold) // 2] if gold else 0
+    with_history = sum(1 for r in rows if int(r.get("turn") or 0) > 0)
+    split_lines = "".join(f"- {split}: {count} tasks\n" for split, count in splits.items())
+    body = f"""
+# EnvFactory RL tasks (verl) — {domain}
+
+One row per turn of a verified trajectory: the conversation so far as the prompt, the turn's
+gold calls as ground truth, the environment states before and after the turn.
+
+## Columns (verl `RLHFDataset`)
+
+- `prompt`: chat messages — system, the earlier turns (user, assistant tool calls, tool results,
+  closing answers), the turn's user message.
+- `reward_model.ground_truth` (JSON): `[{{name, arguments, masked_arguments}}]`; masked arguments
+  are ignored by the trace match (optional arguments whose removal changes no outcome, decided by
+  replaying the trajectory without them).
+- `extra_info.tools_kwargs` (JSON): `{{tool: {{"create_kwargs": {{"task_id"}}}}}}` for exactly this
+  task's tools; `extra_info` also holds `initial_states`, `gold_final_states`, `tools`,
+  `reward_spec`, `task_id`, `turn`, `env_ids`.
+- `agent_name`: `tool_agent`; `split`, `pool` (also in `extra_info`).
+
+Load all domains at once with `datasets.load_dataset("parquet", data_files=[...])` (one schema for
+every file), or point verl's `data.train_files` at the `train.parquet` files. Reward: 0.5 trace +
+0.5 state − 0.05 per extra or malformed call (`envfactory_dagster.export.reward.score_rollout`);
+every task's gold calls replay from `initial_states` to reward 1.0.
+
+## Counts
+
+{split_lines}- median gold calls per task: {median}
+- tasks with earlier turns in the prompt: {with_history} of {len(rows)}
+- masked argument slots: {sum(int(r.get("n_masked_arguments") or 0) for r in rows)}
+
+{lineage_section(envs, resources, used)}
+{LICENCE_NOTE.format(licences=", ".join(names) or "none recorded")}"""
+    return yaml_header(f"EnvFactory RL tasks ({domain})", f"rl_{domain}", names, splits, len(rows)) + body
