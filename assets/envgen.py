@@ -18,7 +18,8 @@ from envfactory_dagster.envgen.stages import (
 )
 from envfactory_dagster.lineage import CODE_VERSION
 from envfactory_dagster.llm.config import cache_dir_for_home
-from envfactory_dagster.quality.suites import verified_envs_suite
+from envfactory_dagster.quality.suites import verified_envs_suite, world_quality_suite
+from envfactory_dagster.quality.world_quality import world_quality_row
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
 
@@ -122,4 +123,14 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         yield dg.Output(frame, metadata=as_metadata(metrics))
         yield from check_results("verified_envs", verified_envs_suite, frame, context.partition_key)
 
-    return [env_proposals, env_specs, env_code, env_verification, verified_envs]
+    @dg.asset(**common, check_specs=check_specs("world_quality", world_quality_suite, blocking=False))
+    def world_quality(context: dg.AssetExecutionContext, verified_envs: pd.DataFrame):
+        """How realistic the partition's world is: valid currency/country codes, ordered start/end
+        pairs, lorem-free text, consistent totals, person names only on people, write tools with
+        business rules, the rule mutation kill rate, ids per service. Measures; filters nothing."""
+        row = world_quality_row(records(verified_envs), context.partition_key)
+        frame = pd.DataFrame([row])
+        yield dg.Output(frame, metadata=as_metadata({k: v for k, v in row.items() if k != "domain"}))
+        yield from check_results("world_quality", world_quality_suite, frame, context.partition_key)
+
+    return [env_proposals, env_specs, env_code, env_verification, verified_envs, world_quality]

@@ -4,6 +4,7 @@
     envfactory submit [--domain D]... [--select ASSET]... [--webserver URL]
     envfactory catalog [--sql QUERY]
     envfactory where
+    envfactory audit [--domain D]... [--no-mutation]
     envfactory serve mcp --env-id ENV_ID [--transport stdio|http --port N]
 
 A thin layer over Dagster: it builds the same definitions as the code location (the same
@@ -202,6 +203,39 @@ def _where(_: argparse.Namespace) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Print the world-quality figures: the stored `world_quality` rows, or (for a data directory
+    written before that asset existed) figures measured now from its `verified_envs`."""
+    import pandas as pd
+
+    from envfactory_dagster.quality.world_quality import format_report, world_quality_row
+    from envfactory_dagster.storage.partition_store import PartitionStore
+
+    home = envfactory_home()
+    store = PartitionStore(home)
+    domains = args.domain or store.domains("verified_envs")
+    if not domains:
+        print(f"error: no verified_envs in {home} (run `envfactory materialize` first)", file=sys.stderr)
+        return 2
+    rows = []
+    for domain in domains:
+        if store.exists("world_quality", domain) and not args.recompute:
+            rows.extend(store.read("world_quality", domain).to_dict("records"))
+        elif store.exists("verified_envs", domain):
+            registry = store.read("verified_envs", domain).to_dict("records")
+            rows.append(world_quality_row(registry, domain, mutation=not args.no_mutation))
+    print(f"world quality of {home}")
+    print(
+        format_report(
+            [
+                {k: (None if pd.isna(v) else v) if not isinstance(v, list) else v for k, v in r.items()}
+                for r in rows
+            ]
+        )
+    )
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from envfactory_dagster.serve.__main__ import main as serve_main
 
@@ -257,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     catalog.add_argument("--sql", help="then run this read-only query and print its rows")
     catalog.set_defaults(handler=_catalog)
+    audit = commands.add_parser("audit", help="print the world-quality figures of each domain partition")
+    audit.add_argument("--domain", action="append", help="a domain partition (repeatable; default: all)")
+    audit.add_argument("--recompute", action="store_true", help="measure from verified_envs, not stored rows")
+    audit.add_argument("--no-mutation", action="store_true", help="skip the (slower) rule mutation check")
+    audit.set_defaults(handler=_audit)
     where = commands.add_parser("where", help="print the data directory and the DuckDB catalog path")
     where.set_defaults(handler=_where)
     args = parser.parse_args(argv)

@@ -10,8 +10,12 @@ transition, one scan of the table for list/search/custom reads, `next_id` for ne
 never mutated in place (`self.put(coll, key, {**row, ...})`); refused calls raise `ToolError`
 (`not_found` for a missing row, a foreign key to a missing row, or a row outside the parent
 named in the call; `conflict` for a duplicate natural key; `invalid_state` for a transition from
-a wrong status). Deleting a row leaves rows that referenced it in place; lookups through them
-then answer `not_found`. Updates and transitions stamp an `updated_at`-like field with the
+a wrong status). Business rules of a write tool (`ToolSpec.rules`, inferred by business_rules.py:
+natural keys, ordered pairs, parent status, amounts within their parent, stock, what a delete does
+to rows that reference the row) are emitted by codegen_rules.py as one delimited block each:
+preconditions before anything is written, effects after. A new row's fields nobody set take the
+referenced row's value (a rule) or a value of the field's meaning, never a pattern sample.
+Updates and transitions stamp an `updated_at`-like field with the
 state's `now` unless the caller sets it. Locals in tool bodies start with `_` so they never
 shadow a parameter. Same spec -> byte-identical source.
 """
@@ -22,14 +26,17 @@ import json
 import keyword
 import math
 import random
+from datetime import UTC, datetime
 from typing import Any
 
+from envfactory_dagster.envgen.codegen_rules import RuleEmitter
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
 from envfactory_dagster.envgen.naming import snake_case
 from envfactory_dagster.envgen.seed_data import sample_pattern
 from envfactory_dagster.envgen.spec_inference import property_schema
 
 INDENT = "    "
+_CODEGEN_CLOCK = datetime(2026, 1, 15, 9, tzinfo=UTC)
 RESERVED_CLASS_NAMES = frozenset(
     {"State", "Environment", "ToolError", "BaseModel", "ConfigDict", "Field", "Any", "Literal", "tool"}
 )
@@ -228,9 +235,9 @@ def _value_expr(param: str, f: FieldSpec) -> str:
     if f.type == "number":
         return f"float({param})"
     if f.type == "array":
-        return f"list({param})"
+        return f"[*{param}]"  # no builtin call: a parameter may be named `list`
     if f.type == "object":
-        return f"dict({param})"
+        return f"{{**{param}}}"
     return param
 
 
@@ -249,6 +256,8 @@ def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
         return "None"
     if f.type == "string" and f.format in FORMAT_PLACEHOLDERS:
         return _scalar(FORMAT_PLACEHOLDERS[f.format])
+    if f.type == "string" and (f.examples or f.semantic in STANDARD_CODE_MEANINGS):
+        return _scalar(_semantic_default(f, entity))
     if f.type == "string":
         return _scalar(sample_pattern(f.pattern, random.Random(0))) if f.pattern else '""'
     if f.type in ("integer", "number"):
@@ -261,6 +270,25 @@ def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
             return repr(math.ceil(value))
         return repr(float(value))
     return {"boolean": "False", "array": "[]", "object": "{}"}[f.type]
+
+
+STANDARD_CODE_MEANINGS = frozenset({"currency_code", "country_code", "language_code", "locale", "timezone"})
+
+
+def _semantic_default(f: FieldSpec, entity: EntitySpec) -> str:
+    """A new row's value for a field nobody set: the document's first example, else a value of
+    the field's meaning (a real currency code, never a pattern sample such as "ynb")."""
+    from faker import Faker
+
+    from envfactory_dagster.envgen.seed_data import field_value
+
+    examples = [e for e in f.examples if isinstance(e, str)]
+    if examples:
+        return examples[0]
+    fake = Faker("en_US")
+    fake.seed_instance(0)
+    value = field_value(f, fake, random.Random(0), _CODEGEN_CLOCK, 0)
+    return str(value)
 
 
 def _fk_check(
@@ -353,7 +381,7 @@ def _scope_checks(body: _Body, tool: ToolSpec, entity: EntitySpec, key_param: st
         body.add(f'raise ToolError("not_found", {message})', 1)
 
 
-def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
+def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], spec: EnvSpec) -> list[str]:
     entity = entities[tool.entity] if tool.entity else None
     if entity is None:
         raise ValueError(f"tool {tool.name}: no entity")
@@ -367,6 +395,7 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
         f"{INDENT}def {tool.name}({_signature(tool)}) -> dict[str, Any]:",
     ]
     body = _Body()
+    rules = RuleEmitter(spec, tool, entity, body.add)
     fields = {f.name: f for f in entity.fields}
     required = set(tool.input_schema.get("required", []))
     key_param = next(
@@ -401,12 +430,12 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
             body.add(f'if {key_arg} in self.table("{coll}"):')
             body.add(f'raise ToolError("conflict", f"{entity.name} {{{key_arg}!r}} already exists")', 1)
             body.add(f"_key = {key_arg}")
-        else:
+        elif not tool.rules:
             body.add(f'_key = self.next_id("{coll}", "{entity.id_prefix}")')
         body.add("_row = {")
         for f in entity.fields:
             if f.name == entity.key_field:
-                value = "_key"
+                value = "_key" if entity.key_field in bound or not tool.rules else "None"
             elif f.name in bound:
                 param = bound[f.name]
                 value = _value_expr(param, f)
@@ -418,7 +447,16 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
             body.add(f'"{f.name}": {value},', 1)
         body.add("}")
         out_key = "request" if action == "custom" else snake
-        body.add(f'return {{"{out_key}": self.put("{coll}", _key, _row)}}')
+        if tool.rules:
+            rules.create_checks()
+            if entity.key_field not in bound:
+                body.add(f'_key = self.next_id("{coll}", "{entity.id_prefix}")')
+                body.add(f'_row["{entity.key_field}"] = _key')
+            body.add(f'_stored = self.put("{coll}", _key, _row)')
+            rules.create_effects()
+            body.add(f'return {{"{out_key}": _stored}}')
+        else:
+            body.add(f'return {{"{out_key}": self.put("{coll}", _key, _row)}}')
     elif action in ("update", "transition"):
         body.add(f'_row = self.require("{coll}", {key_param}, "{entity.name}")')
         _scope_checks(body, tool, entity, key_param, scopes)
@@ -430,6 +468,7 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
             body.add(f'if _row["{transition.field}"] not in ({members}):')
             message = f'f"{entity.name} {{{key_param}!r}} is {{_row[{transition.field!r}]}}, not {listed}"'
             body.add(f'raise ToolError("invalid_state", {message})', 1)
+        rules.row_checks()
         changes = {transition.field: _scalar(transition.to_value)} if transition is not None else {}
         body.add(
             f"_changes: dict[str, Any] = {{{', '.join(f'{_scalar(k)}: {v}' for k, v in changes.items())}}}"
@@ -452,15 +491,22 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec]) -> list[str]:
             ),
             None,
         )
+        rules.change_checks(key_param)
         if stamp is not None:
             body.add(f'_changes["{stamp}"] = self.state["now"]')
-        body.add(f'return {{"{snake}": self.put("{coll}", {key_param}, {{**_row, **_changes}})}}')
+        if any(r.kind == "move_children_status" for r in tool.rules):
+            body.add(f'_stored = self.put("{coll}", {key_param}, {{**_row, **_changes}})')
+            rules.transition_effects(key_param)
+            body.add(f'return {{"{snake}": _stored}}')
+        else:
+            body.add(f'return {{"{snake}": self.put("{coll}", {key_param}, {{**_row, **_changes}})}}')
     elif action == "delete":
         if scopes:
             body.add(f'_row = self.require("{coll}", {key_param}, "{entity.name}")')
             _scope_checks(body, tool, entity, key_param, scopes)
         else:
             body.add(f'self.require("{coll}", {key_param}, "{entity.name}")')
+        rules.delete_rules(key_param)
         body.add(f'del self.table("{coll}")[{key_param}]')
         body.add(f'return {{"deleted": True, "id": {key_param}}}')
     else:
@@ -503,6 +549,6 @@ def generate_module(spec: EnvSpec) -> str:
     ]
     for t in spec.tools:
         lines.append("")
-        lines += _render_tool(t, entities)
+        lines += _render_tool(t, entities, spec)
     lines += ["", "", f"ENVIRONMENT_CLASS = {spec.class_name}", ""]
     return "\n".join(lines)

@@ -35,6 +35,11 @@ class FieldSpec(BaseModel):
     pattern: str | None = None
     max_length: int | None = None
     seed_hint: str | None = None  # a Faker provider name or "words", "sentence", ...
+    on_delete: Literal["cascade", "restrict", "set_null"] | None = None  # x-on-delete of a foreign key
+    unique: bool = False  # the document says no two rows share a value (x-unique, "unique")
+    examples: list[Any] = Field(default_factory=list)  # the document's own example values
+    semantic: str | None = None  # the field's meaning (field_semantics.MEANINGS), decided once
+    semantic_reason: str = ""  # why the field got that meaning (readable by users)
 
 
 class EntitySpec(BaseModel):
@@ -60,6 +65,46 @@ class StateTransition(BaseModel):
     to_value: Any
 
 
+RuleKind = Literal[
+    "unique_key",
+    "ordered_fields",
+    "parent_status",
+    "parent_not_stopped",
+    "frozen_when_stopped",
+    "within_parent_amount",
+    "accumulate_parent",
+    "set_parent_status",
+    "stock_available",
+    "take_stock",
+    "default_from_parent",
+    "restrict_delete",
+    "cascade_delete",
+    "set_null_on_delete",
+    "move_children_status",
+]
+
+
+class BusinessRule(BaseModel):
+    """One business rule of a write tool, inferred from the document (envgen/business_rules.py).
+
+    Code generation emits it as one delimited block (`# rule <tool>.<id>`), tests check it, and
+    the mutation check breaks it in a copy of the module to prove the tests notice.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ""  # R1, R2, ... within the tool
+    kind: RuleKind
+    statement: str  # what holds, in words
+    evidence: str  # what in the document it was inferred from
+    field: str | None = None  # the field of the tool's entity it reads or writes
+    other_field: str | None = None  # the second field (a pair's later field, the parent's field)
+    target_entity: str | None = None  # the related entity (parent or child)
+    via: str | None = None  # the foreign-key field linking the two (on the child)
+    values: list[Any] = Field(default_factory=list)  # allowed or movable values
+    value: Any = None  # the value written (a status), or the status field written
+
+
 class ToolSpec(BaseModel):
     """One tool: a method of the environment class."""
 
@@ -77,6 +122,7 @@ class ToolSpec(BaseModel):
     preconditions: list[str] = Field(default_factory=list)  # human-readable, checked by code
     effects: list[str] = Field(default_factory=list)  # human-readable, checked by verification
     transition: StateTransition | None = None
+    rules: list[BusinessRule] = Field(default_factory=list)  # inferred business rules (write tools)
     source_operation_id: str | None = None
 
 

@@ -79,3 +79,8 @@ def collection_name(entity: str) -> str:
     parts = words(entity) or ["thing"]
     parts[-1] = plural(parts[-1])
     return snake_case(" ".join(parts))
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The set of whitespace-separated words of a vocabulary written as one string."""
+    return frozenset(text.split())

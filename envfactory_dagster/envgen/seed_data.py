@@ -1,16 +1,21 @@
 """Seed data: a realistic, consistent initial state for an environment spec (Faker, seeded).
 
 `generate_state(spec, seed)` fills every collection with `spec.seed_rows` rows (clamped to
-5..50), entities in topological order so foreign keys point at existing rows; values come from
-Faker providers chosen by field name, format and `seed_hint`, inside the field's enum, bounds,
-pattern and max length; dates lie around `spec.clock`. Keys are `<id_prefix><n:04d>` (the form
-`Environment.next_id` produces) and `counters` start past them, so new ids never collide.
-Same (spec, seed) -> the same state; no clock, no global random generator.
+5..50), entities in topological order so foreign keys point at existing rows. Each field's
+meaning is decided once (field_semantics.py, stored on the spec) and its values come from the
+document's examples first, then the matching provider (seed_values.py), inside the field's enum,
+bounds, pattern and length; a row's fields share one person, organization, place and currency,
+and a row copies what it shares with the row it references (currency, a product's sku and price).
+Then the world's invariants (world_invariants.py): ordered start/end pairs, children created
+after parents, parts within their whole, totals equal to their parts, refunds within their
+payment, counts and line subtotals equal to their children. Natural keys are unique per table.
+Keys are `<id_prefix><n:04d>` (the form `Environment.next_id` produces) and `counters` start past
+them, so new ids never collide. Same (spec, seed) -> the same state; no clock, no global random
+generator.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -19,7 +24,19 @@ from typing import Any
 from faker import Faker
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec
-from envfactory_dagster.envgen.naming import words
+from envfactory_dagster.envgen.field_semantics import annotate_spec, decide_meaning, meaning_of, unique_fields
+from envfactory_dagster.envgen.seed_values import RowContext, semantic_value
+from envfactory_dagster.envgen.service_vocabulary import ServiceVocabulary
+from envfactory_dagster.envgen.world_codes import currency_exponent
+from envfactory_dagster.envgen.world_invariants import (
+    after_parent,
+    balance_money,
+    count_fields,
+    inherited_fields,
+    is_refund_like,
+    line_sum_target,
+    order_row,
+)
 
 MIN_ROWS, MAX_ROWS = 5, 50
 ID_LIKE_KEYS = ("id", "sid", "uuid")
@@ -127,205 +144,39 @@ def _parse_clock(clock: str) -> datetime:
     return datetime.fromisoformat(clock.replace("Z", "+00:00")).astimezone(UTC)
 
 
-_TEXT_PROVIDERS: list[tuple[tuple[str, ...], str]] = [
-    (("email",), "email"),
-    (("first", "given"), "first_name"),
-    (("last", "family", "surname"), "last_name"),
-    (("username", "login", "handle"), "user_name"),
-    (("phone", "mobile", "fax"), "phone_number"),
-    (("city", "town"), "city"),
-    (("country",), "country"),
-    (("state", "province", "region"), "state"),
-    (("zip", "postal", "postcode"), "postcode"),
-    (("street", "address", "line1", "line2"), "street_address"),
-    (
-        ("company", "organization", "organisation", "employer", "vendor", "merchant", "brand", "payee"),
-        "company",
-    ),
-    (("currency",), "currency_code"),
-    (("url", "uri", "website", "link", "href", "homepage", "image", "avatar", "photo"), "url"),
-    (("color", "colour"), "color_name"),
-    (("timezone", "tz"), "timezone"),
-    (("language", "locale", "lang"), "language_code"),
-    (("iban",), "iban"),
-    (("sku", "barcode", "isbn", "ean", "upc"), "ean13"),
-    (("job", "occupation", "role", "position"), "job"),
-    (("ip",), "ipv4"),
-    (("path", "file", "directory", "folder", "filename"), "file_path"),
-    (("mime", "content_type", "media"), "mime_type"),
-    (
-        (
-            "description",
-            "notes",
-            "note",
-            "body",
-            "content",
-            "message",
-            "text",
-            "comment",
-            "summary",
-            "bio",
-            "memo",
-            "observation",
-            "observations",
-            "reason",
-            "details",
-        ),
-        "sentence",
-    ),
-    (("title", "subject", "headline", "label", "topic"), "catch_phrase"),
-    (
-        (
-            "name",
-            "full",
-            "author",
-            "owner",
-            "contact",
-            "guest",
-            "passenger",
-            "patient",
-            "assignee",
-            "recipient",
-            "sender",
-        ),
-        "name",
-    ),
-]
-
-
-def _provider_for(f: FieldSpec) -> str:
-    if f.seed_hint:
-        return f.seed_hint
-    fmt = (f.format or "").lower()
-    if fmt in ("email", "uri", "url", "uuid", "date", "date-time", "ipv4", "hostname"):
-        return {"uri": "url", "date-time": "date_time", "hostname": "domain_name"}.get(fmt, fmt)
-    ws = words(f.name)
-    for keys, provider in _TEXT_PROVIDERS:
-        if any(w in keys for w in ws):
-            return provider
-    return "word"
-
-
-def _number_range(f: FieldSpec) -> tuple[float, float]:
-    ws = set(words(f.name))
-    if ws & {"lat", "latitude"}:
-        low, high = -60.0, 70.0
-    elif ws & {"lng", "lon", "long", "longitude"}:
-        low, high = -170.0, 170.0
-    elif ws & {"rating", "stars", "score"}:
-        low, high = 1.0, 5.0
-    elif ws & {"percent", "percentage", "rate", "discount"}:
-        low, high = 0.0, 100.0
-    elif ws & {"year"}:
-        low, high = 1990.0, 2026.0
-    elif ws & {
-        "quantity",
-        "qty",
-        "count",
-        "adults",
-        "guests",
-        "children",
-        "rooms",
-        "seats",
-        "nights",
-        "position",
-        "priority",
-        "level",
-        "order",
-        "index",
-    }:
-        low, high = 1.0, 10.0
-    elif ws & {
-        "price",
-        "amount",
-        "total",
-        "balance",
-        "cost",
-        "fee",
-        "budget",
-        "salary",
-        "subtotal",
-        "tax",
-        "budgeted",
-        "activity",
-        "payment",
-    }:
-        low, high = 5.0, 2000.0
-    else:
-        low, high = 0.0, 1000.0
-    bound_low = f.minimum if f.minimum is not None else -math.inf
-    bound_high = f.maximum if f.maximum is not None else math.inf
-    low, high = max(low, bound_low), min(high, bound_high)
-    if low > high:  # the usual range of such a name lies outside the declared bounds
-        low = bound_low if f.minimum is not None else bound_high - 100
-        high = min(bound_high, low + 1000)
-    return low, high
-
-
 def field_value(
     f: FieldSpec, fake: Faker, rng: random.Random, now: datetime, index: int, lifecycle: bool = False
 ) -> Any:
-    """A realistic value for one field that its model and schema accept; `lifecycle` fields
-    (those transitions move) cycle through their values so every transition has candidates."""
-    if f.enum:
-        return (
-            f.enum[index % len(f.enum)] if lifecycle or f.name in ("status", "state") else rng.choice(f.enum)
-        )
-    if f.type == "boolean":
-        return rng.random() < 0.5
-    if f.type in ("integer", "number"):
-        low, high = _number_range(f)
-        if f.type == "integer":
-            lo, hi = math.ceil(low), math.floor(high)
-            return rng.randint(lo, hi) if lo <= hi else int(lo)
-        return round(rng.uniform(low, high), 2) if high - low >= 0.02 else float(low)
-    if f.type == "array":
-        if f.item_type in ("string", None) and f.item_type is not None:
-            return [fake.word() for _ in range(rng.randint(0, 3))]
-        if f.item_type == "integer":
-            return [rng.randint(1, 100) for _ in range(rng.randint(0, 3))]
-        if f.item_type == "number":
-            return [round(rng.uniform(1, 100), 2) for _ in range(rng.randint(0, 3))]
-        if f.item_type == "boolean":
-            return [rng.random() < 0.5 for _ in range(rng.randint(0, 3))]
-        return []
-    if f.type == "object":
-        return {}
-    if f.pattern:
-        value = sample_pattern(f.pattern, rng)
-        return (
-            value[: f.max_length] if f.max_length and re.search(f.pattern, value[: f.max_length]) else value
-        )
-    provider = _provider_for(f)
-    if provider == "date_time":
-        moment = now + timedelta(minutes=rng.randint(-180 * 24 * 60, 60 * 24 * 60))
-        value = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    elif provider == "date":
-        value = (now + timedelta(days=rng.randint(-180, 90))).strftime("%Y-%m-%d")
-    elif provider == "uuid":
-        value = str(fake.uuid4())
-    elif provider == "file_path":
-        value = (
-            f"/home/user/{fake.word()}/{fake.word()}_{index + 1}.{rng.choice(['txt', 'md', 'json', 'csv'])}"
-        )
-    elif provider == "word":
-        value = (
-            fake.word() if "id" not in words(f.name) else f"{words(f.name)[0][:3]}_{rng.randint(1000, 9999)}"
-        )
-    else:
-        value = str(getattr(fake, provider)())
-    if f.max_length is not None:
-        value = value[: f.max_length]
-    return value
+    """A realistic value for one field outside any row (its meaning decided from the field alone);
+    `lifecycle` fields (those transitions move) cycle through their values so every transition has
+    candidates."""
+    if f.enum and (lifecycle or f.name in ("status", "state")):
+        return f.enum[index % len(f.enum)]
+    entity = EntitySpec(name="Record", collection="records", fields=[f])
+    spec = EnvSpec(
+        class_name="Record", title="", description=f.description, domain="", entities=[entity], tools=[]
+    )
+    ctx = RowContext(fake, rng, ServiceVocabulary(spec), entity, {})
+    return semantic_value(f, meaning_of(f, entity), ctx, now, index)
 
 
-def _key_value(
-    entity: EntitySpec, index: int, fake: Faker, rng: random.Random, now: datetime, taken: set[str]
-) -> str:
+# fields generated after the others, because they follow from them
+_DERIVED_MEANINGS = ("email", "username", "slug", "url", "image_url", "domain", "money")
+
+
+def _generation_order(entity: EntitySpec) -> list[FieldSpec]:
+    rank = {name: i for i, name in enumerate(_DERIVED_MEANINGS)}
+    currency_first = sorted(entity.fields, key=lambda f: f.semantic != "currency_code")
+    return sorted(currency_first, key=lambda f: rank.get(f.semantic or "", -1))
+
+
+def _key_value(entity: EntitySpec, index: int, ctx: RowContext, now: datetime, taken: set[str]) -> str:
     if entity.key_field in ID_LIKE_KEYS or entity.key_field.endswith(("_id", "_sid", "id")):
         return f"{entity.id_prefix}{index + 1:04d}"
     f = next(x for x in entity.fields if x.name == entity.key_field)
-    base = str(field_value(f.model_copy(update={"type": "string", "enum": None}), fake, rng, now, index))
+    as_text = f.model_copy(update={"type": "string", "enum": None, "semantic": None})
+    meaning = decide_meaning(as_text.model_copy(update={"name": f"{f.name}_value"}), entity)
+    base = str(semantic_value(as_text, meaning, ctx, now, index))
     value, n = base, 2
     while value in taken:
         value, n = f"{base}-{n}", n + 1
@@ -339,34 +190,173 @@ def seed_row_count(spec: EnvSpec, entity: EntitySpec) -> int:
 
 def generate_state(spec: EnvSpec, seed: int) -> dict[str, Any]:
     """The initial state (JSON-able dict the generated `State` model accepts) for `seed`."""
+    spec = annotate_spec(spec)
     fake = Faker("en_US")
     fake.seed_instance(seed)
     rng = random.Random(seed)
     now = _parse_clock(spec.clock)
+    vocabulary = ServiceVocabulary(spec)
     by_name = {e.name: e for e in spec.entities}
     counts = {e.name: seed_row_count(spec, e) for e in spec.entities}
     state: dict[str, Any] = {e.collection: {} for e in spec.entities}
     counters: dict[str, int] = {}
     lifecycle_fields = {(t.entity, t.transition.field) for t in spec.tools if t.transition is not None}
+    inherited = {e.name: inherited_fields(e, by_name) for e in spec.entities}
+    fk_targets = {(e.name, f.name): f.ref_entity for e in spec.entities for f in e.fields if f.ref_entity}
     for entity in referenced_first(spec.entities):
         table: dict[str, Any] = state[entity.collection]
+        unique = unique_fields(entity)
         for index in range(counts[entity.name]):
-            key = _key_value(entity, index, fake, rng, now, set(table))
             row: dict[str, Any] = {}
-            for f in entity.fields:
+            ctx = RowContext(fake, rng, vocabulary, entity, row)
+            key = _key_value(entity, index, ctx, now, set(table))
+            for f in entity.fields:  # references first: the row inherits from its parents
+                if f.name != entity.key_field and f.ref_entity and f.ref_entity in by_name:
+                    row[f.name] = _reference(by_name[f.ref_entity], counts[f.ref_entity], state, rng, f)
+            ctx.parents = [
+                state[by_name[f.ref_entity].collection][row[f.name]]
+                for f in entity.fields
+                if f.name in row and row[f.name] in state[by_name[f.ref_entity].collection]
+            ]
+            for name, (fk, parent_field) in inherited[entity.name].items():
+                parent_row = state[by_name[fk_targets[(entity.name, fk)]].collection].get(row.get(fk))
+                if parent_row is not None and parent_row.get(parent_field) is not None:
+                    row[name] = parent_row[parent_field]
+            for f in _generation_order(entity):
                 if f.name == entity.key_field:
                     row[f.name] = key
-                elif f.ref_entity and f.ref_entity in by_name:
-                    row[f.name] = _reference(by_name[f.ref_entity], counts[f.ref_entity], state, rng, f)
+                elif f.name in row:
+                    continue
+                elif f.enum and (f.name == entity.status_field or (entity.name, f.name) in lifecycle_fields):
+                    row[f.name] = f.enum[index % len(f.enum)]
                 else:
-                    lifecycle = f.name == entity.status_field or (entity.name, f.name) in lifecycle_fields
-                    row[f.name] = field_value(f, fake, rng, now, index, lifecycle)
+                    row[f.name] = _unique_value(f, entity, ctx, now, index, table, unique)
+            row = {f.name: row[f.name] for f in entity.fields}
+            gap = timedelta(hours=rng.randint(1, 72))
+            after_parent(row, entity, ctx.parents, gap)  # first: it may move the creation time
+            order_row(row, entity, gap)
+            balance_money(row, entity)
             table[key] = row
         counters[entity.collection] = counts[entity.name]
+    settle_children(state, spec)
+    settle_aggregates(state, spec)
     state["counters"] = counters
     state["now"] = spec.clock
     state["seed"] = seed
     return state
+
+
+MAX_UNIQUE_TRIES = 20
+
+
+def _unique_value(
+    f: FieldSpec,
+    entity: EntitySpec,
+    ctx: RowContext,
+    now: datetime,
+    index: int,
+    table: dict[str, Any],
+    unique: set[str],
+) -> Any:
+    """A value for `f`; a natural key (email, sku, slug, ...) is not one another row holds."""
+    meaning = meaning_of(f, entity)
+    value = semantic_value(f, meaning, ctx, now, index)
+    if f.name not in unique:
+        return value
+    taken = {row.get(f.name) for row in table.values()}
+    tries = 0
+    while value in taken and tries < MAX_UNIQUE_TRIES:
+        ctx._person = None  # a natural key follows its row's person: draw another one
+        value = semantic_value(f, meaning, ctx, now, index + tries + 1)
+        tries += 1
+    if value in taken and isinstance(value, str):
+        value = f"{value}{index + 1}" if not f.pattern else value
+    return value
+
+
+def settle_aggregates(state: dict[str, Any], spec: EnvSpec) -> None:
+    """Parent fields that summarise children hold what the children say: a count of them
+    (`entry_count`), and a subtotal equal to the lines' price x quantity (then the total again)."""
+    by_name = {e.name: e for e in spec.entities}
+    for child in spec.entities:
+        for fk in (f for f in child.fields if f.ref_entity in by_name and f.name != child.key_field):
+            parent = by_name[fk.ref_entity]  # type: ignore[index]
+            if parent.name == child.name:
+                continue
+            rows_of: dict[str, list[dict[str, Any]]] = {}
+            for row in state[child.collection].values():
+                rows_of.setdefault(row.get(fk.name), []).append(row)
+            counted = count_fields(parent, child)
+            lines = line_sum_target(parent, child)
+            for key, parent_row in list(state[parent.collection].items()):
+                update: dict[str, Any] = {name: len(rows_of.get(key, [])) for name in counted}
+                children = rows_of.get(key, [])
+                if lines is not None and children:
+                    target, price, quantity = lines
+                    amount = sum((r.get(price) or 0) * (r.get(quantity) or 0) for r in children)
+                    digits = currency_exponent(str(parent_row.get("currency") or "USD"))
+                    target_field = next(f for f in parent.fields if f.name == target)
+                    update[target] = (
+                        round(amount) if target_field.type == "integer" else round(amount, digits)
+                    )
+                if update:
+                    new_row = {**parent_row, **update}
+                    balance_money(new_row, parent)
+                    state[parent.collection][key] = new_row
+
+
+def settle_children(state: dict[str, Any], spec: EnvSpec) -> None:
+    """Refund-like children never return more than their parent's amount, and a parent field that
+    counts them (`amount_refunded`) holds their sum."""
+    by_name = {e.name: e for e in spec.entities}
+    for child in spec.entities:
+        if not is_refund_like(child):
+            continue
+        amount = next(
+            (f for f in child.fields if f.semantic == "money" and f.name in ("amount", "total")), None
+        )
+        for fk in (f for f in child.fields if f.ref_entity in by_name and f.name != child.key_field):
+            parent = by_name[fk.ref_entity]  # type: ignore[index]
+            whole = next(
+                (p for p in parent.fields if p.semantic == "money" and p.name in ("amount", "total")), None
+            )
+            if amount is None or whole is None:
+                continue
+            refunded = next(
+                (p for p in parent.fields if p.semantic == "money" and "refunded" in p.name), None
+            )
+            given: dict[str, float] = {}
+            for key in sorted(state[child.collection]):
+                row = state[child.collection][key]
+                parent_row = state[parent.collection].get(row.get(fk.name))
+                if parent_row is None or not isinstance(row.get(amount.name), int | float):
+                    continue
+                left = max(parent_row[whole.name] - given.get(row[fk.name], 0), 0)
+                floor = max(amount.minimum or 0, 0)
+                if row[amount.name] > left and left < max(floor, 1e-9):
+                    # nothing left on this parent: the refund belongs to the one with the most room
+                    rooms = {
+                        k: p[whole.name] - given.get(k, 0)
+                        for k, p in sorted(state[parent.collection].items())
+                    }
+                    roomiest = max(rooms, key=rooms.__getitem__)
+                    roomy = state[parent.collection][roomiest]
+                    moved = {fk.name: roomiest}
+                    if "currency" in row and "currency" in roomy:
+                        moved["currency"] = roomy["currency"]
+                    row, left = {**row, **moved}, rooms[roomiest]
+                if row[amount.name] > left:
+                    share = left if amount.type == "number" else int(left)
+                    row = {**row, amount.name: max(share, floor)}
+                state[child.collection][key] = row
+                given[row[fk.name]] = given.get(row[fk.name], 0) + row[amount.name]
+            if refunded is not None:
+                for parent_key, parent_row in state[parent.collection].items():
+                    total = given.get(parent_key, 0)
+                    state[parent.collection][parent_key] = {
+                        **parent_row,
+                        refunded.name: int(total) if refunded.type == "integer" else float(total),
+                    }
 
 
 def _reference(

@@ -56,7 +56,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from envfactory_dagster.envgen.business_rules import infer_business_rules
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, StateTransition, ToolSpec
+from envfactory_dagster.envgen.field_semantics import annotate_spec
 from envfactory_dagster.envgen.naming import collection_name, entity_name, singular, snake_case, words
 from envfactory_dagster.envgen.seed_data import pattern_is_samplable, referenced_first
 from envfactory_dagster.ingest.normalized_spec import NormalizedOperation, NormalizedParam, NormalizedSpec
@@ -347,7 +349,16 @@ def field_from_schema(name: str, schema: Any, required: bool) -> FieldSpec:
         minimum = maximum = None
     description = re.sub(r"\s+", " ", str(flat.get("description") or flat.get("title") or "")).strip()[:300]
     foreign = flat.get("x-foreign-key")
+    unique = flat.get("x-unique") is True or bool(
+        re.search(r"\bunique\b(?! (identifier|id)\b)", description, re.I)
+    )
+    on_delete = flat.get("x-on-delete")
     return FieldSpec(
+        on_delete=str(on_delete).replace("-", "_")
+        if on_delete in ("cascade", "restrict", "set-null", "set_null")
+        else None,
+        unique=unique and ftype == "string",
+        examples=schema_examples(flat, ftype),
         name=name,
         type=ftype,  # type: ignore[arg-type]
         description=description,
@@ -362,6 +373,38 @@ def field_from_schema(name: str, schema: Any, required: bool) -> FieldSpec:
         pattern=pattern,
         max_length=max_length if enum is None else None,
     )
+
+
+MAX_EXAMPLES = 8
+_DESCRIBED_EXAMPLE = re.compile(r"(?:e\.g\.,?|for example,?|such as)\s+['\"‘“]([^'\"’”]{2,60})['\"’”]", re.I)
+
+
+def schema_examples(schema: dict[str, Any], ftype: str) -> list[Any]:
+    """The document's example values of a property (`example`, `examples`, `x-example`) that
+    fit its type; objects and arrays of objects are not kept."""
+    found: list[Any] = []
+    for key in ("example", "x-example"):
+        if key in schema:
+            found.append(schema[key])
+    if ftype == "string":  # examples the description gives: "e.g. 'Winter bike'", "such as 'Holiday'"
+        found.extend(_DESCRIBED_EXAMPLE.findall(str(schema.get("description") or "")))
+    listed = schema.get("examples")
+    if isinstance(listed, list):
+        found.extend(listed)
+    elif isinstance(listed, dict):  # OpenAPI example objects: {name: {value: ...}}
+        found.extend(v.get("value") for v in listed.values() if isinstance(v, dict))
+    allowed = _SCALAR_PY.get(ftype)
+    kept = []
+    for value in found:
+        if ftype == "array" and isinstance(value, list):
+            kept.extend(v for v in value if isinstance(v, str | int | float) and not isinstance(v, bool))
+        elif (
+            allowed is not None
+            and isinstance(value, allowed)
+            and (not isinstance(value, bool) or ftype == "boolean")
+        ):
+            kept.append(value)
+    return list(dict.fromkeys(kept))[:MAX_EXAMPLES]
 
 
 def property_schema(f: FieldSpec, for_input: bool = False) -> dict[str, Any]:
@@ -635,14 +678,22 @@ def _fields_of(schema: dict[str, Any]) -> list[FieldSpec]:
             else 2
         ),
     )
+    object_example = schema.get("example") if isinstance(schema.get("example"), dict) else {}
     for name in order:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             continue
-        out.append(field_from_schema(safe_field_name(name), props[name], name in required))
+        prop = props[name]
+        if name in object_example and isinstance(prop, dict) and "example" not in prop:
+            prop = {**prop, "example": object_example[name]}
+        out.append(field_from_schema(safe_field_name(name), prop, name in required))
     return out
 
 
 _MODEL_ATTRIBUTES = frozenset(dir(BaseModel))
+# names a generated model's annotations use: a field named `list` would shadow `list[str]`
+_MODULE_NAMES = frozenset(
+    {"list", "dict", "str", "int", "float", "bool", "Any", "Literal", "Field", "BaseModel", "ConfigDict"}
+)
 
 
 def safe_field_name(name: str) -> str:
@@ -655,6 +706,7 @@ def safe_field_name(name: str) -> str:
         or keyword.issoftkeyword(name)
         or name in _MODEL_ATTRIBUTES
         or name in ("self", "model_config")
+        or name in _MODULE_NAMES
     ):
         name = f"{name}_"
     return name
@@ -770,7 +822,7 @@ def _status_field(draft: EntityDraft) -> str | None:
 def build_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, NormalizedSpec]) -> EnvSpec:
     """The EnvSpec of one proposal row; raises EnvSpecError naming the proposal on bad input."""
     try:
-        return _infer_env_spec(proposal, specs_by_resource_id)
+        return infer_business_rules(annotate_spec(_infer_env_spec(proposal, specs_by_resource_id)))
     except EnvSpecError:
         raise
     except (ValidationError, KeyError, ValueError, TypeError) as exc:
@@ -852,6 +904,8 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
                     "pattern": None,
                     "format": None,
                     "max_length": None,
+                    "minimum": None,  # an integer id becomes a string key: no numeric bounds
+                    "maximum": None,
                 }
             )
         # keep the key first: readable models and outputs

@@ -9,7 +9,13 @@ foreign-key parameters, real field values for filters and new rows) or from the 
 - `boundary`: limit values, required arguments only, the last row, a filter matching nothing —
   success or a ToolError, never another exception;
 - `invalid`: wrong type, missing required argument, unknown property, unknown id, forbidden
-  transition — must raise ToolError.
+  transition — must raise ToolError;
+- `rule`: one per business rule of a write tool (rule_tests.py): a state arranged by `setup`
+  operations where the rule must refuse, or must show its effect (`expect_state`).
+
+Valid calls are arranged so every rule lets them through. Boundaries include an empty table and a
+table of one row, so each tool has at least three tests that reach its body (a call the input
+schema refuses proves only the schema and is not counted).
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ import random
 from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
 from envfactory_dagster.envgen.naming import snake_case
+from envfactory_dagster.envgen.rule_tests import RuleArranger
 from envfactory_dagster.envgen.seed_data import pattern_is_samplable, sample_pattern
 
-TestCategory = Literal["valid", "boundary", "invalid"]
+TestCategory = Literal["valid", "boundary", "invalid", "rule"]
 Expectation = Literal["success", "tool_error", "no_crash"]
 
 UNKNOWN_ID = "zz-unknown-id-999"
@@ -41,6 +48,9 @@ class ToolTest(BaseModel):
     label: str
     arguments: list[Any]  # alternatives; `valid` passes when one succeeds, others have exactly one
     expect: Expectation
+    setup: list[dict[str, Any]] = Field(default_factory=list)  # state edits before the call (rule_tests.py)
+    expect_state: list[dict[str, Any]] = Field(default_factory=list)  # what must hold after a success
+    rule: str | None = None  # the business rule (id) this test checks
 
 
 class _Binding(BaseModel):
@@ -232,34 +242,64 @@ def _tests_for_tool(
         candidates = [r for r in rows if r.get(transition.field) in transition.from_values]
     candidates = candidates[:MAX_CANDIDATE_ROWS] or [None]  # type: ignore[list-item]
 
-    def args(row: dict[str, Any] | None) -> dict[str, Any]:
-        return _arguments_for_row(tool, spec, seed_state, bindings, row)
+    arranger = RuleArranger(spec, tool, seed_state) if tool.rules and entity is not None else None
+    setups: list[dict[str, Any]] = []
 
-    base = args(candidates[0])
+    def args(row: dict[str, Any] | None) -> dict[str, Any]:
+        arguments = _arguments_for_row(tool, spec, seed_state, bindings, row)
+        if arranger is None or not isinstance(arguments, dict):
+            return arguments
+        arguments, setup = arranger.arrange(arguments, row)
+        setups.extend(op for op in setup if op not in setups)
+        return arguments
+
+    alternatives = [args(row) for row in candidates]
+    base = alternatives[0]
+    base_setup = list(setups)
     tests = [
         ToolTest(
             tool=tool.name,
             category="valid",
             label="arguments from the seeded state",
-            arguments=[args(row) for row in candidates],
+            arguments=alternatives,
             expect="success",
+            setup=base_setup,
         )
     ]
 
-    def boundary(label: str, arguments: Any) -> None:
+    def boundary(label: str, arguments: Any, setup: list[dict[str, Any]] | None = None) -> None:
         tests.append(
             ToolTest(
-                tool=tool.name, category="boundary", label=label, arguments=[arguments], expect="no_crash"
+                tool=tool.name,
+                category="boundary",
+                label=label,
+                arguments=[arguments],
+                expect="no_crash",
+                setup=base_setup if setup is None else setup,
             )
         )
 
     def invalid(label: str, arguments: Any) -> None:
         tests.append(
             ToolTest(
-                tool=tool.name, category="invalid", label=label, arguments=[arguments], expect="tool_error"
+                tool=tool.name,
+                category="invalid",
+                label=label,
+                arguments=[arguments],
+                expect="tool_error",
+                setup=base_setup,
             )
         )
 
+    if len(alternatives) > 1 and alternatives[1] != base:
+        boundary("arguments from another seeded row", alternatives[1])
+    if entity is not None:
+        boundary(
+            f"an empty {entity.collection} table", base, [{"op": "clear", "collection": entity.collection}]
+        )
+        if len(rows) > 1:
+            only = {"op": "keep_only", "collection": entity.collection, "key": rows[0].get(entity.key_field)}
+            boundary(f"a {entity.collection} table of one row", base, [*base_setup, only])
     if len(required) < len(base):
         boundary("required arguments only", {p: base[p] for p in required if p in base})
     for param, schema in properties.items():
@@ -306,10 +346,12 @@ def _tests_for_tool(
         invalid("an unknown property", {**base, "unexpected_property": 1})
     for param in key_params:
         invalid(f"unknown {param}", {**base, param: UNKNOWN_ID})
-    if tool.kind == "write":
-        for param, binding in bindings.items():
-            if binding.role == "foreign_key":
-                invalid(f"unknown referenced {param}", {**base, param: UNKNOWN_ID})
+    for param, binding in bindings.items():
+        # writes check every reference; reads check the references they require (a parent scope);
+        # an argument the tool does not bind (accepted and ignored) checks nothing
+        bound = param in tool.param_fields
+        if binding.role == "foreign_key" and bound and (tool.kind == "write" or param in required):
+            invalid(f"unknown referenced {param}", {**base, param: UNKNOWN_ID})
     if transition is not None and transition.from_values and key_params:
         forbidden = [r for r in rows if r.get(transition.field) not in transition.from_values]
         if forbidden:
@@ -317,5 +359,19 @@ def _tests_for_tool(
                 f"{transition.field} {forbidden[0].get(transition.field)!r} cannot become "
                 f"{transition.to_value!r}",
                 args(forbidden[0]),
+            )
+    if arranger is not None and isinstance(base, dict):
+        for test in arranger.rule_tests(base, base_setup, candidates[0]):
+            tests.append(
+                ToolTest(
+                    tool=tool.name,
+                    category="rule",
+                    label=test["label"],
+                    arguments=[test["arguments"]],
+                    expect=test["expect"],
+                    setup=test["setup"],
+                    expect_state=test["expect_state"],
+                    rule=test["rule"],
+                )
             )
     return tests

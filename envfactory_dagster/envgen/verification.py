@@ -40,6 +40,7 @@ CHECK_ORDER = (
     "seed_state",
     "roundtrip",
     "tool_tests",
+    "rule_effects",
     "output_schemas",
     "state_effects",
     "read_only",
@@ -70,7 +71,9 @@ class VerificationReport(BaseModel):
     tests: list[TestResult] = Field(default_factory=list)
     tests_run: int = 0
     tests_passed: int = 0
-    tests_per_tool: dict[str, int] = Field(default_factory=dict)
+    tests_per_tool: dict[str, int] = Field(default_factory=dict)  # tests that reached the tool body
+    tests_reaching_body: int = 0
+    rule_tests: int = 0
     roundtrip_ok: bool = False
     determinism_ok: bool = False
     replay_digest: str | None = None  # sha256 of the replayed outputs + final state

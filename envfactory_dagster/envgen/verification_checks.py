@@ -19,6 +19,7 @@ from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.envgen.env_spec import EnvSpec, ToolSpec
+from envfactory_dagster.envgen.rule_tests import apply_setup, expectation_problems
 from envfactory_dagster.envgen.test_generation import ToolTest, _bindings
 from envfactory_dagster.lineage import canonical_json, sha256_hex
 from envfactory_dagster.runtime.contract import Environment, ToolError
@@ -68,6 +69,8 @@ class TestResult(BaseModel):
     detail: str = ""
     arguments: Any = None
     outcome: dict[str, Any] = Field(default_factory=dict)
+    reached_body: bool = True  # False: the input schema refused the call before the tool ran
+    rule: str | None = None
 
 
 def _call(env: Environment, tool: str, arguments: Any) -> tuple[str, Any]:
@@ -197,9 +200,12 @@ def _run_test(
     failures: list[str] = []
     chosen: Any = test.arguments[0] if test.arguments else {}
     result: tuple[str, Any] = ("crash", "no arguments")
+    arranged = apply_setup(snapshot, test.setup)
+    reached = False
     for arguments in test.arguments:
-        env.reset(snapshot)
+        env.reset(arranged)
         before = canonical_json(env.state)
+        reached = reached or _passes_input_schema(env, test.tool, arguments)
         result = _call(env, test.tool, arguments)
         chosen = arguments
         after_state = env.state
@@ -239,6 +245,14 @@ def _run_test(
             for problem in _state_effect_problems(tool, spec, arguments, json.loads(before), after_state):
                 checks.fail("state_effects", f"{where}: {problem}")
                 failures.append(problem)
+        if test.expect_state and test.expect == "success":
+            entity = next((e for e in spec.entities if e.name == tool.entity), None)
+            collection = entity.collection if entity is not None else ""
+            for problem in expectation_problems(
+                test.expect_state, json.loads(before), after_state, collection
+            ):
+                checks.fail("rule_effects", f"{where}: {problem}")
+                failures.append(problem)
         if test.expect == "tool_error":
             failures.append("succeeded but must raise ToolError")
             checks.fail("tool_tests", f"{where}: succeeded but must raise ToolError")
@@ -258,7 +272,21 @@ def _run_test(
         detail="; ".join(failures),
         arguments=chosen,
         outcome={"kind": result[0], "value": result[1] if result[0] != "ok" else None},
+        reached_body=reached,
+        rule=test.rule,
     )
+
+
+def _passes_input_schema(env: Environment, tool: str, arguments: Any) -> bool:
+    """Whether a call gets past input validation, i.e. the tool body runs."""
+    entry = env._DISPATCH.get(tool)
+    if entry is None:
+        return False
+    try:
+        entry[0](arguments if arguments is not None else {})
+    except Exception:  # fastjsonschema's JsonSchemaException or a type error on a non-object
+        return False
+    return True
 
 
 def _replay(
@@ -286,6 +314,8 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
         "tests_run": 0,
         "tests_passed": 0,
         "tests_per_tool": {},
+        "tests_reaching_body": 0,
+        "rule_tests": 0,
         "roundtrip_ok": False,
         "determinism_ok": False,
         "latency_p50_us": None,
@@ -332,7 +362,14 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
     snapshot_before = canonical_json(snapshot)
     tools = {t.name: t for t in spec.tools}
     validators = {t.name: Draft202012Validator(t.output_schema) for t in spec.tools}
-    for check in ("tool_tests", "output_schemas", "state_effects", "read_only", "atomic_refusals"):
+    for check in (
+        "tool_tests",
+        "rule_effects",
+        "output_schemas",
+        "state_effects",
+        "read_only",
+        "atomic_refusals",
+    ):
         checks.start(check)
     outcomes: list[TestResult] = []
     for test in tests:
@@ -344,11 +381,15 @@ def run_verification_checks(payload: dict[str, Any]) -> dict[str, Any]:
     result["tests_passed"] = sum(o.passed for o in outcomes)
     per_tool: dict[str, int] = {t.name: 0 for t in spec.tools}
     for outcome in outcomes:
-        per_tool[outcome.tool] += 1
+        per_tool[outcome.tool] += outcome.reached_body  # a call the schema refused proves only the schema
     result["tests_per_tool"] = per_tool
+    result["tests_reaching_body"] = sum(o.reached_body for o in outcomes)
+    result["rule_tests"] = sum(o.rule is not None for o in outcomes)
     for name, count in per_tool.items():
         if count < 3:
-            checks.fail("tool_tests", f"tool {name!r} has only {count} test(s), 3 are required")
+            checks.fail(
+                "tool_tests", f"tool {name!r} has only {count} test(s) that reach its body, 3 are required"
+            )
 
     checks.start("copy_on_write")
     if canonical_json(snapshot) != snapshot_before:

@@ -288,3 +288,63 @@ def rl_tasks_suite(domain: str) -> list[Expectation]:
             "Every row belongs to the partition's domain.",
         ),
     ]
+
+
+def world_quality_suite(domain: str) -> list[Expectation]:
+    """Thresholds on the world-quality figures (issue acceptance); they measure, nothing is filtered."""
+
+    def between(name: str, column: str, low: float | None, high: float | None, text: str, warn: bool = True):
+        bounds = {k: v for k, v in (("min_value", low), ("max_value", high)) if v is not None}
+        return Expectation(
+            name, "ExpectColumnValuesToBeBetween", {"column": column, **bounds}, text, warn_only=warn
+        )
+
+    return [
+        between(
+            "currency_codes_valid",
+            "currency_valid_share",
+            0.99,
+            None,
+            ">= 99% of currency values are ISO 4217.",
+        ),
+        between(
+            "country_codes_valid",
+            "country_valid_share",
+            0.99,
+            None,
+            ">= 99% of country values are ISO 3166-1.",
+        ),
+        between(
+            "no_inverted_pairs",
+            "inverted_pairs",
+            None,
+            0,
+            "No start-like field is after its end-like field.",
+            False,
+        ),
+        between(
+            "little_lorem", "lorem_only_share", None, 0.05, "<= 5% of free-text values are only lorem words."
+        ),
+        between("totals_consistent", "totals_consistent_share", 1.0, None, "Totals equal their parts."),
+        between(
+            "rules_on_writes",
+            "write_tools_with_rules_share",
+            0.3,
+            None,
+            ">= 30% of write tools carry a business rule.",
+        ),
+        between(
+            "mutants_killed",
+            "mutation_kill_rate",
+            0.9,
+            None,
+            "Verification rejects >= 90% of rule mutants.",
+            False,
+        ),
+        Expectation(
+            "domain_matches_partition",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "domain", "value_set": [domain]},
+            "Every row belongs to the partition's domain.",
+        ),
+    ]

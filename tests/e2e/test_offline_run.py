@@ -25,6 +25,7 @@ ASSETS_WITH_ROWS = (
     "refined_trajectories",
     "sft_dataset",
     "rl_tasks",
+    "world_quality",
 )
 
 
@@ -94,3 +95,17 @@ def test_exports_are_written(offline_run: Path) -> None:
     assert set(task["extra_info"]["tools_kwargs"]) == {
         t["function"]["name"] for t in task["extra_info"]["tools"]
     }
+
+
+def test_world_quality_is_stored_and_printed_by_audit(
+    offline_run: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [(currency, inverted, kill_rate)] = query(
+        catalog_path(str(offline_run)),
+        "SELECT currency_valid_share, inverted_pairs, mutation_kill_rate FROM world_quality",
+    )
+    assert currency >= 0.99 and inverted == 0 and kill_rate >= 0.9
+    monkeypatch.setenv("ENVFACTORY_HOME", str(offline_run))
+    assert main(["audit"]) == 0
+    printed = capsys.readouterr().out
+    assert "mutation_kill_rate" in printed and "travel" in printed

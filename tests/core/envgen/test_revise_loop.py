@@ -58,7 +58,8 @@ def test_hopeless_module_stops_at_the_limit_with_its_history(tmp_path: Path) -> 
     assert not outcome.passed and outcome.final_code is None
     assert outcome.stop_reason == "max_revisions"
     assert [a.attempt for a in outcome.attempts] == [1, 2, 3, 4]
-    assert [a.tests_passed for a in outcome.attempts] == [27, 28, 29, 30]
+    passed = [a.tests_passed for a in outcome.attempts]
+    assert passed == sorted(set(passed)), passed  # each revision fixes something
     assert [a.code_sha256 for a in outcome.attempts] == [sha256_hex(v) for v in versions]
     assert all(a.failures and a.diff_size > 0 for a in outcome.attempts)
     assert outcome.attempts[-1].failures[0].startswith("copy_on_write")
@@ -67,15 +68,16 @@ def test_hopeless_module_stops_at_the_limit_with_its_history(tmp_path: Path) -> 
 
 def test_no_improvement_compares_the_new_attempt_with_the_best_earlier_one(tmp_path: Path) -> None:
     versions = [
-        example_source_with("get_keyerror", "cancel_keyerror"),  # 28
-        example_source_with("get_keyerror"),  # 29: better, keep going
-        example_source_with("cancel_keyerror"),  # 29: not better than the best (29): stop
+        example_source_with("get_keyerror", "cancel_keyerror"),  # two bugs
+        example_source_with("get_keyerror"),  # one bug: better, keep going
+        example_source_with("cancel_keyerror"),  # one bug: not better than the best: stop
         EXAMPLE_ENV_SOURCE,  # never asked for
     ]
     outcome, fake = run(tmp_path, [fenced(v) for v in versions])
     assert outcome.stop_reason == "no_improvement" and not outcome.passed
-    assert [a.tests_passed for a in outcome.attempts] == [28, 29, 29]
-    assert "best earlier attempt passed 29" in outcome.stop_detail
+    first, second, third = (a.tests_passed for a in outcome.attempts)
+    assert first < second == third
+    assert f"best earlier attempt passed {second}" in outcome.stop_detail
     assert len(fake.calls) == 3
 
 

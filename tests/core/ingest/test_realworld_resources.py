@@ -1,9 +1,10 @@
-"""Every third-party file in ../shared/realworld ingests, without special cases, and fast."""
+"""Every third-party file in ../shared/realworld ingests without special cases.
+
+Parsing speed is measured in benchmarks/ingest_parse.py, not here."""
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -49,12 +50,3 @@ def test_every_domain_ingests_without_errors_and_licenses_come_from_doc_or_manif
     by_path = {row["source_path"]: row for row in rows}
     # Swagger 2 Amadeus documents say no license: the SOURCES.json manifest gives it.
     assert by_path["travel/amadeus_HotelBooking_v1.json"]["license"] == "MIT"
-
-
-def test_parsing_all_files_takes_well_under_two_seconds() -> None:
-    files = realworld_files()
-    started = time.perf_counter()
-    for path in files:
-        parse_resource_file(path)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"{len(files)} files took {elapsed:.2f} s"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,12 +212,9 @@ def test_usd_budget(tmp_path: Path) -> None:
 def test_calls_in_flight_never_exceed_the_limit(tmp_path: Path) -> None:
     fake = ScriptedLLM(lambda messages: '{"query": "q"}', latency_s=0.05)
     gateway = make_gateway(tmp_path, fake, max_concurrency=4)
-    started = time.perf_counter()
     results = gateway.batch_structured([request(f"p{i}") for i in range(20)])
-    elapsed = time.perf_counter() - started
     assert all(isinstance(r, StructuredResult) for r in results)
-    assert fake.max_in_flight == 4  # the limit is reached and never passed
-    assert elapsed < 20 * 0.05  # and the calls did overlap
+    assert fake.max_in_flight == 4  # calls overlap up to the limit and never pass it
 
 
 def test_batch_preserves_order_and_reports_bad_items(tmp_path: Path) -> None:
