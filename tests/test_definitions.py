@@ -49,8 +49,6 @@ def test_schedule_requests_one_run_per_domain(tmp_path: Path) -> None:
 def test_cluster_code_locations_run_steps_on_their_executors(monkeypatch: pytest.MonkeyPatch) -> None:
     """deploy/workspace.yaml's `cluster_defs` (Celery) and the chart's `k8s_defs` (Kubernetes Jobs)
     hold the same assets as `defs`; only the executor differs."""
-    pytest.importorskip("dagster_celery")
-    pytest.importorskip("dagster_k8s")
     from envfactory_dagster.definitions import cluster_defs, k8s_defs
 
     monkeypatch.setenv("ENVFACTORY_CELERY_BROKER", "redis://127.0.0.1:6379/0")

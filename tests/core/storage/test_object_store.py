@@ -22,9 +22,6 @@ from envfactory_dagster.storage.partition_store import PartitionStore
 from tests.core.storage.test_partition_store import frame
 from tests.local_s3 import s3_server
 
-pytest.importorskip("s3fs")
-pytest.importorskip("moto")
-
 BUCKET = "envfactory-test"
 
 
