@@ -9,6 +9,7 @@ rather than skip unnoticed; `pytest -m "not cluster"` leaves it out on purpose.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from envfactory_dagster.storage.duckdb_catalog import query
 from envfactory_dagster.storage.object_store import filesystem
 from envfactory_dagster.storage.partition_store import PartitionStore
 from envfactory_dagster.webserver_client import graphql, run_info
+from resources.llm import LLM_POOL
 from tests.conftest import BUNDLED_CATALOG, REPO
 from tests.local_s3 import free_port, s3_server
 
@@ -38,6 +40,12 @@ BUCKET = "envfactory-cluster"
 pytestmark = pytest.mark.cluster
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
 LINEAGE_COLUMNS = {"dagster_run_id", "code_version", "created_at"}
+STEP_TIMES = """
+query Steps($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { stepStats { stepKey startTime endTime } } }
+}
+"""
+POOL_LIMITS = "{ instance { concurrencyLimits { concurrencyKey slotCount } } }"
 RUN_LOGS = """
 query Logs($runId: ID!) {
   logsForRun(runId: $runId, limit: 5000) {
@@ -106,6 +114,8 @@ def cluster(
             "ENVFACTORY_REDIS_PORT": str(free_port()),
             "ENVFACTORY_PG_PORT": str(free_port()),
             "ENVFACTORY_WEBSERVER_PORT": str(free_port()),
+            # one `llm` slot for the whole instance: the two runs' LLM steps must take turns
+            "ENVFACTORY_LLM_POOL_LIMIT": "1",
         }
         env.pop("ENVFACTORY_LLM_MODEL", None)
         script = ["bash", str(REPO / "deploy" / "cluster.sh")]
@@ -168,6 +178,26 @@ def test_runs_are_visible_through_graphql_with_steps_on_both_workers(
                 if entry["label"] == "Celery worker":
                     workers.add(entry["text"].split("@")[0])
     assert workers == {"w1", "w2"}  # steps ran on both Celery workers
+
+
+def test_llm_pool_limit_holds_across_workers_and_runs(
+    cluster: dict, submitted: list[str], resource_dir: Path
+) -> None:
+    """With one `llm` slot in the instance, no two LLM steps ran at once, whichever run or worker."""
+    url = cluster["ENVFACTORY_WEBSERVER"]
+    limits = graphql(url, POOL_LIMITS)["instance"]["concurrencyLimits"]
+    assert {(limit["concurrencyKey"], limit["slotCount"]) for limit in limits} >= {(LLM_POOL, 1)}
+    job = build_definitions(resource_dir, cluster["ENVFACTORY_HOME"]).resolve_job_def(ALL_ASSETS_JOB)
+    llm_steps = {name for name, node in job.graph.node_dict.items() if node.definition.pool == LLM_POOL}
+    spans = sorted(
+        (step["startTime"], step["endTime"], run_id, step["stepKey"])
+        for run_id in submitted
+        for step in graphql(url, STEP_TIMES, {"runId": run_id})["runOrError"]["stepStats"]
+        if step["stepKey"] in llm_steps
+    )
+    assert len(spans) == len(llm_steps) * len(submitted) and len(llm_steps) >= 2
+    for before, after in itertools.pairwise(spans):
+        assert before[1] <= after[0], f"{before[2:]} and {after[2:]} held the llm pool at once"
 
 
 def test_runs_are_stored_in_postgres(cluster: dict, submitted: list[str]) -> None:
