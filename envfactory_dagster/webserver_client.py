@@ -139,11 +139,19 @@ def run_info(url: str, run_id: str) -> RunInfo:
 def wait_for_runs(url: str, run_ids: list[str], timeout_s: float, poll_s: float = 2.0) -> list[RunInfo]:
     """Poll until every run has finished (SUCCESS, FAILURE or CANCELED); raises past `timeout_s`."""
     deadline = time.monotonic() + timeout_s
+    pending: dict[str, str] = dict.fromkeys(run_ids, "unknown")
     while True:
-        infos = [run_info(url, run_id) for run_id in run_ids]
-        if all(info.status in TERMINAL_STATUSES for info in infos):
-            return infos
-        if time.monotonic() > deadline:
+        try:
+            infos = [run_info(url, run_id) for run_id in run_ids]
+        except WebserverError as error:
+            # A webserver busy beside the runs may miss a poll (its 30 s timeout): ask again later.
+            # Errors in an answer are not transient.
+            if not isinstance(error.__cause__, OSError) or time.monotonic() > deadline:
+                raise
+        else:
+            if all(info.status in TERMINAL_STATUSES for info in infos):
+                return infos
             pending = {info.run_id: info.status for info in infos if info.status not in TERMINAL_STATUSES}
+        if time.monotonic() > deadline:
             raise TimeoutError(f"runs not finished after {timeout_s:.0f} s: {pending}")
         time.sleep(poll_s)
