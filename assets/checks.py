@@ -2,7 +2,9 @@
 
 Checks run in the step that materializes the partition (not as separate check steps), because
 checks on separate steps are per asset, not per partition, in Dagster; evaluating the suite on the
-frame just written keeps results per partition and lets blocking checks stop what follows.
+frame just written keeps results per partition and lets blocking checks stop what follows. The
+specs are partitioned (Dagster stores each result with its partition key), and every result also
+names its domain in its metadata.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from envfactory_dagster.quality.expectations import Expectation, validate_frame
 SuiteFactory = Callable[[str], list[Expectation]]
 
 
-def check_specs(asset: str, suite: SuiteFactory, *, blocking: bool) -> list[dg.AssetCheckSpec]:
+def check_specs(
+    asset: str, suite: SuiteFactory, *, blocking: bool, partitions: dg.PartitionsDefinition
+) -> list[dg.AssetCheckSpec]:
+    """One spec per expectation, partitioned like the asset: each result is stored with the
+    partition of the run that evaluated it, so every domain has its own verdict."""
     return [
         dg.AssetCheckSpec(
-            name=e.check_name, asset=asset, description=e.description, blocking=blocking and not e.warn_only
+            name=e.check_name,
+            asset=asset,
+            description=e.description,
+            blocking=blocking and not e.warn_only,
+            partitions_def=partitions,
         )
         for e in suite("<domain>")
     ]
@@ -38,12 +48,15 @@ def check_results(
     if frame.empty:
         for expectation in expectations:
             yield dg.AssetCheckResult(
-                asset_key=asset, check_name=expectation.check_name, passed=True, metadata={"rows": 0}
+                asset_key=asset,
+                check_name=expectation.check_name,
+                passed=True,
+                metadata={"rows": 0, "domain": domain},
             )
         return
     warn_only = {e.check_name for e in expectations if e.warn_only}
     for outcome in validate_frame(frame, asset, expectations):
-        metadata = as_metadata(outcome.detail)
+        metadata = {**as_metadata(outcome.detail), "domain": domain}
         if outcome.errored:
             metadata["error"] = "the expectation itself failed to evaluate"
         severity = (

@@ -10,6 +10,7 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.envgen.llm_backend import env_code_rows_llm, propose_environments_llm
 from envfactory_dagster.envgen.proposals import propose_environments
+from envfactory_dagster.envgen.sandbox import SandboxPolicy
 from envfactory_dagster.envgen.stages import (
     env_code_rows,
     env_spec_rows,
@@ -18,7 +19,11 @@ from envfactory_dagster.envgen.stages import (
 )
 from envfactory_dagster.lineage import CODE_VERSION
 from envfactory_dagster.llm.config import cache_dir_for_home
-from envfactory_dagster.quality.suites import verified_envs_suite, world_quality_suite
+from envfactory_dagster.quality.suites import (
+    verified_envs_partition_suite,
+    verified_envs_suite,
+    world_quality_suite,
+)
 from envfactory_dagster.quality.world_quality import world_quality_row
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
@@ -89,9 +94,7 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         specs = records(env_specs)
         if settings.backend == "llm":
             with llm.gateway(cache_dir_for_home(settings.home)) as gateway:
-                rows, rejects, metrics = env_code_rows_llm(
-                    specs, records(authentic_resources), gateway, base_seed=settings.seed
-                )
+                rows, rejects, metrics = env_code_rows_llm(specs, gateway, base_seed=settings.seed)
         else:
             rows, rejects, metrics = env_code_rows(specs, base_seed=settings.seed)
         _log_rejects(context, rejects)
@@ -99,17 +102,27 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
 
     @dg.asset(**common)
     def env_verification(
-        context: dg.AssetExecutionContext, env_code: pd.DataFrame, env_specs: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        env_code: pd.DataFrame,
+        env_specs: pd.DataFrame,
     ) -> dg.Output:
         """Executed verification of every module in a sandboxed subprocess: imports, schemas, state
         round-trip, generated tests per tool, declared effects, determinism, latency."""
-        rows, metrics = env_verification_rows(records(env_code), records(env_specs))
+        policy = SandboxPolicy(
+            allow_network=settings.sandbox_allow_network, allow_root=settings.sandbox_allow_root
+        )
+        rows, metrics = env_verification_rows(records(env_code), records(env_specs), policy)
         for row in rows:
             if not row["passed"]:
                 context.log.warning(f"{row['class_name']} failed verification: {row['failures_json'][:500]}")
         return dg.Output(_frame(rows, context), metadata=as_metadata(metrics))
 
-    @dg.asset(**common, check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True))
+    @dg.asset(
+        **common,
+        check_specs=check_specs("verified_envs", verified_envs_suite, blocking=True, partitions=partitions)
+        + check_specs("verified_envs", verified_envs_partition_suite, blocking=True, partitions=partitions),
+    )
     def verified_envs(
         context: dg.AssetExecutionContext,
         env_verification: pd.DataFrame,
@@ -119,11 +132,18 @@ def build_envgen_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         """The registry: environments whose version passed verification, with version hash, lineage
         to proposal and resources, tool count, state size and benchmark look-alike tags."""
         rows, metrics = verified_env_rows(records(env_verification), records(env_code), records(env_specs))
+        _log_rejects(context, metrics["rejects"])
         frame = _frame(rows, context)
         yield dg.Output(frame, metadata=as_metadata(metrics))
-        yield from check_results("verified_envs", verified_envs_suite, frame, context.partition_key)
+        domain = context.partition_key
+        yield from check_results("verified_envs", verified_envs_suite, frame, domain)
+        figures = pd.DataFrame([{k: metrics[k] for k in ("kept", "guard_rejected_share")}])
+        yield from check_results("verified_envs", verified_envs_partition_suite, figures, domain)
 
-    @dg.asset(**common, check_specs=check_specs("world_quality", world_quality_suite, blocking=False))
+    @dg.asset(
+        **common,
+        check_specs=check_specs("world_quality", world_quality_suite, blocking=False, partitions=partitions),
+    )
     def world_quality(context: dg.AssetExecutionContext, verified_envs: pd.DataFrame):
         """How realistic the partition's world is: valid currency/country codes, ordered start/end
         pairs, lorem-free text, consistent totals, person names only on people, write tools with

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,13 @@ from assets.checks import check_results, check_specs
 from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.export.dataset_cards import rl_card, sft_card
-from envfactory_dagster.export.rl_tasks import build_rl_tasks, gold_reward_on_record, rl_task_from_row
+from envfactory_dagster.export.passk import DIFFICULTY_COLUMNS, pass_at_k
+from envfactory_dagster.export.rl_tasks import (
+    build_rl_tasks,
+    gold_reward_on_record,
+    rl_task_from_row,
+    rl_task_guards,
+)
 from envfactory_dagster.export.sft import (
     build_sft_rows,
     write_openai_jsonl,
@@ -25,13 +32,19 @@ from envfactory_dagster.export.splits import split_and_filter
 from envfactory_dagster.export.verl_export import write_verl_parquet
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
+from envfactory_dagster.quality.guards import apply_guards, guard_figures
 from envfactory_dagster.quality.suites import (
     refined_partition_suite,
     refined_trajectories_suite,
+    rl_tasks_partition_suite,
     rl_tasks_suite,
 )
 from envfactory_dagster.querygen.trajectory_model import Trajectory
-from envfactory_dagster.refine.refined_trajectories import partition_figures, refine_trajectories
+from envfactory_dagster.refine.refined_trajectories import (
+    partition_figures,
+    refine_trajectories,
+    refinement_guards,
+)
 from envfactory_dagster.serve.registry import write_environment_files
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from resources.llm import LLM_POOL, LLMResource
@@ -77,8 +90,10 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         partitions_def=partitions,
         group_name=GROUP,
         pool=LLM_POOL,
-        check_specs=check_specs("refined_trajectories", refined_trajectories_suite, blocking=True)
-        + check_specs("refined_trajectories", refined_partition_suite, blocking=True),
+        check_specs=check_specs(
+            "refined_trajectories", refined_trajectories_suite, blocking=True, partitions=partitions
+        )
+        + check_specs("refined_trajectories", refined_partition_suite, blocking=True, partitions=partitions),
     )
     def refined_trajectories(
         context: dg.AssetExecutionContext,
@@ -111,6 +126,13 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             rl_share=config.rl_share,
             seed=seed,
             decontamination=config.decontamination,
+        )
+        kept, unusable = apply_guards(
+            kept, refinement_guards(envs), stage="refined_trajectories", carry=("id", "trajectory_id")
+        )
+        rejects += unusable
+        metrics["rejected_by_kind"] = dict(
+            Counter(metrics["rejected_by_kind"]) + Counter(r["kind"] for r in unusable)
         )
         frame = pd.DataFrame(kept)
         figures = partition_figures(kept, rejects, envs)
@@ -148,7 +170,11 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         envs = records(verified_envs)
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = build_sft_rows(
-                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+                records(refined_trajectories),
+                envs,
+                backend=settings.backend,
+                gateway=gateway,
+                conversational=settings.conversational,
             )
         for error in errors:
             context.log.warning(f"{error}")
@@ -167,7 +193,12 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
             metadata=as_metadata({**metrics, "errors": len(errors), "export_dir": str(target)}),
         )
 
-    @dg.asset(**common, pool=LLM_POOL, check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True))
+    @dg.asset(
+        **common,
+        pool=LLM_POOL,
+        check_specs=check_specs("rl_tasks", rl_tasks_suite, blocking=True, partitions=partitions)
+        + check_specs("rl_tasks", rl_tasks_partition_suite, blocking=True, partitions=partitions),
+    )
     def rl_tasks(
         context: dg.AssetExecutionContext,
         settings: EnvFactorySettings,
@@ -182,18 +213,25 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         envs = records(verified_envs)
         with answer_gateway(settings, llm) as gateway:
             rows, errors, metrics = build_rl_tasks(
-                records(refined_trajectories), envs, backend=settings.backend, gateway=gateway
+                records(refined_trajectories),
+                envs,
+                backend=settings.backend,
+                gateway=gateway,
+                conversational=settings.conversational,
             )
         records_by_id = {
             r["trajectory_id"]: Trajectory.model_validate_json(r["trajectory_json"])
             for r in records(refined_trajectories)
         }
+        parsed_states: dict[str, Any] = {}  # each turn boundary's state parsed once
         for row in rows:
             # the STORED row (read back from its columns) against its trajectory's record
             row["gold_reward"] = gold_reward_on_record(
-                rl_task_from_row(row), records_by_id[row["trajectory_id"]]
+                rl_task_from_row(row, parsed_states), records_by_id[row["trajectory_id"]]
             ).total
-        for error in errors:
+        del parsed_states
+        rows, unusable = apply_guards(rows, rl_task_guards(), stage="rl_tasks")
+        for error in errors + [r["reason"] for r in unusable]:
             context.log.warning(f"{error}")
         domain = context.partition_key
 
@@ -207,9 +245,24 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
 
         target = replace_directory(export_directory(settings.home, "rl", domain), write)
         frame = pd.DataFrame(rows)
-        yield dg.Output(
-            frame, metadata=as_metadata({**metrics, "errors": len(errors), "export_dir": str(target)})
-        )
-        yield from check_results("rl_tasks", rl_tasks_suite, frame, context.partition_key)
+        metadata = {**metrics, "errors": len(errors), "export_dir": str(target), "rejects": unusable}
+        yield dg.Output(frame, metadata=as_metadata(metadata))
+        yield from check_results("rl_tasks", rl_tasks_suite, frame, domain)
+        figures = pd.DataFrame([{"tasks": len(rows), **guard_figures(len(rows), unusable)}])
+        yield from check_results("rl_tasks", rl_tasks_partition_suite, figures, domain)
 
-    return [refined_trajectories, sft_dataset, rl_tasks]
+    @dg.asset(**common, pool=LLM_POOL)
+    def task_difficulty(
+        settings: EnvFactorySettings, llm: LLMResource, rl_tasks: pd.DataFrame, verified_envs: pd.DataFrame
+    ) -> dg.Output:
+        """Pass@k per RL task on the LLM path: k solver rollouts with real tool calls on fresh
+        environments, the pass rate (difficulty = 1 - pass rate) and the judge's pick among the
+        rollouts. Offline (no solver model): no rows, and the reason in the metadata."""
+        tasks = (rl_task_from_row(row) for row in records(rl_tasks))  # parsed only when a solver runs
+        with answer_gateway(settings, llm) as gateway:
+            rows, errors, metrics = pass_at_k(tasks, records(verified_envs), gateway)
+            usage = gateway.usage().as_metadata() if gateway is not None else {}
+        frame = pd.DataFrame(rows, columns=list(DIFFICULTY_COLUMNS))
+        return dg.Output(frame, metadata=as_metadata({**metrics, **usage, "errors": errors[:20]}))
+
+    return [refined_trajectories, sft_dataset, rl_tasks, task_difficulty]

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,7 +51,13 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         partitions_def=partitions,
         group_name="ingest",
         can_subset=True,
-        check_specs=check_specs("authentic_resources", authentic_resources_suite, blocking=True),
+        # declared blocking as if licences were required; the run's setting decides each result's severity
+        check_specs=check_specs(
+            "authentic_resources",
+            functools.partial(authentic_resources_suite, require_license=True),
+            blocking=True,
+            partitions=partitions,
+        ),
     )
     def ingest(context: dg.AssetExecutionContext, settings: EnvFactorySettings) -> Iterator:
         """Parse every file of the domain's folder (OpenAPI 3, Swagger 2, MCP listings, Markdown docs)."""
@@ -64,7 +71,8 @@ def build_ingest_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         if "authentic_resources" in selected:
             metrics = as_metadata({"errors": len(errors), **result.metrics})
             yield dg.Output(resources, output_name="authentic_resources", metadata=metrics)
-            yield from check_results("authentic_resources", authentic_resources_suite, resources, domain)
+            suite = functools.partial(authentic_resources_suite, require_license=settings.require_license)
+            yield from check_results("authentic_resources", suite, resources, domain)
         if "resource_errors" in selected:
             by_kind = errors["error_kind"].value_counts().to_dict()
             yield dg.Output(

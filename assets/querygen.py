@@ -2,6 +2,8 @@
 
 # No `from __future__ import annotations` here: Dagster reads the `context` annotation at runtime.
 
+from collections import Counter
+
 import dagster as dg
 import pandas as pd
 
@@ -10,6 +12,7 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.lineage import CODE_VERSION, derived_seed
 from envfactory_dagster.llm.config import cache_dir_for_home
+from envfactory_dagster.quality.guards import apply_guards
 from envfactory_dagster.quality.suites import (
     tool_chains_partition_suite,
     tool_chains_suite,
@@ -34,7 +37,7 @@ from envfactory_dagster.querygen.trajectories import (
     partition_figures,
     rewrite_queries_llm,
 )
-from envfactory_dagster.querygen.trajectory_quality import near_duplicate_flags
+from envfactory_dagster.querygen.trajectory_quality import near_duplicate_flags, trajectory_guards
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
 
@@ -134,8 +137,8 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
 
     @dg.asset(
         **common,
-        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True)
-        + check_specs("tool_chains", tool_chains_partition_suite, blocking=True),
+        check_specs=check_specs("tool_chains", tool_chains_suite, blocking=True, partitions=partitions)
+        + check_specs("tool_chains", tool_chains_partition_suite, blocking=True, partitions=partitions),
     )
     def tool_chains(
         context: dg.AssetExecutionContext,
@@ -182,8 +185,8 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         partitions_def=partitions,
         group_name=GROUP,
         pool=LLM_POOL,
-        check_specs=check_specs("trajectories", trajectories_suite, blocking=True)
-        + check_specs("trajectories", trajectories_partition_suite, blocking=True),
+        check_specs=check_specs("trajectories", trajectories_suite, blocking=True, partitions=partitions)
+        + check_specs("trajectories", trajectories_partition_suite, blocking=True, partitions=partitions),
     )
     def trajectories(
         context: dg.AssetExecutionContext,
@@ -211,8 +214,15 @@ def build_querygen_assets(partitions: dg.PartitionsDefinition) -> list[dg.Assets
         flags = near_duplicate_flags(rows)
         for row, flag in zip(rows, flags, strict=True):
             row["near_duplicate"] = flag
-        frame = pd.DataFrame(rows)
         metrics["near_duplicate_share"] = round(sum(flags) / len(flags), 4) if flags else 0.0
+        rows, dropped = apply_guards(
+            rows, trajectory_guards(), stage="trajectories", carry=("id", "chain_id", "domain", "seed")
+        )
+        rejects += dropped
+        metrics["rejected_by_kind"] = dict(
+            Counter(metrics["rejected_by_kind"]) + Counter(r["kind"] for r in dropped)
+        )
+        frame = pd.DataFrame(rows)
         figures = partition_figures(rows, rejects, len(tool_chains))
         yield dg.Output(frame, output_name="trajectories", metadata=as_metadata({**metrics, **figures}))
         yield dg.Output(

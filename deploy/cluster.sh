@@ -15,6 +15,7 @@
 #   ENVFACTORY_WORKERS         Celery workers, one task at a time each (2)
 #   ENVFACTORY_REDIS_PORT / ENVFACTORY_PG_PORT / ENVFACTORY_WEBSERVER_PORT   (6379 / 5432 / 3000)
 #   ENVFACTORY_LLM_POOL_LIMIT  steps that may call the LLM at once, across all workers (4)
+#   ENVFACTORY_LOCATION_TIMEOUT  seconds `start` waits for the code location to load (300)
 #   PYTHON                     the environment's python (the repo's .venv/bin/python)
 set -euo pipefail
 
@@ -98,6 +99,37 @@ wait_for() {
 }
 
 http_ok() { "$PYTHON" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$1"; }
+
+# The webserver answers before its code server has imported the definitions, and a run submitted
+# in between is refused (PipelineNotFoundError): wait until GraphQL reports the location LOADED.
+# Exit status of the probe: 0 loaded, 1 not yet (or no answer), 3 the location failed to load.
+LOCATION_PROBE='
+import sys
+from envfactory_dagster.webserver_client import CodeLocationError, WebserverError, code_location
+try:
+    print(code_location(sys.argv[1]))
+except CodeLocationError as error:
+    print(error, file=sys.stderr)
+    sys.exit(3)
+except WebserverError as error:
+    print(error, file=sys.stderr)
+    sys.exit(1)
+'
+
+wait_for_location() {
+  local url="$1" seconds="$2" code
+  local deadline=$((SECONDS + seconds)) last="$STATE/logs/location-probe.log"
+  while :; do
+    code=0
+    "$PYTHON" -c "$LOCATION_PROBE" "$url" >"$last" 2>&1 || code=$?
+    [ $code -eq 0 ] && return 0
+    [ $code -eq 3 ] && die "the code location failed to load: $(cat "$last") (webserver log: $STATE/logs/webserver.log)"
+    alive webserver || die "webserver exited: $STATE/logs/webserver.log"
+    [ $SECONDS -lt $deadline ] ||
+      die "the code location was not loaded after ${seconds}s: $(tail -1 "$last") (webserver log: $STATE/logs/webserver.log)"
+    sleep 1
+  done
+}
 
 # PostgreSQL refuses to run as root: as root it runs as the postgres user, with its files in the
 # state directory if that user can reach it, else in its own home.
@@ -209,6 +241,7 @@ start() {
     wait_for "worker-$i" 180 grep -q "w$i@.* ready" "$STATE/logs/worker-$i.log"
   done
   wait_for "webserver" 180 http_ok "http://127.0.0.1:$WEB_PORT/server_info"
+  wait_for_location "http://127.0.0.1:$WEB_PORT" "${ENVFACTORY_LOCATION_TIMEOUT:-300}"
   say "$WORKERS worker(s), webserver http://127.0.0.1:$WEB_PORT, daemon; data home $ENVFACTORY_HOME"
   say "use it from a shell: source $STATE/env"
 }

@@ -16,7 +16,20 @@ from typing import Any
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a `Definitions`
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
-LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+LOCATIONS = """
+{
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name loadStatus
+        locationOrLoadError { __typename ... on PythonError { message } }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
 LAUNCH_RUN = """
 mutation Launch($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
@@ -82,12 +95,46 @@ def graphql(url: str, query: str, variables: dict[str, Any] | None = None, timeo
     return payload["data"]
 
 
+class CodeLocationError(WebserverError):
+    """The code location failed to load (an import error, bad definitions): waiting will not help."""
+
+
 def code_location(url: str) -> str:
-    """The name of the webserver's (first) code location."""
-    entries = graphql(url, LOCATIONS)["workspaceOrError"].get("locationEntries") or []
+    """The name of the webserver's (first) code location, once it is loaded."""
+    workspace = graphql(url, LOCATIONS)["workspaceOrError"]
+    if workspace["__typename"] != "Workspace":
+        raise WebserverError(f"the webserver at {url} has no workspace: {workspace.get('message')}")
+    entries = workspace["locationEntries"]
     if not entries:
-        raise WebserverError(f"the webserver at {url} has no code location loaded")
-    return entries[0]["name"]
+        raise WebserverError(f"the webserver at {url} has no code location")
+    entry = entries[0]
+    loaded = entry["locationOrLoadError"]
+    if loaded and loaded["__typename"] == "PythonError":
+        raise CodeLocationError(
+            f"code location {entry['name']!r} on {url} failed to load: {loaded['message']}"
+        )
+    if entry["loadStatus"] != "LOADED" or not loaded:
+        raise WebserverError(f"code location {entry['name']!r} on {url} is still loading")
+    return entry["name"]
+
+
+def wait_for_code_location(url: str, timeout_s: float, poll_s: float = 1.0) -> str:
+    """Poll until the webserver answers and its code location is loaded; returns the location's name.
+
+    A webserver answers `/server_info` before its code server has imported the definitions, and a
+    run launched in between fails with PipelineNotFoundError. A location that failed to load raises
+    at once with its error; past `timeout_s` a TimeoutError names the last state seen.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return code_location(url)
+        except CodeLocationError:
+            raise
+        except WebserverError as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"code location not loaded after {timeout_s:.0f} s: {error}") from error
+        time.sleep(poll_s)
 
 
 def partition_keys(url: str, job: str, location: str | None = None) -> list[str]:
@@ -101,9 +148,17 @@ def partition_keys(url: str, job: str, location: str | None = None) -> list[str]
 
 
 def launch_partition_run(
-    url: str, job: str, partition: str, asset_selection: list[str] | None = None, location: str | None = None
+    url: str,
+    job: str,
+    partition: str,
+    asset_selection: list[str] | None = None,
+    location: str | None = None,
+    retry_s: float = 120,
 ) -> str:
-    """Queue one run of `job` for a partition (optionally only some assets); returns its run id."""
+    """Queue one run of `job` for a partition (optionally only some assets); returns its run id.
+
+    While the code location (re)loads the job is not found: that answer is retried for `retry_s`.
+    """
     selector: dict[str, Any] = {
         "repositoryLocationName": location or code_location(url),
         "repositoryName": REPOSITORY,
@@ -120,7 +175,12 @@ def launch_partition_run(
             ]
         },
     }
-    launched = graphql(url, LAUNCH_RUN, {"params": params})["launchRun"]
+    deadline = time.monotonic() + retry_s
+    while True:
+        launched = graphql(url, LAUNCH_RUN, {"params": params})["launchRun"]
+        if launched["__typename"] != "PipelineNotFoundError" or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
     if launched["__typename"] != "LaunchRunSuccess":
         raise WebserverError(f"launching {job} for partition {partition!r} failed: {launched}")
     return launched["run"]["runId"]

@@ -47,7 +47,19 @@ class LLMResource(dg.ConfigurableResource):
     )
     temperature: float = Field(default=0.0)
     seed: int | None = Field(default=0, description="Sampling seed sent to providers that support it.")
-    max_tokens: int = Field(default=2048)
+    max_tokens: int = Field(default=2048, description="Answer limit of a role without its own.")
+    max_tokens_by_role: dict[str, int] = Field(
+        default={}, description="Role -> answer limit (coder and reviser default to 4096)."
+    )
+    context_window_tokens: int = Field(
+        default=32768, description="The model's window: prompts are cut to fit it with the answer."
+    )
+    structured_output: str = Field(
+        default="auto",
+        description="json_schema (provider-side response_format), prompted (schema in the prompt + "
+        "repair) or auto (json_schema where litellm says the model supports it).",
+    )
+    structured_output_by_role: dict[str, str] = Field(default={}, description="Role -> structured_output.")
     max_concurrency: int = Field(default=8, description="Calls in flight at once within one step.")
     max_retries: int = Field(default=4, description="Retries on 429, 5xx, timeouts.")
     timeout_s: float = Field(default=120.0)
@@ -65,6 +77,10 @@ class LLMResource(dg.ConfigurableResource):
             temperature=self.temperature,
             seed=self.seed,
             max_tokens=self.max_tokens,
+            max_tokens_by_role=self.max_tokens_by_role,
+            context_window_tokens=self.context_window_tokens,
+            structured_output=self.structured_output,
+            structured_output_by_role=self.structured_output_by_role,
             max_concurrency=self.max_concurrency,
             max_retries=self.max_retries,
             timeout_s=self.timeout_s,

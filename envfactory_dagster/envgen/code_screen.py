@@ -63,6 +63,44 @@ REFUSED_CALLS = frozenset(
 )
 # Wall-clock readers: "now" is a state field in an environment, never the machine's clock.
 REFUSED_METHOD_CALLS = frozenset({"now", "today", "utcnow", "time", "time_ns", "perf_counter", "monotonic"})
+# Attribute names that lead from an allowed module or object to the interpreter: `typing.sys`,
+# `sys.modules`, `os`, `builtins`, frames (`f_globals`, `gi_frame`, `tb_frame`) and code objects.
+# Refused wherever they appear in an attribute chain, and as getattr's literal name.
+REFUSED_ATTRIBUTES = frozenset(
+    {
+        "sys",
+        "modules",
+        "os",
+        "posix",
+        "builtins",
+        "importlib",
+        "subprocess",
+        "socket",
+        "ctypes",
+        "gc",
+        "inspect",
+        "io",
+        "_io",
+        "system",
+        "popen",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_back",
+        "f_code",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "cr_code",
+        "ag_frame",
+        "ag_code",
+        "tb_frame",
+        "tb_next",
+        "co_code",
+        "func_globals",
+        "_getframe",
+    }
+)
 # Dunder names an environment legitimately touches; any other dunder reaches interpreter internals
 # (`().__class__.__mro__[1].__subclasses__()`, `f.__globals__`, `__builtins__`).
 ALLOWED_DUNDERS = frozenset({"__init__", "__name__", "__doc__", "__slots__", "__future__", "__all__"})
@@ -103,6 +141,8 @@ def screen_source(source: str) -> list[str]:
             problems.extend(_screen_call(node, line))
         elif isinstance(node, ast.Attribute) and _is_dunder(node.attr) and node.attr not in ALLOWED_DUNDERS:
             problems.append(f"line {line}: access to the internal attribute {node.attr!r} is not allowed")
+        elif isinstance(node, ast.Attribute) and node.attr in REFUSED_ATTRIBUTES:
+            problems.append(f"line {line}: the attribute {node.attr!r} leads to the interpreter's internals")
         elif isinstance(node, ast.Name) and _is_dunder(node.id) and node.id not in ALLOWED_DUNDERS:
             problems.append(f"line {line}: use of the internal name {node.id!r} is not allowed")
         elif isinstance(node, ast.Global | ast.Nonlocal):
@@ -133,4 +173,6 @@ def _screen_getattr(node: ast.Call, line: int) -> list[str]:
         return [f"line {line}: getattr() with a computed attribute name is not allowed"]
     if name.value.startswith("_"):
         return [f"line {line}: getattr() of the private attribute {name.value!r} is not allowed"]
+    if name.value in REFUSED_ATTRIBUTES:
+        return [f"line {line}: getattr() of {name.value!r} leads to the interpreter's internals"]
     return []

@@ -26,6 +26,7 @@ import json
 import keyword
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -241,8 +242,8 @@ def _value_expr(param: str, f: FieldSpec) -> str:
     return param
 
 
-def _default_expr(f: FieldSpec, entity: EntitySpec) -> str:
-    """What a new row holds in a field no argument sets."""
+def new_row_default(f: FieldSpec, entity: EntitySpec) -> str:
+    """What a new row holds in a field no argument sets (Python source of the value)."""
     if f.enum:
         if f.nullable:
             return "None"
@@ -372,6 +373,22 @@ def _render_read_rows(
     body.add(f'return {{"{entity.collection}": {rows}}}')
 
 
+def updated_stamp_field(tool: ToolSpec, entity: EntitySpec) -> str | None:
+    """The `updated_at`-like field an update or transition sets to the state's `now`, unless the
+    caller sets it."""
+    if tool.action not in ("update", "transition"):
+        return None
+    bound_fields = set(tool.param_fields.values())
+    return next(
+        (
+            f.name
+            for f in entity.fields
+            if f.name in UPDATED_NAMES and f.type == "string" and not f.enum and f.name not in bound_fields
+        ),
+        None,
+    )
+
+
 def _scope_checks(body: _Body, tool: ToolSpec, entity: EntitySpec, key_param: str, scopes: list[str]) -> None:
     """A row addressed under a parent (`/plans/{plan_id}/accounts/{account_id}`) must belong to it."""
     for param in scopes:
@@ -381,19 +398,37 @@ def _scope_checks(body: _Body, tool: ToolSpec, entity: EntitySpec, key_param: st
         body.add(f'raise ToolError("not_found", {message})', 1)
 
 
-def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], spec: EnvSpec) -> list[str]:
+def tool_signature_line(tool: ToolSpec) -> str:
+    """The tool method's `def` line (unindented): its parameters are the input schema's properties."""
+    return f"def {tool.name}({_signature(tool)}) -> dict[str, Any]:"
+
+
+def tool_header_lines(
+    tool: ToolSpec, entities: dict[str, EntitySpec], *, schema_constants: bool = True
+) -> list[str]:
+    """The `@tool(...)` decorator with the spec's schemas, and the `def` line. With
+    `schema_constants`, a row schema in the output is written as its module constant (readable;
+    equal to the spec's when the spec's output schemas are built from its entities, as inference
+    does); without, every schema is the spec's verbatim."""
     entity = entities[tool.entity] if tool.entity else None
     if entity is None:
         raise ValueError(f"tool {tool.name}: no entity")
-    decorator = [
+    output = _output_literal(tool, entity) if schema_constants else py_literal(tool.output_schema, 2)
+    return [
         f"{INDENT}@tool(",
         f'{INDENT * 2}kind="{tool.kind}",',
         f"{INDENT * 2}description={_text(tool.description)},",
         f"{INDENT * 2}input_schema={py_literal(tool.input_schema, 2)},",
-        f"{INDENT * 2}output_schema={_output_literal(tool, entity)},",
+        f"{INDENT * 2}output_schema={output},",
         f"{INDENT})",
-        f"{INDENT}def {tool.name}({_signature(tool)}) -> dict[str, Any]:",
+        f"{INDENT}{tool_signature_line(tool)}",
     ]
+
+
+def _render_tool_body(tool: ToolSpec, entities: dict[str, EntitySpec], spec: EnvSpec) -> list[str]:
+    entity = entities[tool.entity] if tool.entity else None
+    if entity is None:
+        raise ValueError(f"tool {tool.name}: no entity")
     body = _Body()
     rules = RuleEmitter(spec, tool, entity, body.add)
     fields = {f.name: f for f in entity.fields}
@@ -440,10 +475,10 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], spec: EnvSpec)
                 param = bound[f.name]
                 value = _value_expr(param, f)
                 if param not in required and (value != param or not f.nullable):
-                    default = "None" if f.nullable else _default_expr(f, entity)
+                    default = "None" if f.nullable else new_row_default(f, entity)
                     value = f"{default} if {param} is None else {value}"
             else:
-                value = _default_expr(f, entity)
+                value = new_row_default(f, entity)
             body.add(f'"{f.name}": {value},', 1)
         body.add("}")
         out_key = "request" if action == "custom" else snake
@@ -479,18 +514,7 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], spec: EnvSpec)
             body.add(f"if {param} is not None:")
             _fk_check(body, param, fields[fname], entities, 1, optional=False)
             body.add(f'_changes["{fname}"] = {_value_expr(param, fields[fname])}', 1)
-        bound_fields = set(tool.param_fields.values())
-        stamp = next(
-            (
-                f.name
-                for f in entity.fields
-                if f.name in UPDATED_NAMES
-                and f.type == "string"
-                and not f.enum
-                and f.name not in bound_fields
-            ),
-            None,
-        )
+        stamp = updated_stamp_field(tool, entity)
         rules.change_checks(key_param)
         if stamp is not None:
             body.add(f'_changes["{stamp}"] = self.state["now"]')
@@ -511,11 +535,22 @@ def _render_tool(tool: ToolSpec, entities: dict[str, EntitySpec], spec: EnvSpec)
         body.add(f'return {{"deleted": True, "id": {key_param}}}')
     else:
         raise ValueError(f"tool {tool.name}: unsupported action {action}")
-    return decorator + body.lines
+    return body.lines
 
 
 def generate_module(spec: EnvSpec) -> str:
     """Readable, deterministic Python source of the environment module for `spec`."""
+    return render_module(spec, _render_tool_body, made_by="a generated environment (template backend)")
+
+
+ToolBodyWriter = Callable[[ToolSpec, dict[str, EntitySpec], EnvSpec], list[str]]
+
+
+def render_module(
+    spec: EnvSpec, tool_body: ToolBodyWriter, *, made_by: str, schema_constants: bool = True
+) -> str:
+    """The module frame (imports, entity models, State, row schemas, the class with each tool's
+    decorator and signature, ENVIRONMENT_CLASS) with each tool body written by `tool_body`."""
     if not spec.class_name.isidentifier() or keyword.iskeyword(spec.class_name):
         raise ValueError(f"environment class name {spec.class_name!r} is not a Python identifier")
     names = model_names(spec)
@@ -524,7 +559,7 @@ def generate_module(spec: EnvSpec) -> str:
     if len(tool_names) != len(set(tool_names)):
         raise ValueError(f"environment {spec.class_name}: tool names are not unique")
     header = [
-        f'"""{_docstring(spec.title)}: a generated environment (template backend).',
+        f'"""{_docstring(spec.title)}: {made_by}.',
         "",
         f"{_docstring(spec.description)}",
         '"""',
@@ -549,6 +584,8 @@ def generate_module(spec: EnvSpec) -> str:
     ]
     for t in spec.tools:
         lines.append("")
-        lines += _render_tool(t, entities, spec)
+        lines += tool_header_lines(t, entities, schema_constants=schema_constants) + tool_body(
+            t, entities, spec
+        )
     lines += ["", "", f"ENVIRONMENT_CLASS = {spec.class_name}", ""]
     return "\n".join(lines)

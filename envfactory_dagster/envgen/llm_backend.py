@@ -7,9 +7,11 @@ Where the LLM helps and where it must not decide:
 - specs: built by the same schema inference as the template backend from the operations the
   proposal cites, so tool schemas stay grounded in the authentic resource (a deliberate choice:
   an LLM-invented schema could not be checked against anything);
-- code: the coder writes the module from the spec, the sandboxed verifier decides, the reviser
-  fixes it (`revise_loop.synthesize_with_revisions`); every attempt is stored as an `env_code`
-  row and re-verified by `env_verification`, so only executed verdicts admit a version.
+- code: the module skeleton comes from the spec, the coder writes the tool bodies, the sandboxed
+  verifier decides, the reviser fixes the failing tools (`revise_loop.synthesize_with_revisions`);
+  every attempt is stored as an `env_code` row (with every call behind it in
+  `revision_history_json`) and re-verified by `env_verification`, so only executed verdicts
+  admit a version.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from envfactory_dagster.envgen.env_spec import EnvSpec
-from envfactory_dagster.envgen.revise_loop import synthesize_with_revisions
+from envfactory_dagster.envgen.revise_loop import RevisionAttempt, synthesize_with_revisions
 from envfactory_dagster.envgen.stages import Rows, code_row
 from envfactory_dagster.envgen.worlds import world_seed_states
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
@@ -115,20 +117,24 @@ def propose_environments_llm(
 
 
 def env_code_rows_llm(
-    spec_rows: Rows, resources: Rows, gateway: LLMGateway, *, base_seed: int, max_revisions: int = 3
+    spec_rows: Rows, gateway: LLMGateway, *, base_seed: int, max_revisions: int = 3
 ) -> tuple[Rows, Rows, dict[str, Any]]:
     """Every synthesized version (coder, then reviser attempts) as an `env_code` row."""
-    titles = {r["id"]: r["title"] for r in resources}
     rows, rejects, outcomes = [], [], []
+    attempts_by_env: list[list[RevisionAttempt]] = []
     specs = [EnvSpec.model_validate_json(row["spec_json"]) for row in spec_rows]
     seed_states = world_seed_states(specs, base_seed)  # one per world, shared by its environments
     for row, spec in zip(spec_rows, specs, strict=True):
         seed_state = seed_states[spec.world_id or str(spec.proposal_id)]
-        resource_text = "\n".join(f"{rid}: {titles.get(rid, '')}" for rid in row["resource_ids"])
         outcome = synthesize_with_revisions(
-            spec, resource_text, seed_state, gateway, max_revisions=max_revisions
+            spec,
+            seed_state,
+            gateway,
+            max_revisions=max_revisions,
+            repair_rounds=gateway.settings.repair_retries,
         )
         outcomes.append(outcome.stop_reason)
+        attempts_by_env.append(outcome.attempts)
         if not outcome.attempts:
             rejects.append(
                 {
@@ -154,9 +160,13 @@ def env_code_rows_llm(
                 [a.model_dump(mode="json", exclude={"source"}) for a in outcome.attempts]
             )
             rows.append(code)
+    every_attempt = [a for o in attempts_by_env for a in o]
     metrics = {
         "modules": len(rows),
         "stop_reasons": {r: outcomes.count(r) for r in set(outcomes)},
+        "coder_calls": sum(len(a.calls) for a in every_attempt),
+        "repair_calls": sum(a.repairs for a in every_attempt),
+        "truncated_answers": sum(c.truncated for a in every_attempt for c in a.calls),
         **gateway.usage().as_metadata(),
     }
     return rows, rejects, metrics

@@ -1,13 +1,14 @@
 """Run untrusted environment code in a sandboxed subprocess, a batch at a time.
 
 Layout: the caller starts one worker process per batch (`python -m envfactory_dagster.envgen.sandbox
-ENTRY`), inside an empty network namespace when `unshare --net` works. The worker pre-imports
+ENTRY POLICY`), inside an empty network namespace (`unshare --net`; without one nothing runs
+unless the policy allows it), with an allow-listed environment. The worker pre-imports
 pydantic, jsonschema and the environment contract once, then forks one child per job, so a job costs
 a fork instead of an interpreter start. Each child, before touching the job:
 
 - gets its own process group, a fresh temp dir as cwd, stdin/stdout/stderr on /dev/null;
 - drops root privileges (to `nobody`) when it has them, so RLIMIT_NPROC binds and file
-  permissions protect the system;
+  permissions protect the system (a failed drop ends the job unless the policy allows root);
 - sets RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NPROC=0 (no fork, no threads), RLIMIT_CORE=0;
 - forgets the network/process/FFI modules (socket, subprocess, ctypes, ...) so importing them
   raises the `import` audit event, and installs an audit hook that refuses sockets, process
@@ -38,7 +39,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SandboxStatus = Literal["ok", "timeout", "cpu_limit", "killed", "crashed", "bad_output", "worker_died"]
+SandboxStatus = Literal[
+    "ok", "timeout", "cpu_limit", "killed", "crashed", "bad_output", "worker_died", "unconfined"
+]
 
 NOBODY_UID = 65534
 NOBODY_GID = 65534
@@ -122,6 +125,8 @@ PATH_WRITE_EVENTS = {
     "os.removexattr": (0,),
     "shutil.rmtree": (0,),
 }
+# The only variables of the caller's environment a sandbox worker sees.
+WORKER_ENVIRONMENT_ALLOWED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONHASHSEED")
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -137,6 +142,17 @@ class SandboxLimits(BaseModel):
     max_output_mb: int = Field(default=32, ge=1)  # JSON result sent back by the child
 
 
+class SandboxPolicy(BaseModel):
+    """What the sandbox refuses to run without. Both default to failing closed: a machine without
+    network namespaces, or a root worker that cannot become `nobody`, verifies nothing unless the
+    operator says so explicitly (settings `sandbox_allow_network`, `sandbox_allow_root`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_network: bool = False  # run without an empty network namespace when `unshare` fails
+    allow_root: bool = False  # run as root when dropping to `nobody` fails
+
+
 class SandboxOutcome(BaseModel):
     """What came back from one job: the entry function's JSON result, or why there is none."""
 
@@ -146,6 +162,10 @@ class SandboxOutcome(BaseModel):
     result: dict[str, Any] | None = None
     detail: str = ""
     seconds: float = 0.0
+
+
+class PrivilegeDropError(RuntimeError):
+    """The child could not stop being root and the policy does not allow running as root."""
 
 
 class SandboxViolation(PermissionError):
@@ -192,7 +212,7 @@ def make_audit_hook(tmp_dir: str) -> Callable[[str, tuple[Any, ...]], None]:
     return hook
 
 
-def _confine_child(tmp_dir: str, limits: SandboxLimits) -> None:
+def _confine_child(tmp_dir: str, limits: SandboxLimits, policy: SandboxPolicy) -> None:
     """Everything a child does to itself before it runs untrusted code (irreversible)."""
     os.setpgid(0, 0)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -200,10 +220,15 @@ def _confine_child(tmp_dir: str, limits: SandboxLimits) -> None:
         os.dup2(devnull, fd)
     os.chdir(tmp_dir)
     if os.geteuid() == 0:
-        with contextlib.suppress(OSError):  # inside a user namespace `nobody` may not be mapped
+        try:
             os.setgroups([])
             os.setgid(NOBODY_GID)
             os.setuid(NOBODY_UID)
+        except OSError as exc:  # e.g. inside a user namespace where `nobody` is not mapped
+            if not policy.allow_root:
+                raise PrivilegeDropError(
+                    f"cannot drop root privileges to nobody ({exc}); set sandbox_allow_root to run as root"
+                ) from exc
     mb = 1024 * 1024
     cpu = limits.cpu_seconds
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -224,11 +249,12 @@ def _run_child(
     tmp_dir: str,
     limits: SandboxLimits,
     write_fd: int,
+    policy: SandboxPolicy,
 ) -> None:
     """Body of a forked child: confine, run the entry, send its JSON result, exit. Never returns."""
     code = 1
     try:
-        _confine_child(tmp_dir, limits)
+        _confine_child(tmp_dir, limits, policy)
         data = json.dumps({"result": entry(payload)}, default=str).encode()
         view = memoryview(data)
         while view:
@@ -262,8 +288,10 @@ def run_job_in_child(
     payload: dict[str, Any],
     limits: SandboxLimits,
     on_start: Callable[[int], None] | None = None,
+    policy: SandboxPolicy | None = None,
 ) -> SandboxOutcome:
     """Fork a confined child that runs `entry(payload)`; wait for it under the wall-clock limit."""
+    policy = policy or SandboxPolicy()
     tmp_dir = tempfile.mkdtemp(prefix="envsandbox-")
     if os.geteuid() == 0:
         os.chown(tmp_dir, NOBODY_UID, NOBODY_GID)
@@ -272,7 +300,7 @@ def run_job_in_child(
     pid = os.fork()
     if pid == 0:
         os.close(read_fd)
-        _run_child(entry, payload, tmp_dir, limits, write_fd)
+        _run_child(entry, payload, tmp_dir, limits, write_fd, policy)
     os.close(write_fd)
     with contextlib.suppress(OSError):  # the child may already have done it, or exited
         os.setpgid(pid, pid)
@@ -328,6 +356,8 @@ def run_job_in_child(
         return SandboxOutcome(status="ok", result=message["result"], seconds=seconds)
     state, detail = _describe_exit(status)
     if message is not None and "error" in message:
+        if str(message["error"]).startswith(PrivilegeDropError.__name__):
+            return SandboxOutcome(status="unconfined", detail=message["error"], seconds=seconds)
         detail = f"{detail}; last error: {message['error']}"
     return SandboxOutcome(status=state, detail=detail, seconds=seconds)
 
@@ -342,8 +372,9 @@ def _load_entry(spec: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
     return getattr(module, function_name)
 
 
-def worker_main(entry_spec: str) -> None:
+def worker_main(entry_spec: str, policy_json: str = "{}") -> None:
     """The worker loop: one JSON job per stdin line, one JSON outcome per stdout line."""
+    policy = SandboxPolicy.model_validate_json(policy_json)
     entry = _load_entry(entry_spec)
     out = sys.stdout
 
@@ -356,7 +387,7 @@ def worker_main(entry_spec: str) -> None:
             continue
         job = json.loads(line)
         limits = SandboxLimits.model_validate(job["limits"])
-        outcome = run_job_in_child(entry, job["payload"], limits, on_start=announce)
+        outcome = run_job_in_child(entry, job["payload"], limits, on_start=announce, policy=policy)
         out.write(json.dumps({"job_id": job["job_id"], "outcome": outcome.model_dump(mode="json")}) + "\n")
         out.flush()
 
@@ -381,10 +412,18 @@ def network_isolation_prefix() -> tuple[str, ...]:
 class SandboxWorker:
     """One worker process; `run(payload)` sends a job and waits for its outcome."""
 
-    def __init__(self, entry_spec: str) -> None:
+    def __init__(self, entry_spec: str, policy: SandboxPolicy | None = None) -> None:
         self.entry_spec = entry_spec
+        self.policy = policy or SandboxPolicy()
         self.isolated_network = bool(network_isolation_prefix())
-        command = [*network_isolation_prefix(), sys.executable, "-m", __name__, entry_spec]
+        command = [
+            *network_isolation_prefix(),
+            sys.executable,
+            "-m",
+            __name__,
+            entry_spec,
+            self.policy.model_dump_json(),
+        ]
         self.cwd = tempfile.mkdtemp(prefix="envsandbox-worker-")
         self.process = subprocess.Popen(
             command,
@@ -393,17 +432,24 @@ class SandboxWorker:
             stderr=subprocess.DEVNULL,
             cwd=self.cwd,
             start_new_session=True,
-            env=self._worker_environment(),
+            env=self._worker_environment(self.cwd),
         )
         self._buffer = b""
         self._child_pid: int | None = None
 
     @staticmethod
-    def _worker_environment() -> dict[str, str]:
-        """The caller's environment, with this package importable from the worker's empty cwd."""
+    def _worker_environment(home: str) -> dict[str, str]:
+        """An allow-listed environment (never the caller's secrets: what a child prints can reach a
+        reviser's prompt), with this package importable from the worker's empty cwd."""
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         paths = [package_root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "PYTHONDONTWRITEBYTECODE": "1"}
+        kept = {name: os.environ[name] for name in WORKER_ENVIRONMENT_ALLOWED if name in os.environ}
+        return {
+            **kept,
+            "HOME": home,
+            "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
 
     def _read_line(self, deadline: float) -> dict[str, Any] | None:
         assert self.process.stdout is not None
@@ -466,19 +512,35 @@ class SandboxWorker:
 
 
 def run_sandboxed(
-    entry_spec: str, payloads: list[dict[str, Any]], limits: SandboxLimits
+    entry_spec: str,
+    payloads: list[dict[str, Any]],
+    limits: SandboxLimits | list[SandboxLimits],
+    policy: SandboxPolicy | None = None,
 ) -> list[SandboxOutcome]:
-    """Run `entry(payload)` for every payload in confined children of one worker, in order.
+    """Run `entry(payload)` for every payload in confined children of one worker, in order, under
+    `limits` (one for all, or one per payload).
+
+    Fails closed: without an empty network namespace every job is `unconfined` (nothing runs)
+    unless `policy.allow_network`; a child that cannot drop root is `unconfined` unless
+    `policy.allow_root`.
 
     A worker that dies or stops answering is replaced; the job it was running is reported as
     `worker_died` and the batch goes on.
     """
+    policy = policy or SandboxPolicy()
+    if not network_isolation_prefix() and not policy.allow_network:
+        detail = (
+            "no network namespace: `unshare --net` is unavailable on this machine, so the module would "
+            "run with the network; set sandbox_allow_network to verify without network isolation"
+        )
+        return [SandboxOutcome(status="unconfined", detail=detail) for _ in payloads]
+    per_job = limits if isinstance(limits, list) else [limits] * len(payloads)
     outcomes: list[SandboxOutcome] = []
-    worker = SandboxWorker(entry_spec)
+    worker = SandboxWorker(entry_spec, policy)
     try:
-        for job_id, payload in enumerate(payloads):
+        for job_id, (payload, job_limits) in enumerate(zip(payloads, per_job, strict=True)):
             started = time.perf_counter()
-            outcome = worker.run(job_id, payload, limits)
+            outcome = worker.run(job_id, payload, job_limits)
             if outcome is None:
                 worker.close()
                 outcome = SandboxOutcome(
@@ -486,7 +548,7 @@ def run_sandboxed(
                     seconds=time.perf_counter() - started,
                     detail="the sandbox worker died or stopped answering while running this job",
                 )
-                worker = SandboxWorker(entry_spec)
+                worker = SandboxWorker(entry_spec, policy)
             outcomes.append(outcome)
     finally:
         worker.close()
@@ -494,4 +556,4 @@ def run_sandboxed(
 
 
 if __name__ == "__main__":
-    worker_main(sys.argv[1])
+    worker_main(*sys.argv[1:3])

@@ -9,10 +9,12 @@ named by its `x-ref-name`), else the one its request body names (`OrderCreate` -
 else the collection segment of its path (`/lists/{tasklist}/tasks/{task}` -> `Task`), else the
 noun of an MCP tool name (`create_directory` -> `Directory`). Fields come from that schema
 (`allOf` merged, a JSON:API `{id, type, attributes}` object lifted flat, one level; nested
-objects stay `object` fields; an MCP result envelope `{content: [...]}` names no entity), keys
+objects stay `object` fields; a name that is no identifier is kept in snake_case, `Exchange Rate`
+-> `exchange_rate`; an MCP result envelope `{content: [...]}` names no entity), keys
 from `id`/`sid`/`uuid`/
 `<entity>_id`/the item path parameter, foreign keys from `x-foreign-key` or `<entity>_id`/
-`<entity>_sid` names. Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
+`<entity>_sid` names (an id some parameter states as a string is a string wherever a response
+types it as a number). Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
 fields of the child, and a row addressed under its parent must belong to it (else `not_found`).
 Entities referenced by a foreign key (and described by a component schema) but acted on by no
 tool are `context` entities: lookups that are seeded and checked, not edited. An MCP entity that
@@ -502,12 +504,10 @@ def _noun_from_words(ws: list[str]) -> str | None:
 
 
 def _is_mcp_envelope(schema: dict[str, Any]) -> bool:
-    """An MCP result `{content: [{type, text|data}]}` says nothing about an entity."""
-    return set(flatten_schema(schema).get("properties") or {}) <= {
-        "content",
-        "isError",
-        "structuredContent",
-    }
+    """An MCP result `{content: [{type, text|data}]}` says nothing about an entity (a bare list
+    of rows, with no properties of its own, is no envelope)."""
+    props = set(flatten_schema(schema).get("properties") or {})
+    return bool(props) and props <= {"content", "isError", "structuredContent"}
 
 
 def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationShape:
@@ -540,9 +540,15 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
         collection_seg = nouns[-1] if nouns else op.operation_id
     path_entity = entity_name(collection_seg)
 
+    # the item key is the last path parameter of an item path (or the one before the verb)
+    path_params = [s[1:-1] for s in segs if _is_param(s)]
+    key_param = None
+    if item or verb:
+        key_param = path_params[-1] if path_params else None
+
     entity = None
     if verb:
-        entity = path_entity
+        entity = _key_named_entity(key_param, path_entity) or path_entity
     if entity is None and response_entity is not None:
         entity = _name_of(response_entity, _RESPONSE_SUFFIX)
     if entity is None and body is not None:
@@ -552,11 +558,6 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     if collection_seg == "search" and len(nouns) >= 2:
         entity = _name_of(response_entity, _RESPONSE_SUFFIX) or entity_name(nouns[-2])
 
-    # the item key is the last path parameter of an item path (or the one before the verb)
-    path_params = [s[1:-1] for s in segs if _is_param(s)]
-    key_param = None
-    if item or verb:
-        key_param = path_params[-1] if path_params else None
     parents: list[tuple[str, str]] = []
     for i, seg in enumerate(segs):
         if _is_param(seg) and seg[1:-1] != key_param and i > 0 and not _is_param(segs[i - 1]):
@@ -589,6 +590,21 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     return OperationShape(
         op, resource_id, entity, action, kind, key_param, parents, verb, response_entity, body
     )
+
+
+def _key_named_entity(key_param: str | None, path_entity: str) -> str | None:
+    """The entity an item key names (`fee_fine_id` -> `FeeFine`) when it is the path's entity up to
+    inner plurals, a qualifier or word breaks: `/fees-fines/{fee_fine_id}/cancel` (the path says
+    `FeesFine`), `/blocks/{patron_block_id}/lift` (`Block`), `/singlesends/{single_send_id}/send`
+    (`Singlesend`); the key uses the name the document's schemas use."""
+    match = re.fullmatch(r"(.+)_(?:id|sid|uuid)", snake_case(key_param or ""))
+    if match is None:
+        return None
+    named = entity_name(match[1])
+    key_words = [singular(w) for w in words(named)]
+    path_words = [singular(w) for w in words(path_entity)]
+    same_noun = key_words[-len(path_words) :] == path_words or "".join(key_words) == "".join(path_words)
+    return named if same_noun and named != path_entity else None
 
 
 def _tool_verb(op_words: list[str]) -> tuple[str, int]:
@@ -678,15 +694,29 @@ def _fields_of(schema: dict[str, Any]) -> list[FieldSpec]:
             else 2
         ),
     )
+    taken = {n for n in props if _IDENTIFIER.fullmatch(n)}
     object_example = schema.get("example") if isinstance(schema.get("example"), dict) else {}
     for name in order:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        field_name = name if _IDENTIFIER.fullmatch(name) else readable_field_name(name, taken)
+        if field_name is None:
             continue
+        taken.add(field_name)
         prop = props[name]
         if name in object_example and isinstance(prop, dict) and "example" not in prop:
             prop = {**prop, "example": object_example[name]}
-        out.append(field_from_schema(safe_field_name(name), prop, name in required))
+        out.append(field_from_schema(safe_field_name(field_name), prop, name in required))
     return out
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def readable_field_name(name: str, taken: set[str]) -> str | None:
+    """The field that keeps a document field whose name is no identifier (`Exchange Rate` ->
+    `exchange_rate`, `content-type` -> `content_type`); None when nothing of it is left or another
+    field has that name."""
+    snake = snake_case(name)
+    return snake if snake and _IDENTIFIER.fullmatch(snake) and snake not in taken else None
 
 
 _MODEL_ATTRIBUTES = frozenset(dir(BaseModel))
@@ -737,6 +767,28 @@ def _add_context_entities(drafts: dict[str, EntityDraft], specs: list[Normalized
             for f in _fields_of(described[name]):
                 draft.add(f)
             drafts[name] = draft
+
+
+def _type_identifiers_as_parameters_state(
+    drafts: dict[str, EntityDraft], shapes: list[OperationShape]
+) -> None:
+    """An identifier (`product_id`, `locationId`) that a response types as a number but an
+    operation's parameter of that name types as a string is a string in every entity: callers
+    pass it as the parameter states, it moves between the tools that return and take it, and a
+    string holds any id a number would."""
+    stated_strings = {
+        snake_case(p.name)
+        for shape in shapes
+        for p in shape.op.parameters
+        if _scalar_type(flatten_schema(p.schema_))[0] == "string"
+        and re.fullmatch(r"(.+?)_?(id|sid)", snake_case(p.name))
+    }
+    for draft in drafts.values():
+        for name, f in list(draft.fields.items()):
+            if f.type in ("integer", "number") and snake_case(name) in stated_strings:
+                draft.fields[name] = f.model_copy(
+                    update={"type": "string", "minimum": None, "maximum": None, "enum": None}
+                )
 
 
 def _pick_key(draft: EntityDraft, key_params: list[str]) -> str:
@@ -868,6 +920,7 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
     _add_context_entities(
         drafts, [specs_by_resource_id[rid] for rid in dict.fromkeys(s.resource_id for s in shapes)]
     )
+    _type_identifiers_as_parameters_state(drafts, shapes)
     created_tool_entities = {s.entity for s in shapes if s.action == "create" and s.op.path is None}
     for shape in shapes:
         draft = drafts[shape.entity]
@@ -1182,6 +1235,8 @@ def _build_tool(
         transition = _transition_for(shape, entity)
         if transition is None:
             action = "custom"
+    if action == "update" and not set(param_fields.values()) - {entity.key_field}:
+        action = "custom"  # nothing to change (`POST /batches/{id}`): the call is a recorded request
     if action == "get":
         preconditions.append(f"the {entity.name} exists")
         effects.append("none (read)")

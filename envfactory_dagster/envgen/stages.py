@@ -14,11 +14,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
 from envfactory_dagster.envgen.codegen import generate_module
 from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.lookalike import lookalike_tags
+from envfactory_dagster.envgen.sandbox import SandboxPolicy
 from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
-from envfactory_dagster.envgen.verification import VerificationReport, verify_batch
+from envfactory_dagster.envgen.verification import MIN_TESTS_PER_TOOL, VerificationReport, verify_batch
 from envfactory_dagster.envgen.worlds import (
     environment_spec,
     group_worlds,
@@ -27,6 +31,7 @@ from envfactory_dagster.envgen.worlds import (
 )
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
 from envfactory_dagster.lineage import canonical_json, content_id, sha256_hex
+from envfactory_dagster.quality.guards import RowGuard, apply_guards, guard_figures
 
 Rows = list[dict[str, Any]]
 WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
@@ -49,6 +54,10 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
             if not spec.tools:
                 rejects.append(_reject(proposal, "env_specs", f"{spec.class_name}: no tool left"))
                 continue
+            invalid = invalid_tool_schemas(spec)
+            if invalid:
+                rejects.append(_reject(proposal, "env_specs", f"{spec.class_name}: {'; '.join(invalid)}"))
+                continue
             row = spec_row(
                 spec,
                 proposal,
@@ -68,16 +77,37 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
     return rows, rejects, metrics
 
 
+def invalid_tool_schemas(spec: EnvSpec) -> list[str]:
+    """Tool input/output schemas that are not valid JSON Schema (2020-12), one message each.
+
+    Checked here, once per spec, rather than in the sandbox for every module: verification then
+    requires each module's schemas to equal the spec's."""
+    problems = []
+    for tool in spec.tools:
+        for which, schema in (("input", tool.input_schema), ("output", tool.output_schema)):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                problems.append(f"tool {tool.name!r}: {which} schema is not valid JSON Schema: {exc.message}")
+    return problems
+
+
 def source_write_operations(proposal: dict[str, Any], specs: dict[str, NormalizedSpec], spec: EnvSpec) -> int:
-    """How many of the proposal's source operations write: HTTP POST/PUT/PATCH/DELETE, or, for
-    MCP tools (no method), the tools the inference classed as writes. Zero = a read-only API,
-    the one case where an environment may lack a write tool."""
-    write_tools = {t.source_operation_id for t in spec.tools if t.kind == "write"}
+    """How many of the proposal's source operations write: HTTP POST/PUT/PATCH/DELETE, except those
+    the inference read as queries (a POST search or lookup becomes a read tool), or, for MCP tools
+    (no method), the tools the inference classed as writes. Zero = a read-only API, the one case
+    where an environment may lack a write tool. A write operation the environment lost (no tool)
+    still counts, so the registry can tell a read-only API from an environment that dropped its
+    writes."""
+    tool_kinds = {t.source_operation_id: t.kind for t in spec.tools}
     count = 0
     for qualified in proposal["operation_ids"]:
         resource_id, _, operation_id = str(qualified).partition(":")
         op = next(o for o in specs[resource_id].operations if o.operation_id == operation_id)
-        count += op.method in WRITE_METHODS if op.method else qualified in write_tools
+        if op.method:
+            count += op.method in WRITE_METHODS and tool_kinds.get(qualified) != "read"
+        else:
+            count += tool_kinds.get(qualified) == "write"
     return count
 
 
@@ -155,11 +185,13 @@ def code_row(
     }
 
 
-def env_verification_rows(code_rows: Rows, spec_rows: Rows) -> tuple[Rows, dict[str, Any]]:
+def env_verification_rows(
+    code_rows: Rows, spec_rows: Rows, policy: SandboxPolicy | None = None
+) -> tuple[Rows, dict[str, Any]]:
     """Verify every module in the sandbox (one batch); one report row per module, pass or fail."""
     specs = {r["id"]: EnvSpec.model_validate_json(r["spec_json"]) for r in spec_rows}
     items = [(specs[c["env_spec_id"]], c["source"], json.loads(c["seed_state_json"])) for c in code_rows]
-    reports = verify_batch(items) if items else []
+    reports = verify_batch(items, policy=policy) if items else []
     rows = [verification_row(code, report) for code, report in zip(code_rows, reports, strict=True)]
     failed_checks = Counter(f.split(":", 1)[0] for r in reports if not r.passed for f in r.failures)
     metrics = {
@@ -197,6 +229,7 @@ def verification_row(
         "latency_p95_us": report.latency_p95_us,
         "sandbox_status": report.sandbox_status,
         "network_isolated": report.network_isolated,
+        "sandbox_runs_json": json.dumps(report.sandbox_runs),
         "duration_s": report.duration_s,
         "failures_json": json.dumps(report.failures),
         "checks_json": json.dumps([c.model_dump(mode="json") for c in report.checks]),
@@ -236,6 +269,7 @@ def verified_env_rows(
                 "tool_count": len(spec.tools),
                 "write_tool_count": sum(t.kind == "write" for t in spec.tools),
                 "read_only_source": spec_row_["source_write_operations"] == 0,
+                "source_write_operations": spec_row_["source_write_operations"],
                 "verification_passed": ver["passed"],
                 "tool_signature": tool_signature(spec),
                 "tools_with_schemas": sum(bool(t.input_schema) and bool(t.output_schema) for t in spec.tools),
@@ -255,7 +289,57 @@ def verified_env_rows(
                 "prompt_version": code["prompt_version"],
             }
         )
-    return rows, {"environments": len(rows), **_tool_stats(rows)}
+    kept, rejects = apply_guards(rows, registry_guards(), stage="verified_envs", id_key="env_id")
+    figures = guard_figures(len(kept), rejects)
+    return kept, {"environments": len(kept), **_tool_stats(kept), **figures, "rejects": rejects}
+
+
+def registry_guards() -> list[RowGuard]:
+    """What keeps a verified environment out of the registry (each a reject with its reason): one
+    environment's flaw drops that environment, never the partition. Duplicates come last, so only
+    a kept environment claims its name and tool set."""
+    names: set[str] = set()
+    tool_sets: set[str] = set()
+
+    def first(seen: set[str], value: str) -> bool:
+        if value in seen:
+            return False
+        seen.add(value)
+        return True
+
+    return [
+        RowGuard(
+            "no_write_tool",
+            lambda r: r["write_tool_count"] >= 1 or r["read_only_source"],
+            lambda r: (
+                f"{r['class_name']} has no write tool, but {r['source_write_operations']} of its "
+                "source operations write"
+            ),
+        ),
+        RowGuard(
+            "tool_without_schemas",
+            lambda r: r["tools_with_schemas"] == r["tool_count"],
+            lambda r: (
+                f"{r['class_name']}: {r['tool_count'] - r['tools_with_schemas']} tool(s) lack an "
+                "input or output schema"
+            ),
+        ),
+        RowGuard(
+            "too_few_tests",
+            lambda r: r["min_tests_per_tool"] >= MIN_TESTS_PER_TOOL,
+            lambda r: f"{r['class_name']}: a tool reached by only {r['min_tests_per_tool']} test(s)",
+        ),
+        RowGuard(
+            "duplicate_name",
+            lambda r: first(names, r["class_name"]),
+            lambda r: f"{r['class_name']}: an earlier environment of the domain has this class name",
+        ),
+        RowGuard(
+            "duplicate_tool_set",
+            lambda r: first(tool_sets, r["tool_signature"]),
+            lambda r: f"{r['class_name']}: an earlier environment has the same set of tool signatures",
+        ),
+    ]
 
 
 def tool_signature(spec: EnvSpec) -> str:

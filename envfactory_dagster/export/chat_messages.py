@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from envfactory_dagster.export.conversation import Clarification
 from envfactory_dagster.export.export_audit import identifier_values
 from envfactory_dagster.lineage import canonical_json
 from envfactory_dagster.querygen.replay import Replay, exported_name_of
@@ -31,6 +32,12 @@ SYSTEM_PROMPT = (
     "You are a helpful assistant that can use tools. Complete the user's requests by calling the tools "
     "with JSON arguments; look up what you need instead of asking, reuse earlier results, and reply "
     "briefly when done."
+)
+# Conversational mode: the assistant may ask for what only the user knows (export/conversation.py).
+CONVERSATIONAL_SYSTEM_PROMPT = (
+    "You are a helpful assistant that can use tools. Complete the user's requests by calling the tools "
+    "with JSON arguments; look up what the tools can tell you, ask the user only for what only they "
+    "know, reuse earlier results, and reply briefly when done."
 )
 OrderCheck = Callable[[int, list[int]], bool]
 
@@ -116,14 +123,27 @@ def trajectory_messages(
     names: Mapping[tuple[str, str], str],
     answers: Sequence[str],
     order_ok: OrderCheck,
+    clarifications: Sequence[Clarification] = (),
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """(OpenAI messages, index of each turn's user message). `names`: (env_id, tool) -> exported
-    name; `answers`: each turn's closing text; `order_ok(turn, order)`: see `turn_order_check`."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}]
+    name; `answers`: each turn's closing text; `order_ok(turn, order)`: see `turn_order_check`;
+    `clarifications`: turns whose user message leaves a value out, then the assistant's question
+    and the user's answer (conversational mode, with its system prompt)."""
+    asked = {c.turn: c for c in clarifications}
+    system = CONVERSATIONAL_SYSTEM_PROMPT if clarifications else SYSTEM_PROMPT
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     turn_starts = []
     for t, turn in enumerate(trajectory.turns):
         turn_starts.append(len(messages))
-        messages.append({"role": "user", "content": turn.query})
+        clarification = asked.get(turn.index)
+        if clarification is None:
+            messages.append({"role": "user", "content": turn.query})
+        else:
+            messages += [
+                {"role": "user", "content": clarification.opening},
+                {"role": "assistant", "content": clarification.question},
+                {"role": "user", "content": clarification.answer},
+            ]
         shown = "\n".join(m["content"] for m in messages if m.get("content"))
         needs = call_dependencies(turn, shown)
         for group in call_groups(needs, lambda order, t=t: order_ok(t, order)):

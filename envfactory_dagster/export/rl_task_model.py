@@ -15,6 +15,11 @@ earlier turns teach the use of context (values from earlier results), and tasks 
 paper's release: ≈3.09k per-turn rows, median 3 gold calls). Gold calls replay in order from
 `initial_states` to `gold_final_states`, which the `rl_tasks` builder checks by execution before
 a task is emitted. Tool names are the training names (`<ClassName>__<tool>`, one rule everywhere).
+
+Conversational mode (export/conversation.py): the task of a turn whose user left a value out ends
+at that opening message, and `user_knows` holds what the user simulator may tell; the Gym
+environment answers the policy's questions from it (serve/gym_env.py), so the gold calls are
+reachable only by asking. Other tasks have an empty `user_knows`.
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class RLTask(BaseModel):
     reward_spec: RewardSpec = Field(default_factory=RewardSpec)
     resource_ids: list[str] = Field(default_factory=list)
     lookalike_tags: list[str] = Field(default_factory=list)
+    user_knows: dict[str, Any] = Field(default_factory=dict)  # conversational: field words -> value
     seed: int = 0
     backend: Literal["template", "llm"] = "template"
     model: str | None = None

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from envfactory_dagster.export.conversation import Clarification, clarify, known_values
 from envfactory_dagster.export.reward import RewardBreakdown, score_rollout
 from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask
 from envfactory_dagster.export.sft import answer_jobs, conversation, training_tool_names, training_tools
 from envfactory_dagster.export.turn_answers import write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
+from envfactory_dagster.quality.guards import RowGuard
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     apply_call,
@@ -44,23 +46,50 @@ JSON_COLUMNS = (
     "gold_calls",
     "gold_final_states",
     "reward_spec",
+    "user_knows",
 )
+STATE_COLUMNS = ("initial_states", "gold_final_states")
 
 
-def rl_task_to_row(task: RLTask) -> dict[str, Any]:
-    """The stored `rl_tasks` row: nested values as JSON text (`<name>_json`), lists of ids as lists."""
-    data = task.model_dump(mode="json")
+def rl_task_to_row(task: RLTask, encoded_states: dict[int, str] | None = None) -> dict[str, Any]:
+    """The stored `rl_tasks` row: nested values as JSON text (`<name>_json`), lists of ids as lists.
+
+    `encoded_states` (id of a state object -> its JSON) lets the tasks of one trajectory, whose
+    turn boundaries share state objects, encode each state once; the caller keeps the objects
+    alive while it uses the dict."""
+    # states are plain JSON already and make most of a task: serialize them once, not dump + encode
+    data = task.model_dump(mode="json", exclude=set(STATE_COLUMNS))
     row = {k: v for k, v in data.items() if k not in JSON_COLUMNS}
-    row.update({f"{k}_json": canonical_json(data[k]) for k in JSON_COLUMNS})
+    row.update({f"{k}_json": canonical_json(data[k]) for k in JSON_COLUMNS if k not in STATE_COLUMNS})
+    for k in STATE_COLUMNS:
+        state = getattr(task, k)
+        if encoded_states is None:
+            row[f"{k}_json"] = canonical_json(state)
+        else:
+            if id(state) not in encoded_states:
+                encoded_states[id(state)] = canonical_json(state)
+            row[f"{k}_json"] = encoded_states[id(state)]
     row["n_gold_calls"] = len(task.gold_calls)
     row["n_masked_arguments"] = sum(len(g.masked_arguments) for g in task.gold_calls)
     return row
 
 
-def rl_task_from_row(row: Mapping[str, Any]) -> RLTask:
-    """The RLTask of a stored `rl_tasks` row (inverse of `rl_task_to_row`)."""
+def rl_task_from_row(row: Mapping[str, Any], parsed_states: dict[str, Any] | None = None) -> RLTask:
+    """The RLTask of a stored `rl_tasks` row (inverse of `rl_task_to_row`). `parsed_states` (JSON
+    text -> value) parses a state the rows of one trajectory repeat once; the tasks then share it,
+    so it must be read only (as scoring does)."""
     data = {k: v for k, v in row.items() if k in RLTask.model_fields and k not in JSON_COLUMNS}
-    data.update({k: json.loads(row[f"{k}_json"]) for k in JSON_COLUMNS})
+    # rows stored before a column existed lack it: the model's default
+    for k in JSON_COLUMNS:
+        text = row.get(f"{k}_json")
+        if text is None:
+            continue
+        if parsed_states is None or k not in STATE_COLUMNS:
+            data[k] = json.loads(text)
+        else:
+            if text not in parsed_states:
+                parsed_states[text] = json.loads(text)
+            data[k] = parsed_states[text]
     for key in ("env_ids", "resource_ids", "lookalike_tags"):
         value = data.get(key)
         data[key] = [] if value is None else list(value)  # Parquet list columns arrive as arrays
@@ -116,11 +145,15 @@ def trajectory_tasks(
     spec: RewardSpec,
     lookalike_tags: list[str],
     counts: Counter[str],
+    clarifications: Sequence[Clarification] = (),
 ) -> list[RLTask]:
-    """The RL tasks of one trajectory: one per turn that makes calls."""
+    """The RL tasks of one trajectory: one per turn that makes calls. A clarified turn's task ends
+    at the user's opening (the value left out) and knows what the user simulator may tell."""
     names = training_tool_names(envs)
     replay = recorded_replay(trajectory)
-    messages, turn_starts = conversation(trajectory, envs, answers, replay)
+    messages, turn_starts = conversation(trajectory, envs, answers, replay, clarifications)
+    clarified = {c.turn for c in clarifications}
+    knows = known_values(trajectory) if clarified else {}
     tools = training_tools(envs)
     tasks = []
     for t, turn in enumerate(trajectory.turns):
@@ -154,12 +187,14 @@ def trajectory_tasks(
                 n_turns=len(trajectory.turns),
                 messages=messages[: turn_starts[t] + 1],
                 tools=tools,
-                initial_states=json.loads(canonical_json(replay.turn_states[t])),
+                # the record's states are JSON snapshots that no one mutates (copy-on-write)
+                initial_states=replay.turn_states[t],
                 gold_calls=gold_calls,
-                gold_final_states=json.loads(canonical_json(end)),
+                gold_final_states=end,
                 reward_spec=spec,
                 resource_ids=list(row.get("resource_ids") or []),
                 lookalike_tags=lookalike_tags,
+                user_knows=knows if turn.index in clarified else {},
                 seed=trajectory.seed,
                 backend=trajectory.backend,
                 model=trajectory.model,
@@ -176,8 +211,11 @@ def build_rl_tasks(
     reward_spec: RewardSpec | None = None,
     backend: str = "template",
     gateway: Any = None,
+    conversational: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """One RL task row per turn (with calls) of each refined trajectory row; (rows, errors, metrics).
+    `conversational=True`: the clarified turn's task is played with the user simulator (see
+    rl_task_model.py); the offline persona's replies, so tasks stay deterministic.
 
     Reads `split` (default "train") and `pool` from the rows (see splits.split_and_filter). `envs`
     are `verified_envs` rows; their `lookalike_tags` are copied onto the task. `backend`/`gateway`
@@ -194,8 +232,14 @@ def build_rl_tasks(
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
         lookalikes = sorted({tag for e in trajectory.env_ids for tag in tags.get(e, [])})
-        for task in trajectory_tasks(row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts):
-            rows.append({**rl_task_to_row(task), "pool": row.get("pool", "rl")})
+        clarification = clarify(trajectory, seed=trajectory.seed)[0] if conversational else None
+        clarifications = [clarification] if clarification is not None else []
+        tasks = trajectory_tasks(
+            row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications
+        )
+        encoded_states: dict[int, str] = {}  # the tasks hold the states alive while it is used
+        for task in tasks:
+            rows.append({**rl_task_to_row(task, encoded_states), "pool": row.get("pool", "rl")})
     gold_counts = sorted(r["n_gold_calls"] for r in rows)
     metrics = {
         "rl_tasks": len(rows),
@@ -205,6 +249,19 @@ def build_rl_tasks(
         "turns_without_calls": counts["turns_without_calls"],
         "median_gold_calls": gold_counts[len(gold_counts) // 2] if rows else 0,
         "tasks_with_history": sum(1 for r in rows if r["turn"] > 0),
+        "conversational_tasks": sum(1 for r in rows if r["user_knows_json"] != "{}"),
         **answer_metrics,
     }
     return rows, errors, metrics
+
+
+def rl_task_guards() -> list[RowGuard]:
+    """What keeps a scored RL task out of the export: gold calls that do not reach full reward on
+    their own record would teach a wrong answer."""
+    return [
+        RowGuard(
+            "gold_below_full_reward",
+            lambda r: r["gold_reward"] == 1.0,
+            lambda r: f"rl task {r['id']}: its gold calls reach reward {r['gold_reward']} on the record",
+        )
+    ]

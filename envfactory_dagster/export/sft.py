@@ -13,11 +13,12 @@ as structured columns (see training_parquet.py).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from envfactory_dagster.export.chat_messages import trajectory_messages, turn_order_check
+from envfactory_dagster.export.conversation import Clarification, clarify
 from envfactory_dagster.export.export_audit import unseen_ids
 from envfactory_dagster.export.turn_answers import AnswerJob, tool_kinds, write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
@@ -52,6 +53,7 @@ def conversation(
     envs: list[VerifiedEnvironment],
     answers: list[str],
     replay: Replay | None = None,
+    clarifications: Sequence[Clarification] = (),
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """(messages, index of each turn's user message). A changed call order is checked from the
     recorded turn states (`replay`, rebuilt from the record when omitted and needed)."""
@@ -62,7 +64,7 @@ def conversation(
             cache["check"] = turn_order_check(trajectory, envs, replay or recorded_replay(trajectory))
         return cache["check"](turn, order)
 
-    return trajectory_messages(trajectory, training_tool_names(envs), answers, order_ok)
+    return trajectory_messages(trajectory, training_tool_names(envs), answers, order_ok, clarifications)
 
 
 def answer_jobs(
@@ -86,22 +88,34 @@ def build_sft_rows(
     *,
     backend: str = "template",
     gateway: Any = None,
+    conversational: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """One SFT row per refined trajectory row; returns (rows, error rows, metrics).
 
     `backend="llm"` writes the turns' closing answers with the gateway (see turn_answers.py).
+    `conversational=True` adds, where a trajectory allows it, one clarifying exchange (the user
+    leaves a value out, the assistant asks, a user simulator answers; export/conversation.py),
+    recorded in `clarifications_json`.
     Columns: id, trajectory_id, domain, chain_id, env_ids, resource_ids, seed, split, pool,
-    messages_json, tools_json, n_turns, n_calls, n_call_messages, backend, answer_backend, model,
-    prompt_version.
+    messages_json, tools_json, clarifications_json, n_turns, n_calls, n_call_messages, backend,
+    answer_backend, model, prompt_version.
     """
     jobs, errors = answer_jobs(refined, environments_by_id(envs), STAGE)
     answers, answer_metrics = write_answers([job for _, job, _ in jobs], backend=backend, gateway=gateway)
     tools_of: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # tool lists depend only on the envs
     rows = []
     cut_turns = 0
+    simulator_problems: list[str] = []
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
-        messages, turn_starts = conversation(trajectory, envs_of_task, turn_answers)
+        clarifications: list[Clarification] = []
+        if conversational:
+            clarification, problems = clarify(trajectory, seed=trajectory.seed, gateway=gateway)
+            simulator_problems += problems
+            clarifications = [clarification] if clarification is not None else []
+        messages, turn_starts = conversation(
+            trajectory, envs_of_task, turn_answers, clarifications=clarifications
+        )
         env_key = tuple(trajectory.env_ids)
         if env_key not in tools_of:
             tools_of[env_key] = training_tools(envs_of_task)
@@ -120,6 +134,7 @@ def build_sft_rows(
                 continue
             messages = messages[: turn_starts[bad_turn]]
             trajectory = trajectory.model_copy(update={"turns": trajectory.turns[:bad_turn]})
+            clarifications = [c for c in clarifications if c.turn < bad_turn]
         rows.append(
             {
                 "id": content_id([trajectory.id, messages], "sft_"),
@@ -133,6 +148,7 @@ def build_sft_rows(
                 "pool": row.get("pool", "sft"),
                 "messages_json": canonical_json(messages),
                 "tools_json": canonical_json(tools_of[env_key]),
+                "clarifications_json": canonical_json([c.model_dump(mode="json") for c in clarifications]),
                 "n_turns": len(trajectory.turns),
                 "n_calls": sum(len(t.calls) for t in trajectory.turns),
                 "n_call_messages": sum(1 for m in messages if m.get("tool_calls")),
@@ -148,6 +164,9 @@ def build_sft_rows(
         "turns_cut_for_unseen_ids": cut_turns,
         "call_messages": sum(r["n_call_messages"] for r in rows),
         "calls": sum(r["n_calls"] for r in rows),
+        "clarified_rows": sum(r["clarifications_json"] != "[]" for r in rows),
+        "user_simulator_problems": len(simulator_problems),
+        "user_simulator_problem_samples": simulator_problems[:5],
         **answer_metrics,
     }
     return rows, errors, metrics

@@ -6,7 +6,9 @@ A file that cannot be parsed becomes an error row with its reason; the others st
 
 License: the document's own (`info.license`), else the `license` of the file's entry in a
 `SOURCES.json` manifest (a list of `{file, license, ...}`, `file` relative to the folder holding
-the manifest) at the resources-dir root or in the domain folder, else null.
+the manifest) at the resources-dir root or in the domain folder, else `"unknown"`: most vendor
+documents state none, and a missing licence is a recorded fact (counted in the metrics, reported by
+a warning check, blocking only when the `require_license` setting asks for it), not a stop.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from envfactory_dagster.ingest.resource_file import (
 from envfactory_dagster.lineage import canonical_json, sha256_hex
 
 SOURCES_MANIFEST = "SOURCES.json"
+UNKNOWN_LICENSE = "unknown"
 
 
 class IngestResult(BaseModel):
@@ -98,7 +101,7 @@ def ingest_domain(resources_dir: Path, domain: str, max_bytes: int = DEFAULT_MAX
                 "kind": spec.kind,
                 "title": spec.title,
                 "source_path": source_path,
-                "license": spec.license or licenses.get(source_path),
+                "license": spec.license or licenses.get(source_path) or UNKNOWN_LICENSE,
                 "operation_count": len(spec.operations),
                 "content_sha256": content_sha256,
                 "size_bytes": len(data),
@@ -112,6 +115,7 @@ def ingest_domain(resources_dir: Path, domain: str, max_bytes: int = DEFAULT_MAX
         "errors": len(errors),
         "errors_by_kind": dict(sorted(Counter(e["error_kind"] for e in errors).items())),
         "operations": sum(r["operation_count"] for r in resources),
+        "unknown_license": sum(r["license"] == UNKNOWN_LICENSE for r in resources),
     }
     return IngestResult(resources=resources, errors=errors, metrics=metrics)
 
@@ -123,8 +127,8 @@ def _error_row(domain: str, source_path: str, reason: str, error_kind: ErrorKind
 def _manifest_licenses(resources_dir: Path, domain: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """source_path -> license from the SOURCES.json manifests at the root and in the domain folder.
 
-    A manifest that cannot be read as JSON is an error row (its licenses are then missing, and the
-    `license present` data-quality check names the rows that end up without one).
+    A manifest that cannot be read as JSON is an error row (its licenses are then unknown, and the
+    `license_known` data-quality check names the rows that end up without one).
     """
     licenses: dict[str, str] = {}
     errors: list[dict[str, Any]] = []

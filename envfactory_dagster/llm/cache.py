@@ -53,6 +53,7 @@ class CacheEntry(BaseModel):
     stage: str
     request: dict[str, Any]  # the hashed payload, kept so an entry explains itself
     text: str | None = None  # completion answer
+    finish_reason: str | None = None  # "length" = the answer was cut at max_tokens
     embedding: list[float] | None = None
     tokens_in: int
     tokens_out: int

@@ -55,6 +55,7 @@ CompletionFn = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
 
 EMBEDDING_CHUNK = 64  # texts per embedding request
+CHARS_PER_TOKEN = 3  # conservative for code and JSON (English prose is ~4): a prompt cut by it fits
 _MAX_PROBLEM_CHARS = 2000  # validation errors sent back for repair are cut to this length
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 
@@ -115,6 +116,11 @@ class StructuredResult(_LLMResult):
 
 class TextResult(_LLMResult):
     text: str
+    finish_reason: str = "stop"  # of the last answer; "length" = cut at the role's max_tokens
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
 
     @property
     def code(self) -> str:
@@ -139,6 +145,7 @@ class StructuredRequest(TextRequest):
 
 class _Answer(BaseModel):
     text: str
+    finish_reason: str
     tokens_in: int
     tokens_out: int
     cost_usd: float
@@ -153,6 +160,25 @@ def schema_instruction(output_model: type[BaseModel]) -> str:
         "Answer with exactly one JSON object and nothing else (no prose, no code fence). "
         f"It must validate against this JSON Schema:\n{schema}"
     )
+
+
+def response_format_for(output_model: type[BaseModel]) -> dict[str, Any]:
+    """litellm's `response_format` asking the provider for JSON valid against the model's schema.
+    Not `strict`: strict mode refuses schemas with open objects or defaults, which ours have."""
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": output_model.__name__,
+            "schema": output_model.model_json_schema(),
+            "strict": False,
+        },
+    }
+
+
+def refuses_response_format(cause: BaseException | None) -> bool:
+    """A 400 that names the response format: the provider does not do schema-constrained output."""
+    text = str(cause).lower()
+    return getattr(cause, "status_code", None) == 400 and ("response_format" in text or "json_schema" in text)
 
 
 def repair_instruction(problem: str) -> str:
@@ -243,6 +269,7 @@ class LLMGateway:
         )
         self._loop_thread: _LoopThread | None = None
         self._loop_lock = threading.Lock()
+        self._prompted_roles: set[str] = set()  # roles whose provider refused `response_format`
 
     # -- configuration -----------------------------------------------------------------
     def is_configured(self, role: str) -> bool:
@@ -273,6 +300,9 @@ class LLMGateway:
     ) -> StructuredResult:
         """Render `prompt`, call the role's model and validate the answer as `output_model`.
 
+        Where the role's structured-output mode is `json_schema`, the schema also goes to the
+        provider as `response_format`; a provider that refuses it (HTTP 400) is asked again with
+        the schema in the prompt only, and the role stays prompted for this gateway.
         Raises LLMNotConfigured, BudgetExceeded, LLMProviderError, or LLMOutputError (after
         `repair_retries` repair calls that sent the validation problem back).
         """
@@ -283,8 +313,13 @@ class LLMGateway:
         answers: list[_Answer] = []
         problem = ""
         for _ in range(self.settings.repair_retries + 1):
-            answer = await self._complete(
-                stage=stage, role=role, model=model, template=template, messages=messages
+            answer = await self._complete_structured_once(
+                stage=stage,
+                role=role,
+                model=model,
+                template=template,
+                messages=messages,
+                output_model=output_model,
             )
             answers.append(answer)
             try:
@@ -300,6 +335,47 @@ class LLMGateway:
             return StructuredResult(value=value, **self._result_fields(model, template, answers))
         raise LLMOutputError(stage=stage, model=model, prompt_name=template.name, problem=problem)
 
+    async def _complete_structured_once(
+        self,
+        *,
+        stage: str,
+        role: str,
+        model: str,
+        template: PromptTemplate,
+        messages: list[dict[str, str]],
+        output_model: type[BaseModel],
+    ) -> _Answer:
+        if self.structured_output_mode(role) != "json_schema":
+            return await self._complete(
+                stage=stage, role=role, model=model, template=template, messages=messages
+            )
+        try:
+            return await self._complete(
+                stage=stage,
+                role=role,
+                model=model,
+                template=template,
+                messages=messages,
+                response_format=response_format_for(output_model),
+            )
+        except LLMProviderError as exc:
+            if not refuses_response_format(exc.__cause__):
+                raise
+            self._prompted_roles.add(role)
+            return await self._complete(
+                stage=stage, role=role, model=model, template=template, messages=messages
+            )
+
+    def structured_output_mode(self, role: str) -> str:
+        """`json_schema` or `prompted` for `role` (see `LLMSettings.structured_output`)."""
+        if role in self._prompted_roles:
+            return "prompted"
+        mode = self.settings.structured_output_by_role.get(role) or self.settings.structured_output
+        if mode != "auto":
+            return mode
+        supported = import_litellm().supports_response_schema(model=self.model_for(role))
+        return "json_schema" if supported else "prompted"
+
     def complete_structured(
         self, *, stage: str, role: str, prompt: str, variables: dict[str, Any], output_model: type[BaseModel]
     ) -> StructuredResult:
@@ -312,19 +388,51 @@ class LLMGateway:
 
     # -- free text (code) --------------------------------------------------------------
     async def acomplete_text(
-        self, *, stage: str, role: str, prompt: str, variables: dict[str, Any]
+        self,
+        *,
+        stage: str,
+        role: str,
+        prompt: str,
+        variables: dict[str, Any],
+        followup: list[dict[str, str]] | None = None,
     ) -> TextResult:
-        """Render `prompt` and return the model's free-form answer (e.g. Python source: `.code`)."""
+        """Render `prompt` and return the model's free-form answer (e.g. Python source: `.code`).
+
+        `followup` messages are appended after the rendered prompt: an earlier answer and a note on
+        what was wrong with it, so a caller can ask for a repair in the same conversation.
+        """
         model = self.model_for(role)
         template = self._template(prompt, role)
+        messages = [*template.render(variables), *(followup or [])]
         answer = await self._complete(
-            stage=stage, role=role, model=model, template=template, messages=template.render(variables)
+            stage=stage, role=role, model=model, template=template, messages=messages
         )
-        return TextResult(text=answer.text, **self._result_fields(model, template, [answer]))
+        return TextResult(
+            text=answer.text,
+            finish_reason=answer.finish_reason,
+            **self._result_fields(model, template, [answer]),
+        )
 
-    def complete_text(self, *, stage: str, role: str, prompt: str, variables: dict[str, Any]) -> TextResult:
+    def complete_text(
+        self,
+        *,
+        stage: str,
+        role: str,
+        prompt: str,
+        variables: dict[str, Any],
+        followup: list[dict[str, str]] | None = None,
+    ) -> TextResult:
         """Blocking form of `acomplete_text`."""
-        return self._run(self.acomplete_text(stage=stage, role=role, prompt=prompt, variables=variables))
+        return self._run(
+            self.acomplete_text(stage=stage, role=role, prompt=prompt, variables=variables, followup=followup)
+        )
+
+    def prompt_budget_chars(self, role: str, prompt: str) -> int:
+        """Characters the variables of `prompt` may fill for `role`: the context window minus the
+        answer's limit and the template's own text, at a conservative 3 characters per token."""
+        template = self._template(prompt, role)
+        fixed = len(template.system) + len(template.user)
+        return max(self.settings.prompt_budget_tokens(role) * CHARS_PER_TOKEN - fixed, 1000)
 
     # -- batches -----------------------------------------------------------------------
     async def abatch_structured(
@@ -462,9 +570,18 @@ class LLMGateway:
 
     # -- the provider call -------------------------------------------------------------
     async def _complete(
-        self, *, stage: str, role: str, model: str, template: PromptTemplate, messages: list[dict[str, str]]
+        self,
+        *,
+        stage: str,
+        role: str,
+        model: str,
+        template: PromptTemplate,
+        messages: list[dict[str, str]],
+        response_format: dict[str, Any] | None = None,
     ) -> _Answer:
-        params = self._sampling_params()
+        params = self._sampling_params(role)
+        if response_format is not None:
+            params["response_format"] = response_format
         request = {
             "kind": "completion",
             "model": model,
@@ -479,6 +596,7 @@ class LLMGateway:
             self._ledger.record_cache_hit(role=role, stage=stage, cost_usd=entry.cost_usd)
             return _Answer(
                 text=entry.text,
+                finish_reason=entry.finish_reason or "stop",
                 tokens_in=entry.tokens_in,
                 tokens_out=entry.tokens_out,
                 cost_usd=entry.cost_usd,
@@ -492,6 +610,7 @@ class LLMGateway:
             stage=stage, role=role, model=model, call=lambda: completion_fn(**kwargs)
         )
         text = response.choices[0].message.content or ""
+        finish_reason = str(response.choices[0].finish_reason or "stop")
         usage = response.usage
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
@@ -518,6 +637,7 @@ class LLMGateway:
                 stage=stage,
                 request=request,
                 text=text,
+                finish_reason=finish_reason,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
                 cost_usd=cost,
@@ -528,6 +648,7 @@ class LLMGateway:
         )
         return _Answer(
             text=text,
+            finish_reason=finish_reason,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=cost,
@@ -574,10 +695,10 @@ class LLMGateway:
             self._semaphores[loop] = semaphore
         return semaphore
 
-    def _sampling_params(self) -> dict[str, Any]:
+    def _sampling_params(self, role: str) -> dict[str, Any]:
         params: dict[str, Any] = {
             "temperature": self.settings.temperature,
-            "max_tokens": self.settings.max_tokens,
+            "max_tokens": self.settings.max_tokens_for(role),
         }
         if self.settings.seed is not None:
             params["seed"] = self.settings.seed

@@ -62,84 +62,39 @@ def extract_code_block(text: str) -> str:
     return (match.group(1) if match else text).strip() + "\n"
 
 
-# The environment contract, condensed for code generation and revision (runtime/contract.py).
-_ENV_CONTRACT = """\
-The module must follow this contract exactly:
-- `from envfactory_dagster.runtime.contract import Environment, ToolError, tool` and pydantic; no other
-  imports except the standard library modules typing, re, math, copy, and decimal.
-- One Pydantic model per entity (`model_config = ConfigDict(extra="forbid")`, constraints with
-  `Field(ge=..., pattern=...)`, enums with `Literal[...]`), and one `State` model: one
-  `dict[str, Entity]` field per collection (keyed by the entity key), `counters: dict[str, int]`,
-  `now: str` (the environment's clock, default = the spec's `clock`) and `seed: int = 0`.
-- One class `<class_name>(Environment)` with `STATE_MODEL = State` and `__slots__ = ()`, and one public
-  method per tool, decorated with
-  `@tool(kind="read"|"write", description=..., input_schema=..., output_schema=...)` using the
-  spec's schemas verbatim; the method's keyword parameters are the input schema's properties
-  (optional ones default to None). Every tool returns a dict whose keys are the output schema's
-  properties.
-- Read rows with `self.table(collection)` / `self.require(collection, key, "Entity")`; write with
-  `self.put(collection, key, {**row, "field": value})` — never mutate a row in place; new ids come
-  from `self.next_id(collection, id_prefix)`; "now" is `self.state["now"]`.
-- A refused call (missing entity, failed precondition, invalid transition, insufficient balance)
-  raises `ToolError(code, message)` with a message naming the entity and value. Never return an
-  error dict, never raise any other exception on purpose.
-- No clock, no randomness (except derived from `self.state["seed"]`), no I/O, no network, no globals
-  that change, no print.
-- End the module with `ENVIRONMENT_CLASS = <class_name>`.
+# The rules of a tool body (runtime/contract.py), for the coder and the reviser. The module around the
+# bodies is generated from the spec (envgen/code_skeleton.py), so the model never retypes a schema.
+_TOOL_BODY_RULES = """\
+Rules for a tool body:
+- Read rows with `self.table(collection)` (a dict key -> row dict) or `self.require(collection, key,
+  "Entity")` (the row, or a not_found ToolError naming the entity). Rows are plain dicts.
+- Write with `self.put(collection, key, {**row, "field": value})`, which stores the new dict and returns
+  a copy for the output; never change a row in place. Delete with `del self.table(collection)[key]`.
+  New keys come from `self.next_id(collection, id_prefix)`; "now" is `self.state["now"]`.
+- Return a dict whose keys are the tool's output keys (rows as dicts, lists of rows as lists).
+- A refused call (unknown id, a referenced row missing, a failed precondition, a forbidden transition)
+  raises `ToolError(code, message)` before anything is written, with a message naming the entity and
+  value; codes: not_found, invalid_state, conflict, invalid_arguments. Never raise anything else.
+- Only the names already imported by the module (Any, Literal, ToolError, the entity models); no
+  imports, no clock, no randomness, no I/O, no print, no globals.
 
-A minimal example of the shape:
+Example answer for two tools:
 
 ```python
-from __future__ import annotations
+def get_order(self, order_id: str) -> dict[str, Any]:
+    return {"order": dict(self.require("orders", order_id, "Order"))}
 
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
-from envfactory_dagster.runtime.contract import Environment, ToolError, tool
-
-
-class Order(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    total: float = Field(ge=0)
-    status: Literal["pending", "paid", "cancelled"]
-
-
-class State(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    orders: dict[str, Order] = Field(default_factory=dict)
-    counters: dict[str, int] = Field(default_factory=dict)
-    now: str = "2026-01-15T09:00:00Z"
-    seed: int = 0
-
-
-ORDER_SCHEMA = {"type": "object", "properties": {"id": {"type": "string"}, "total": {"type": "number"},
-                "status": {"type": "string"}}, "required": ["id", "total", "status"]}
-
-
-class Orders(Environment):
-    \"\"\"Place and cancel orders.\"\"\"
-
-    STATE_MODEL = State
-    __slots__ = ()
-
-    @tool(
-        kind="write",
-        description="Cancel an order that is still pending.",
-        input_schema={"type": "object", "properties": {"order_id": {"type": "string"}},
-                      "required": ["order_id"], "additionalProperties": False},
-        output_schema={"type": "object", "properties": {"order": ORDER_SCHEMA}, "required": ["order"]},
-    )
-    def cancel_order(self, order_id: str) -> dict[str, Any]:
-        row = self.require("orders", order_id, "Order")
-        if row["status"] != "pending":
-            raise ToolError("invalid_state", f"Order {order_id!r} is {row['status']}, not pending")
-        return {"order": self.put("orders", order_id, {**row, "status": "cancelled"})}
-
-
-ENVIRONMENT_CLASS = Orders
+def cancel_order(self, order_id: str) -> dict[str, Any]:
+    row = self.require("orders", order_id, "Order")
+    if row["status"] not in ("pending", "paid"):
+        raise ToolError("invalid_state", f"Order {order_id!r} is {row['status']}, not pending or paid")
+    return {"order": self.put("orders", order_id, {**row, "status": "cancelled"})}
 ```"""
+
+_BODIES_ANSWER = (
+    "Reply with one ```python code block holding, for each tool listed, its `def` line exactly as given "
+    "in `signature` followed by its body: no decorator, no class, no imports, no other functions."
+)
 
 _NO_TOOL_NAMES = (
     "Write as the user would: first person, natural, concrete. Never name a tool, a function, a "
@@ -173,56 +128,36 @@ PROMPTS: dict[str, PromptTemplate] = {
             ),
         ),
         PromptTemplate(
-            name="env_code",
+            name="env_tool_bodies",
             version="1",
             roles=("coder",),
             system=(
-                "You write one Python module that implements a simulated tool environment from its "
-                "specification. The code is imported, tested and replayed automatically; it must be "
-                "deterministic and exact.\n\n" + _ENV_CONTRACT + "\n\n"
-                "Implement every tool of the spec with the spec's name, kind, description and schemas; "
-                "enforce its preconditions and transitions with ToolError; apply its effects through "
-                "`self.put`. Reply with the complete module in one ```python code block and nothing else."
+                "You implement the tools of a simulated, stateful tool environment in Python. The module "
+                "skeleton (imports, entity models, State, each tool's decorator and signature) is generated "
+                "from the specification and is fixed; you write the bodies of the tools listed, following "
+                "each tool's action, parameters, transition, preconditions and rules exactly. The code is "
+                "imported, tested and replayed automatically: it must be deterministic and exact.\n\n"
+                + _TOOL_BODY_RULES
+                + "\n\n"
+                + _BODIES_ANSWER
             ),
-            user="Environment spec (JSON):\n$spec_json",
+            user="Module skeleton:\n```python\n$skeleton\n```\n\nTools to write now (JSON):\n$tools",
         ),
         PromptTemplate(
-            name="env_tests",
-            version="1",
-            roles=("tester",),
-            system=(
-                "You write test scenarios for a simulated tool environment. Each scenario gives a small "
-                "initial state (2 to 5 rows per collection, 3 to 10 for lookup tables, consistent foreign "
-                "keys, the state's `now` and `seed` fields set) and a sequence of tool calls, each with its "
-                "expected outcome: `pass` (the call succeeds) or `tool_error` (the environment must refuse "
-                "it; give the expected error code when the spec implies one). Cover, for every tool: one "
-                "valid call, one boundary call (empty result, limit values, last allowed transition) and "
-                "one invalid call (unknown id, failed precondition, forbidden transition). Calls see the "
-                "state left by the previous calls of the same scenario. Use only tools and fields the spec "
-                "defines; argument values must match the input schemas unless the call is meant to fail."
-            ),
-            user=(
-                "Environment spec (JSON):\n$spec_json\n\nEnvironment code:\n```python\n$code\n```\n\n"
-                "Write $n_scenarios scenarios: simple, medium, complex and boundary."
-            ),
-        ),
-        PromptTemplate(
-            name="env_revise",
+            name="env_revise_bodies",
             version="1",
             roles=("reviser",),
             system=(
-                "You fix a simulated tool environment module that failed automatic verification. The "
-                "verification report lists what was executed and what went wrong (import errors, schema "
-                "mismatches, state that does not round-trip, calls that crashed instead of raising "
-                "ToolError, wrong results). Fix the causes, not the symptoms: keep every tool's name, kind "
-                "and schemas as in the spec, change nothing that passed, and never special-case a test's "
-                "values.\n\n" + _ENV_CONTRACT + "\n\n"
-                "Reply with the complete corrected module in one ```python code block and nothing else."
+                "You fix tools of a simulated tool environment that failed automatic verification. The "
+                "report lists what was executed and what went wrong (crashes instead of ToolError, wrong "
+                "results, state not changed as declared, rows changed in place). Fix the causes, not the "
+                "symptoms, and never special-case a test's values. The module around the tools is "
+                "generated from the specification and is fixed; you rewrite only the bodies of the tools "
+                "listed.\n\n" + _TOOL_BODY_RULES + "\n\n" + _BODIES_ANSWER
             ),
             user=(
-                "Environment spec (JSON):\n$spec_json\n\n"
-                "Current code (attempt $attempt):\n```python\n$code\n```\n\n"
-                "Verification report (JSON):\n$report"
+                "Current module (attempt $attempt):\n```python\n$code\n```\n\n"
+                "Verification report (JSON):\n$report\n\nTools to rewrite now (JSON):\n$tools"
             ),
         ),
         PromptTemplate(

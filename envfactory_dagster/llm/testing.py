@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from envfactory_dagster.llm.gateway import import_litellm
@@ -103,19 +105,64 @@ class ScriptedLLM:
         return [x / norm for x in raw]
 
 
+@dataclass(frozen=True)
+class ScriptedReply:
+    """One scripted answer of `ScriptedOpenAIServer`, misbehaving on purpose when asked to.
+
+    `status` other than 200 answers with an OpenAI-style error body (429 = rate limited, 500, 400);
+    `delay_s` sleeps before answering (a slow provider: the gateway's timeout fires);
+    `finish_reason="length"` marks a cut answer (the server also cuts any answer longer than the
+    request's `max_tokens`, as a provider does).
+    """
+
+    content: str = ""
+    status: int = 200
+    delay_s: float = 0.0
+    finish_reason: str = "stop"
+    error: str = "scripted error"
+
+
+def replies_in_order(
+    replies: list[str | ScriptedReply],
+) -> Callable[[list[dict[str, Any]]], str | ScriptedReply]:
+    """An `answer_for` that hands out `replies` one per chat request, in order."""
+    pending = list(replies)
+
+    def answer_for(messages: list[dict[str, Any]]) -> str | ScriptedReply:
+        if not pending:
+            raise AssertionError("ScriptedOpenAIServer: no scripted reply left")
+        return pending.pop(0)
+
+    return answer_for
+
+
 class ScriptedOpenAIServer:
     """A local OpenAI-compatible HTTP endpoint (`/v1/chat/completions`, `/v1/embeddings`) with
     scripted answers, for tests of the real provider path (litellm over HTTP) without a remote LLM.
 
-    `answer_for(messages) -> str` writes each chat answer; embeddings are `ScriptedLLM.vector`s.
-    Use as a context manager; `api_base` is `http://127.0.0.1:<port>/v1` and `requests` records
-    every request body. Serves loopback only.
+    `answer_for(messages)` writes each chat answer: text, or a `ScriptedReply` (errors, delays,
+    cut answers). Usage is counted like a provider would (about `chars_per_token` characters a
+    token), so litellm prices the calls of a priced model name; an answer longer than the request's
+    `max_tokens` is cut there with `finish_reason="length"`. `refuse_response_format=True` answers
+    400 to any request with a `response_format` (a server without schema-constrained decoding).
+    Use as a context manager; `api_base` is `http://127.0.0.1:<port>/v1`; `requests` records every
+    request body. Serves loopback only.
     """
 
-    def __init__(self, answer_for: Callable[[list[dict[str, Any]]], str], *, embedding_dim: int = 8) -> None:
+    def __init__(
+        self,
+        answer_for: Callable[[list[dict[str, Any]]], str | ScriptedReply],
+        *,
+        embedding_dim: int = 8,
+        refuse_response_format: bool = False,
+        chars_per_token: int = 4,
+    ) -> None:
         self.answer_for = answer_for
         self.embedding_dim = embedding_dim
+        self.refuse_response_format = refuse_response_format
+        self.chars_per_token = chars_per_token
         self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
         self._server: Any = None
         self._thread: Any = None
 
@@ -123,9 +170,65 @@ class ScriptedOpenAIServer:
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    @property
+    def chat_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if "messages" in r]
+
+    def tokens(self, text: str) -> int:
+        return max(1, len(text) // self.chars_per_token)
+
+    def _chat(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        """(HTTP status, JSON payload, delay) for one chat request."""
+        if self.refuse_response_format and body.get("response_format"):
+            return 400, _error_payload("response_format json_schema is not supported by this server"), 0.0
+        with self._lock:  # answer_for may keep state (a list of replies)
+            reply = self.answer_for(body["messages"])
+        if isinstance(reply, str):
+            reply = ScriptedReply(content=reply)
+        if reply.status != 200:
+            return reply.status, _error_payload(reply.error), reply.delay_s
+        content, finish_reason = reply.content, reply.finish_reason
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if limit and self.tokens(content) > limit:
+            content, finish_reason = content[: limit * self.chars_per_token], "length"
+        prompt_tokens = sum(self.tokens(str(m.get("content") or "")) for m in body["messages"])
+        completion_tokens = self.tokens(content)
+        payload = {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "scripted"),
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish_reason,
+                    "message": {"role": "assistant", "content": content},
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return 200, payload, reply.delay_s
+
+    def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        vectors = ScriptedLLM([], embedding_dim=self.embedding_dim)
+        return {
+            "object": "list",
+            "model": body.get("model", "scripted"),
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vectors.vector(t)}
+                for i, t in enumerate(texts)
+            ],
+            "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+        }
+
     def __enter__(self) -> ScriptedOpenAIServer:
         import json
-        import threading
+        import time
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         server = self
@@ -133,51 +236,33 @@ class ScriptedOpenAIServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                server.requests.append(body)
+                with server._lock:
+                    server.requests.append(body)
+                status, delay = 200, 0.0
                 if self.path.endswith("/embeddings"):
-                    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-                    vectors = ScriptedLLM([], embedding_dim=server.embedding_dim)
-                    payload = {
-                        "object": "list",
-                        "model": body.get("model", "scripted"),
-                        "data": [
-                            {"object": "embedding", "index": i, "embedding": vectors.vector(t)}
-                            for i, t in enumerate(texts)
-                        ],
-                        "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
-                    }
+                    payload = server._embeddings(body)
                 elif self.path.endswith("/chat/completions"):
-                    payload = {
-                        "id": f"chatcmpl-{len(server.requests)}",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": body.get("model", "scripted"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {
-                                    "role": "assistant",
-                                    "content": server.answer_for(body["messages"]),
-                                },
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
-                    }
+                    status, payload, delay = server._chat(body)
                 else:
                     self.send_error(404, f"no scripted route {self.path}")
                     return
+                if delay:
+                    time.sleep(delay)
                 data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up on a slow answer (its timeout)
 
             def log_message(self, *args: Any) -> None:  # quiet
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -186,3 +271,7 @@ class ScriptedOpenAIServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def _error_payload(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "scripted_error", "param": None, "code": None}}

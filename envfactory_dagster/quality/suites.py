@@ -6,10 +6,12 @@ its expectations; the check names are the same for every domain (Dagster declare
 
 from __future__ import annotations
 
+from envfactory_dagster.ingest.authentic_resources import UNKNOWN_LICENSE
 from envfactory_dagster.quality.expectations import Expectation
 
 
-def authentic_resources_suite(domain: str) -> list[Expectation]:
+def authentic_resources_suite(domain: str, *, require_license: bool = False) -> list[Expectation]:
+    """`license_known` warns unless `require_license` (the setting of that name) makes it blocking."""
     return [
         Expectation(
             "ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Resource ids are unique."
@@ -36,15 +38,19 @@ def authentic_resources_suite(domain: str) -> list[Expectation]:
             "Every resource describes at least one operation.",
         ),
         Expectation(
-            "license_present",
-            "ExpectColumnValuesToNotBeNull",
-            {"column": "license"},
-            "Every resource states its license (document or SOURCES.json manifest).",
+            "license_known",
+            "ExpectColumnValuesToNotBeInSet",
+            {"column": "license", "value_set": [UNKNOWN_LICENSE]},
+            "Every resource states its license (document or SOURCES.json manifest); an unknown one "
+            "blocks only with the `require_license` setting.",
+            warn_only=not require_license,
         ),
     ]
 
 
 def verified_envs_suite(domain: str) -> list[Expectation]:
+    """Over the registry rows; what one environment lacks (a write tool, schemas, tests) is a
+    `registry_guards` reject, not a failed check."""
     return [
         Expectation(
             "every_environment_passed",
@@ -53,47 +59,33 @@ def verified_envs_suite(domain: str) -> list[Expectation]:
             "Only environments whose version passed sandboxed verification are in the registry.",
         ),
         Expectation(
-            "names_unique_in_domain",
-            "ExpectColumnValuesToBeUnique",
-            {"column": "class_name"},
-            "Environment class names are unique within the domain.",
-        ),
-        Expectation(
-            "tool_sets_distinct",
-            "ExpectColumnValuesToBeUnique",
-            {"column": "tool_signature"},
-            "No two environments share the same set of tool signatures.",
-        ),
-        Expectation(
-            "every_tool_has_schemas",
-            "ExpectColumnPairValuesToBeEqual",
-            {"column_A": "tools_with_schemas", "column_B": "tool_count"},
-            "Every tool has an input and an output JSON schema.",
-        ),
-        Expectation(
-            "has_write_tool",
-            "ExpectColumnValuesToBeBetween",
-            {
-                "column": "write_tool_count",
-                "min_value": 1,
-                "row_condition": "read_only_source == False",
-                "condition_parser": "pandas",
-            },
-            "Every environment has a write tool, unless its source API documents no write at all.",
-        ),
-        Expectation(
-            "three_tests_per_tool",
-            "ExpectColumnValuesToBeBetween",
-            {"column": "min_tests_per_tool", "min_value": 3},
-            "Verification ran at least three generated tests per tool.",
-        ),
-        Expectation(
             "domain_matches_partition",
             "ExpectColumnValuesToBeInSet",
             {"column": "domain", "value_set": [domain]},
             "Every row belongs to the partition's domain.",
         ),
     ]
+
+
+def verified_envs_partition_suite(domain: str) -> list[Expectation]:
+    """Over the one-row figures of the registry (`verified_env_rows` metrics)."""
+    return [
+        has_rows("has_environments", "kept", "The partition keeps at least one verified environment."),
+        Expectation(
+            "guard_rejects_at_most_20_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "guard_rejected_share", "max_value": 0.2},
+            "At most 20% of the verified environments are kept out of the registry (no write tool "
+            "although the source writes, a tool without schemas, too few tests, a duplicate); the "
+            "`rejects` metadata says which and why.",
+            warn_only=True,
+        ),
+    ]
+
+
+def has_rows(name: str, column: str, description: str) -> Expectation:
+    """A partition fails when nothing usable is left: the figure `column` is at least 1."""
+    return Expectation(name, "ExpectColumnValuesToBeBetween", {"column": column, "min_value": 1}, description)
 
 
 def tool_chains_suite(domain: str) -> list[Expectation]:
@@ -129,36 +121,17 @@ def tool_chains_partition_suite(domain: str) -> list[Expectation]:
 
 
 def trajectories_suite(domain: str) -> list[Expectation]:
+    """Over the kept trajectories; a trajectory that does not replay, writes nothing, takes an id
+    across services or repeats an earlier one is a `trajectory_guards` reject, not a failed check."""
     return [
-        Expectation(
-            "replays_identically",
-            "ExpectColumnValuesToBeInSet",
-            {"column": "replay_ok", "value_set": [True]},
-            "Every trajectory replays from its initial states to byte-identical outputs and final states.",
-        ),
-        Expectation(
-            "no_noop_writes",
-            "ExpectColumnValuesToBeInSet",
-            {"column": "noop_writes", "value_set": [0]},
-            "No kept write call leaves the state as it was (read from the recorded state diffs).",
-        ),
-        Expectation(
-            "no_ids_across_services",
-            "ExpectColumnValuesToBeInSet",
-            {"column": "cross_service_ids", "value_set": [0]},
-            "No argument takes an id from another service's output or names another service's row.",
-        ),
-        Expectation(
-            "near_duplicates_at_most_5_percent",
-            "ExpectColumnValuesToBeInSet",
-            {"column": "near_duplicate", "value_set": [False], "mostly": 0.95},
-            "At most 5% of trajectories have an earlier near-duplicate (shingle Jaccard >= 0.8).",
-        ),
         Expectation(
             "domain_matches_partition",
             "ExpectColumnValuesToBeInSet",
             {"column": "domain", "value_set": [domain]},
             "Every row belongs to the partition's domain.",
+        ),
+        Expectation(
+            "ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Trajectory ids are unique."
         ),
     ]
 
@@ -166,12 +139,14 @@ def trajectories_suite(domain: str) -> list[Expectation]:
 def trajectories_partition_suite(domain: str) -> list[Expectation]:
     """Over the one-row figures of the partition (`trajectories.partition_figures`)."""
     return [
+        has_rows("has_trajectories", "trajectories", "The partition keeps at least one trajectory."),
         Expectation(
             "kept_at_least_half_of_the_chains",
             "ExpectColumnValuesToBeBetween",
             {"column": "kept_share", "min_value": 0.5},
             "At least half of the sampled chains become trajectories (losing most of them means the "
-            "environments refuse what the sampler asks).",
+            "environments refuse what the sampler asks; the reject table says why).",
+            warn_only=True,
         ),
         Expectation(
             "no_reject_kind_above_20_percent",
@@ -206,19 +181,20 @@ def trajectories_partition_suite(domain: str) -> list[Expectation]:
 
 
 def refined_trajectories_suite(domain: str) -> list[Expectation]:
+    """Over the kept refined trajectories; an unproven value or a raw enum identifier is a
+    `refinement_guards` reject, not a failed check."""
     return [
-        Expectation(
-            "grounding_proofs_pass",
-            "ExpectColumnValuesToBeInSet",
-            {"column": "proofs_failed", "value_set": [0]},
-            "Every value a kept turn does not state, and every change it asks for, has a proof that "
-            "holds on the final query and the recorded states.",
-        ),
         Expectation(
             "domain_matches_partition",
             "ExpectColumnValuesToBeInSet",
             {"column": "domain", "value_set": [domain]},
             "Every row belongs to the partition's domain.",
+        ),
+        Expectation(
+            "ids_unique",
+            "ExpectColumnValuesToBeUnique",
+            {"column": "id"},
+            "Refined trajectory ids are unique.",
         ),
     ]
 
@@ -226,11 +202,16 @@ def refined_trajectories_suite(domain: str) -> list[Expectation]:
 def refined_partition_suite(domain: str) -> list[Expectation]:
     """Over the one-row figures of the partition (`refined_trajectories.partition_figures`)."""
     return [
+        has_rows(
+            "has_refined_trajectories", "refined", "The partition keeps at least one refined trajectory."
+        ),
         Expectation(
             "kept_at_least_80_percent",
             "ExpectColumnValuesToBeBetween",
             {"column": "kept_share", "min_value": 0.8},
-            "At least 80% of the trajectories keep a provable first turn.",
+            "At least 80% of the trajectories keep a provable first turn (the reasons of the others are "
+            "in `refinement_rejects`).",
+            warn_only=True,
         ),
         Expectation(
             "dropped_turns_at_most_15_percent",
@@ -261,31 +242,34 @@ def refined_partition_suite(domain: str) -> list[Expectation]:
             "The four most common first words start at most 35% of the refined user turns.",
             warn_only=True,
         ),
-        Expectation(
-            "no_raw_enum_identifiers",
-            "ExpectColumnValuesToBeBetween",
-            {"column": "raw_enum_turns", "max_value": 0},
-            "No user turn writes an enum value of its environments as an identifier "
-            "(`closed_cancelled`, `PENDING`) instead of words.",
-        ),
     ]
 
 
 def rl_tasks_suite(domain: str) -> list[Expectation]:
+    """Over the kept tasks; a task whose gold calls miss full reward is an `rl_task_guards` reject."""
     return [
-        Expectation(
-            "gold_reaches_full_reward_on_record",
-            "ExpectColumnValuesToBeBetween",
-            {"column": "gold_reward", "min_value": 1.0, "max_value": 1.0},
-            "Every stored task's gold calls reach reward 1.0 with the states its trajectory's record gives "
-            "from the task's own initial states (no re-execution: the trajectories check replayed it).",
-        ),
         Expectation("ids_unique", "ExpectColumnValuesToBeUnique", {"column": "id"}, "Task ids are unique."),
         Expectation(
             "domain_matches_partition",
             "ExpectColumnValuesToBeInSet",
             {"column": "domain", "value_set": [domain]},
             "Every row belongs to the partition's domain.",
+        ),
+    ]
+
+
+def rl_tasks_partition_suite(domain: str) -> list[Expectation]:
+    """Over the one-row figures of the partition's tasks and the guard that drops tasks whose gold
+    calls miss full reward on their own record."""
+    return [
+        has_rows("has_tasks", "tasks", "The partition keeps at least one RL task."),
+        Expectation(
+            "gold_below_full_reward_at_most_1_percent",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "guard_rejected_share", "max_value": 0.01},
+            "At most 1% of the tasks are dropped because their stored gold calls miss full reward on "
+            "the trajectory's record: more means the export disagrees with execution (masks, states "
+            "or tool names), not a few odd rows; the `rejects` metadata names them.",
         ),
     ]
 

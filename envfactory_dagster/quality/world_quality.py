@@ -20,7 +20,9 @@ the generator understood it):
   `write_tools_beyond_crud_share`: write tools whose code writes a second collection or refuses
   for a reason other than a missing row (this one also counts transition guards);
 - `rules_with_a_test_share`: business rules stated in the specs that have a generated rule test;
-- `mutation_kill_rate`: share of rule mutants verification rejects (envgen/rule_mutation.py);
+- `mutation_kill_rate`: share of the rule mutants run that verification rejects
+  (envgen/rule_mutation.py): `mutants_run` of the `rule_mutants` generated (every drop, one flip
+  in `FLIP_MUTANTS_EVERY`);
 - `same_id_same_record_share`: for each id present in two environments of one service (same
   `world_id`, else the same first resource), whether it names the same record;
   `shared_ids_across_services`: id strings present in two services of the partition.
@@ -49,6 +51,8 @@ FREE_TEXT_NAMES = frozenset(
      "bio", "memo", "reason", "details", "instructions", "abstract", "feedback", "remarks", "explanation"}
 )  # fmt: skip
 NAME_FIELDS = frozenset({"name", "title", "display_name", "full_name"})
+# every drop mutant runs; flips (killed by any valid call of their tool) one in four
+FLIP_MUTANTS_EVERY = 4
 WRITE_REFUSALS_BEYOND_EXISTENCE = frozenset(
     {"conflict", "invalid_state", "invalid_value", "insufficient_stock"}
 )
@@ -258,6 +262,7 @@ def world_quality_row(
         "rules_with_a_test_share": _share(tested_rules, rules),
         **_identity(registry_rows, states),
         "rule_mutants": None,
+        "mutants_run": None,
         "mutation_kill_rate": None,
     }
     if mutation and registry_rows:
@@ -267,12 +272,14 @@ def world_quality_row(
             [
                 (spec, row["source"], state)
                 for row, spec, state in zip(registry_rows, specs, states, strict=True)
-            ]
+            ],
+            flip_every=FLIP_MUTANTS_EVERY,
         )
         figures["rule_mutants"] = len(outcomes)
+        figures["mutants_run"] = sum(o.killed is not None for o in outcomes)
         figures["mutation_kill_rate"] = kill_rate(outcomes)
         figures["surviving_mutants"] = json.dumps(
-            [f"{o.rule} {o.operator}" for o in outcomes if not o.killed]
+            [f"{o.rule} {o.operator}" for o in outcomes if o.killed is False]
         )
     return figures
 

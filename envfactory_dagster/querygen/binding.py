@@ -152,6 +152,7 @@ class ArgumentBinder:
         param = self.graph.node(input_id)["name"]
         validate = self.validator(schema)
         as_array = json_type(schema) == "array"
+        as_text = json_type(schema) == "string"
         world = self.world_of_env[self.graph.node(input_id)["env_id"]]
         for output_id, score in self.graph.input_feeds.get(input_id, ()):
             producer, path = output_id.split("::out::", 1)
@@ -163,6 +164,8 @@ class ArgumentBinder:
                 for concrete, value in path_values(output, path):
                     if as_array and value is not None and not isinstance(value, list):
                         value = [value]  # a list element's id feeding an array of ids
+                    if as_text and isinstance(value, int | float) and not isinstance(value, bool):
+                        value = str(value)  # a number fed to an input that takes any value as data
                     if value is None or not validate(value):
                         continue
                     tier = self._existing_tier(value, tool, spec, param, env)

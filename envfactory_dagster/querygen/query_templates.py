@@ -10,14 +10,15 @@ all seeded). It never writes a tool name or an identifier-like parameter name;
 
 LLM backend (`write_queries_llm`): prompt `persona` once per trajectory, then `user_query` per turn,
 through `LLMGateway.complete_structured(role="query_writer")`; a query that leaks a name or drops a
-user value falls back to the template query of that turn, and the problem is reported.
+user value, or does not name the turn's change, falls back to the template query of that turn,
+and the problem is reported.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from envfactory_dagster.envgen.env_spec import EnvSpec, ToolSpec
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.querygen.surface import (
+    contains_token,
     create_clause,
     delete_clause,
     field_label,
@@ -210,6 +212,35 @@ def missing_user_values(query: str, calls: list[GoldCall], tools: list[ToolSpec]
     return missing
 
 
+def change_keywords(specs: Mapping[str, EnvSpec], call: GoldCall) -> list[str]:
+    """The words a free-text request must hold to ask for a call: the record's noun, and the verb
+    of a status change (delete/remove/cancel: too many ways to say a deletion; the noun must be there)."""
+    tool = next((t for t in specs[call.env_id].tools if t.name == call.tool), None)
+    entity = next((e for e in specs[call.env_id].entities if tool and e.name == tool.entity), None)
+    noun = " ".join(words(entity.name)).split()[-1] if entity else ""
+    verb = ""
+    if tool is not None and tool.action == "transition" and tool.transition is not None:
+        verb = (transition_verb(tool.name, tool.transition.to_value) or "").split(" ")[0]
+    return [w for w in (noun, verb) if w]
+
+
+def unnamed_changes(query: str, calls: list[GoldCall], specs: Mapping[str, EnvSpec]) -> list[str]:
+    """The turn's requests the query does not name: each write (a call that changed the state), or,
+    for a read-only turn, its last call (what the user asks to see); as `tool: missing words`."""
+    asked = [c for c in calls if c.state_diff] or calls[-1:]
+    lowered = query.lower()
+    missing = []
+    for call in asked:
+        absent = [
+            k
+            for k in change_keywords(specs, call)
+            if not contains_token(lowered, k.lower(), ignore_case=True)
+        ]
+        if absent:
+            missing.append(f"{call.tool}: {', '.join(absent)}")
+    return missing
+
+
 # -- LLM backend -----------------------------------------------------------------------
 class PersonaAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -229,9 +260,12 @@ def write_queries_llm(
 ) -> tuple[Trajectory, list[str]]:
     """The trajectory with an LLM-written persona and per-turn queries, and the problems found.
 
-    `gateway` is an `envfactory_dagster.llm.LLMGateway`; `specs` maps env_id -> EnvSpec. A turn
-    whose query leaks a tool or parameter name, or omits a value the user must state, keeps its
-    template query (the problem is returned). Provider errors propagate to the caller.
+    `gateway` is an `envfactory_dagster.llm.LLMGateway`; `specs` maps env_id -> EnvSpec. A query is
+    accepted (offline: no solver rollout) only if it names what the turn does (each change's record
+    and status verb, or what a read-only turn looks up), states every value the user must give
+    (values from earlier outputs are proven by the executed binding), and leaks no tool or
+    parameter name; otherwise the turn keeps its template query and the problem is returned.
+    Provider errors propagate to the caller.
     """
     problems: list[str] = []
     tool_names = {c.tool for t in trajectory.turns for c in t.calls}
@@ -282,9 +316,11 @@ def write_queries_llm(
         query = result.value.query.strip()
         leak = query_leaks_tool_name(query, tool_names, param_names)
         missing = missing_user_values(query, turn.calls)
-        if leak or missing or not query:
+        unnamed = unnamed_changes(query, turn.calls, specs)
+        if leak or missing or unnamed or not query:
             faults = ["leaks a tool or parameter name"] if leak else []
             faults += [f"misses {', '.join(missing)}"] if missing else []
+            faults += [f"does not name what it asks for ({'; '.join(unnamed)})"] if unnamed else []
             faults += ["empty"] if not query else []
             problems.append(
                 f"turn {turn.index}: LLM query replaced by the template one ({'; '.join(faults)})"

@@ -69,18 +69,12 @@ def _draw(rng: random.Random, distribution: dict[int, float]) -> int:
     return rng.choices(list(distribution), weights=list(distribution.values()))[0]
 
 
-def world_of(graph: ToolGraph, tool: str) -> str:
-    """The world (service) whose state a tool's environment uses."""
-    env_id = graph.env_of(tool)
-    return graph.envs[env_id].spec.world_id or env_id
-
-
 def _satisfiable(graph: ToolGraph, input_id: str, prefix: set[str]) -> bool:
     """User-provided, state-scoped, or produced by an earlier tool of the same world."""
     if graph.user_provided(input_id) or graph.from_state(input_id):
         return True
     world = graph.envs[graph.node(input_id)["env_id"]].spec.world_id or graph.node(input_id)["env_id"]
-    return any(t in prefix and world_of(graph, t) == world for t in graph.input_producers.get(input_id, ()))
+    return any(t in prefix and graph.world_of(t) == world for t in graph.input_producers.get(input_id, ()))
 
 
 def validate_chain(chain: Chain, graph: ToolGraph, *, max_envs: int = 3) -> list[str]:
@@ -137,14 +131,16 @@ class _TaskSampler:
         self.targets: list[int] = []
 
     def _worlds(self, tools: list[str]) -> set[str]:
-        return {world_of(self.graph, t) for t in tools}
+        return {self.graph.world_of(t) for t in tools}
 
     def allowed(self, tool: str, extra: list[str]) -> bool:
         tools = [*self.chain, *extra]
-        envs = {self.graph.env_of(t) for t in tools}
-        worlds = self._worlds(tools)
+        return self._fits(tool, {self.graph.env_of(t) for t in tools}, self._worlds(tools))
+
+    def _fits(self, tool: str, envs: set[str], worlds: set[str]) -> bool:
+        """`tool` keeps the chain (using `envs` and `worlds`) within its env and world limits."""
         return (self.graph.env_of(tool) in envs or len(envs) < self.max_envs) and (
-            world_of(self.graph, tool) in worlds or len(worlds) < self.max_worlds
+            self.graph.world_of(tool) in worlds or len(worlds) < self.max_worlds
         )
 
     def resolve(self, tool: str, depth: int, planned: list[str], waiting: list[str]) -> list[str] | None:
@@ -155,15 +151,14 @@ class _TaskSampler:
         create only where nothing can be looked up (the thing has to be made first); other writes
         never are: nobody cancels one record to find another."""
         insert: list[str] = []
-        world = world_of(self.graph, tool)
+        world = self.graph.world_of(tool)
         for p in self.graph.tool_inputs[tool]:
             required = self.graph.required(p)
             if not required and self.rng.random() < self.p_skip_optional:
                 continue
             prefix = set(self.chain) | set(planned) | set(insert)
             produced_before = any(
-                t in prefix and world_of(self.graph, t) == world
-                for t in self.graph.input_producers.get(p, ())
+                t in prefix and self.graph.world_of(t) == world for t in self.graph.input_producers.get(p, ())
             )
             satisfied = produced_before or _satisfiable(self.graph, p, prefix)
             # something the task already found or made is not looked up again
@@ -176,7 +171,7 @@ class _TaskSampler:
                 if t != tool
                 and t not in prefix
                 and t not in waiting
-                and world_of(self.graph, t) == world
+                and self.graph.world_of(t) == world
                 and self.allowed(t, [*planned, *insert, tool])
             ]
             reads = [t for t in candidates if self.graph.tool_spec(t).kind == "read"]
@@ -207,9 +202,9 @@ class _TaskSampler:
         second = len(worlds) < self.max_worlds and self.rng.random() < self.p_second_service
         tools, weights = [], []
         for t in graph.tools:
-            if t in used or not self.allowed(t, []):
+            if t in used or not self._fits(t, envs, worlds):
                 continue
-            if (world_of(graph, t) in worlds) == second:
+            if (graph.world_of(t) in worlds) == second:
                 continue
             spec = graph.tool_spec(t)
             weight = 1.0 if spec.kind == "read" else 2.0

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envfactory_dagster.lineage import canonical_json
+from envfactory_dagster.quality.guards import RowGuard
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 
 NEAR_DUPLICATE_JACCARD = 0.8
@@ -105,3 +106,35 @@ def drop_exact_duplicates(
             first[key] = row["id"]
             kept.append(dict(row))
     return kept, dropped
+
+
+def trajectory_guards() -> list[RowGuard]:
+    """What keeps an executed trajectory out of the partition (each a reject with its reason):
+    a replay that differs from the record, a kept write that changed nothing, an id taken across
+    services, a near-duplicate of an earlier trajectory."""
+    return [
+        RowGuard(
+            "replay_mismatch",
+            lambda r: bool(r["replay_ok"]),
+            lambda r: (
+                f"trajectory {r['id']}: replaying its calls from its initial states differs from the record"
+            ),
+        ),
+        RowGuard(
+            "noop_write",
+            lambda r: int(r["noop_writes"]) == 0,
+            lambda r: f"trajectory {r['id']}: {r['noop_writes']} write call(s) left the state as it was",
+        ),
+        RowGuard(
+            "cross_service_id",
+            lambda r: int(r["cross_service_ids"]) == 0,
+            lambda r: (
+                f"trajectory {r['id']}: {r['cross_service_ids']} argument(s) take an id of another service"
+            ),
+        ),
+        RowGuard(
+            "near_duplicate",
+            lambda r: not r["near_duplicate"],
+            lambda r: f"trajectory {r['id']}: a near-duplicate (shingle Jaccard >= 0.8) of an earlier one",
+        ),
+    ]

@@ -28,10 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+from envfactory_dagster.quality.guards import RowGuard
 from envfactory_dagster.querygen.language_quality import language_figures, raw_enum_identifiers
+from envfactory_dagster.querygen.query_templates import change_keywords
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
     Replay,
@@ -39,7 +40,7 @@ from envfactory_dagster.querygen.replay import (
     recorded_replay,
     task_environments,
 )
-from envfactory_dagster.querygen.surface import contains_token, is_literal_in, transition_verb
+from envfactory_dagster.querygen.surface import contains_token, is_literal_in
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
@@ -150,18 +151,55 @@ def _audit(
     return problems
 
 
-def effect_keywords(specs: Mapping[str, Any], call: Any) -> list[str]:
-    """The words a free-text request must hold to ask for a write: the record's noun, and the verb
-    of a status change or deletion."""
-    tool = next((t for t in specs[call.env_id].tools if t.name == call.tool), None)
-    entity = next((e for e in specs[call.env_id].entities if tool and e.name == tool.entity), None)
-    noun = " ".join(words(entity.name)).split()[-1] if entity else ""
-    verb = ""
-    if tool is not None and tool.action == "transition" and tool.transition is not None:
-        verb = (transition_verb(tool.name, tool.transition.to_value) or "").split(" ")[0]
-    elif tool is not None and tool.action == "delete":
-        verb = ""  # delete/remove/cancel: too many ways to say it; the noun must be there
-    return [w for w in (noun, verb) if w]
+def hidden_value_problems(
+    declared: list[str], hideable: Mapping[str, GroundingProof], used: list[GroundingProof], query: str
+) -> list[str]:
+    """Where the refiner's account of what it hid disagrees with the query and the proofs: an id it
+    was never offered, a value it says it hid but still writes, a value it hid without saying."""
+    problems = [f"hidden value {h}: not one of the hideable values" for h in declared if h not in hideable]
+    for h in declared:
+        proof = hideable.get(h)
+        if proof is not None and is_literal_in(proof.value, query):
+            problems.append(f"hidden value {h}: said hidden, but the query writes {proof.value!r}")
+    said = {(hideable[h].call, hideable[h].argument) for h in declared if h in hideable}
+    problems += [
+        f"hidden value {p.argument}={p.value!r}: hidden without saying so"
+        for p in used
+        if (p.call, p.argument) not in said
+    ]
+    return problems
+
+
+MAX_EXCERPT_CHARS = 24_000  # ~8k tokens of rows: within any current model's window with the rest
+
+
+def state_excerpt(
+    trajectory: Trajectory, turn: int, state: Mapping[str, Any], specs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The rows the refiner needs for one turn: the collections of the turn's tools' entities and of
+    the entities they reference (a whole world state costs ~8k tokens a call), cut to a size."""
+    wanted: dict[str, set[str]] = {}
+    for call in trajectory.turns[turn].calls:
+        spec = specs[call.env_id]
+        entities = {e.name: e for e in spec.entities}
+        tool = next((t for t in spec.tools if t.name == call.tool), None)
+        entity = entities.get(tool.entity or "") if tool else None
+        if entity is None:
+            continue
+        names = {entity.name} | {f.ref_entity for f in entity.fields if f.ref_entity in entities}
+        wanted.setdefault(trajectory.env_worlds[call.env_id], set()).update(
+            entities[n].collection for n in names if n
+        )
+    excerpt: dict[str, Any] = {}
+    size = 0
+    for world, collections in sorted(wanted.items()):
+        for collection in sorted(collections):
+            rows = dict(state.get(world, {}).get(collection) or {})
+            while rows and size + len(canonical_json(rows)) > MAX_EXCERPT_CHARS:
+                rows.pop(next(iter(rows)))  # keep the latest rows
+            size += len(canonical_json(rows))
+            excerpt.setdefault(world, {})[collection] = rows
+    return excerpt
 
 
 def _llm_candidate(
@@ -177,7 +215,7 @@ def _llm_candidate(
     each change must still be asked for (its record's noun and, for a status change or deletion,
     its verb, appear in the text)."""
     template_keywords = [
-        (e, effect_keywords(specs, trajectory.turns[turn].calls[e.call])) for e in template.effects
+        (e, change_keywords(specs, trajectory.turns[turn].calls[e.call])) for e in template.effects
     ]
     hideable = {f"h{i}": p for i, p in enumerate(template.alternatives)}
     calls = [{"tool": c.tool, "arguments": c.arguments} for c in trajectory.turns[turn].calls]
@@ -186,9 +224,7 @@ def _llm_candidate(
         "history": "\n".join(f"user: {q}" for q in queries) or "(none)",
         "calls": calls,
         "hideable": {h: {"value": p.value, "recover_as": p.phrase} for h, p in hideable.items()},
-        "state_excerpt": {
-            env: {k: v for k, v in s.items() if k not in ("counters", "seed")} for env, s in state.items()
-        },
+        "state_excerpt": state_excerpt(trajectory, turn, state, specs),
     }
     result = gateway.complete_structured(
         stage=STAGE,
@@ -220,7 +256,11 @@ def _llm_candidate(
         for effect, keywords in template_keywords
     ]
     candidate = TurnRefinement(
-        query=query, proofs=proofs, operations=sorted({p.operation for p in proofs}), effects=effects
+        query=query,
+        proofs=proofs,
+        operations=sorted({p.operation for p in proofs}),
+        effects=effects,
+        unsolvable=hidden_value_problems(answer.hidden_values, hideable, proofs, query),
     )
     return candidate, {"model": result.model, "prompt_version": result.prompt_version}
 
@@ -447,6 +487,36 @@ def reason_kind(problem: str) -> str:
     """The kind of an audit problem ("unproven", "leaks", "proof", "raw enum value", ...)."""
     head = problem.split(" ", 1)[0]
     return {"call": "unsolvable_or_unasked", "raw": "raw_enum"}.get(head, head)
+
+
+def refinement_guards(envs: EnvironmentRows) -> list[RowGuard]:
+    """What keeps a refined trajectory out of the partition (each a reject with its reason): a value
+    or change its final queries do not prove, an enum value written as an identifier."""
+    index = environments_by_id(envs)
+
+    def raw_enums(row: Mapping[str, Any]) -> list[str]:
+        trajectory = Trajectory.model_validate_json(row["trajectory_json"])
+        enums = [
+            v
+            for env_id in trajectory.env_ids
+            for tool in index[env_id].spec.tools
+            for schema in (tool.input_schema.get("properties") or {}).values()
+            for v in schema.get("enum") or []
+        ]
+        return sorted({v for turn in trajectory.turns for v in raw_enum_identifiers(turn.query, enums)})
+
+    return [
+        RowGuard(
+            "unproven_values",
+            lambda r: int(r["proofs_failed"]) == 0,
+            lambda r: f"refined {r['id']}: {r['proofs_failed']} proof(s) fail on the final queries",
+        ),
+        RowGuard(
+            "raw_enum_identifier",
+            lambda r: not raw_enums(r),
+            lambda r: f"refined {r['id']}: a query writes {', '.join(raw_enums(r))} as an identifier",
+        ),
+    ]
 
 
 def partition_figures(

@@ -19,8 +19,10 @@ No clock (the state's `now` field is "now"), no randomness (the state's `seed`),
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import fastjsonschema
@@ -78,6 +80,31 @@ def tool(
     return mark
 
 
+@lru_cache(maxsize=4096)
+def _compiled_validator(schema_json: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(json.loads(schema_json))
+
+
+class _InputValidator:
+    """A tool's input validator, compiled on its first call: compiling every tool's schema when a
+    class is defined cost more than the calls of a typical use (a mutant or a task touches one
+    tool), and equal schemas share one compiled function."""
+
+    __slots__ = ("_schema", "_validate")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._schema = schema
+        self._validate: Callable[[Any], Any] | None = None
+
+    def __call__(self, value: Any) -> Any:
+        if self._validate is None:
+            try:
+                self._validate = _compiled_validator(json.dumps(self._schema, sort_keys=True))
+            except fastjsonschema.JsonSchemaDefinitionException as exc:  # a broken tool, not bad arguments
+                raise TypeError(f"the tool's input schema does not compile: {exc}") from None
+        return self._validate(value)
+
+
 class Environment:
     """Base class of every environment. Subclasses set `STATE_MODEL` and define `@tool` methods."""
 
@@ -98,8 +125,7 @@ class Environment:
                     tools[tool_def.name] = tool_def
         cls.TOOLS = tools
         cls._DISPATCH = {
-            t.name: (fastjsonschema.compile(t.input_schema), getattr(cls, t.method_name))
-            for t in tools.values()
+            t.name: (_InputValidator(t.input_schema), getattr(cls, t.method_name)) for t in tools.values()
         }
 
     def __init__(self, state: dict[str, Any] | None = None) -> None:

@@ -18,11 +18,11 @@ import json
 import sys
 from pathlib import Path
 
-from envfactory_dagster.settings import envfactory_home
+from envfactory_dagster.settings import catalog_path, envfactory_home
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m envfactory_dagster.serve")
+def _parser(prog: str = "python -m envfactory_dagster.serve") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Serve registry environments to agents.")
     commands = parser.add_subparsers(dest="command", required=True)
     mcp = commands.add_parser("mcp", help="serve verified environments as an MCP server")
     source = mcp.add_mutually_exclusive_group(required=True)
@@ -42,11 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from envfactory_dagster.serve.mcp_server import serve_environment
     from envfactory_dagster.serve.registry import load_rl_task_rows, load_verified_envs
 
-    args = _parser().parse_args(argv)
+    args = (_parser(prog) if prog else _parser()).parse_args(argv)
     home = args.home or envfactory_home()
     states = None
     qualify = "on_clash"
@@ -65,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.state:
             states = json.loads(args.state.read_text(encoding="utf-8"))
     except (KeyError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        hint = (
+            f' (the ids: duckdb {catalog_path(home)} -c "SELECT env_id, class_name FROM verified_envs")'
+            if isinstance(error, KeyError)
+            else ""
+        )
+        print(f"error: {message}{hint}", file=sys.stderr)
         return 2
     serve_environment(
         [registry[env_id] for env_id in env_ids],

@@ -14,6 +14,11 @@ order, or with only `content` = final answer), or a plain string (final answer).
 
 Reward: 0.0 on every step but the last; at the end (final answer, or `max_steps` calls reached:
 `truncated`), the task's reward `score_rollout` — its components in `info["reward"]`.
+
+Conversational tasks (a non-empty `user_knows`, export/conversation.py): an assistant message
+without calls, before the task's gold state is reached, goes to the user simulator, whose reply
+(the value of a field the message names, or a refusal) is the next observation; the episode ends
+at a message once the gold state is reached, or after `MAX_USER_REPLIES` replies.
 Tool errors and malformed calls are observations, never exceptions; `info` counts them.
 
 A task is parsed and its states validated on its first reset only (`rollout.TaskCache`, by task
@@ -27,11 +32,13 @@ from typing import Any
 
 import gymnasium
 
+from envfactory_dagster.export.conversation import persona_reply
 from envfactory_dagster.export.rl_task_model import RLTask
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.serve.rollout import Rollout, TaskCache, observation_text
 
 Action = Mapping[str, Any] | str
+MAX_USER_REPLIES = 3
 
 
 class ToolUseEnv(gymnasium.Env):
@@ -56,6 +63,7 @@ class ToolUseEnv(gymnasium.Env):
         self.rollout: Rollout | None = None
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
+        self.user_replies = 0
         self.done = False
 
     # -- Gymnasium API ---------------------------------------------------------------------
@@ -75,6 +83,7 @@ class ToolUseEnv(gymnasium.Env):
         self.rollout = Rollout.of(self.tasks.get(task))
         self.messages = list(self.rollout.task.messages)  # the task's dicts are never mutated here
         self.steps = 0
+        self.user_replies = 0
         self.done = False
         return self._observation(), self._info()
 
@@ -87,6 +96,8 @@ class ToolUseEnv(gymnasium.Env):
             final_answer, calls = _read_action(action)
             if final_answer is not None:
                 self.messages.append({"role": "assistant", "content": final_answer})
+                if self._user_replies_to(final_answer):
+                    return self._observation(), 0.0, False, False, self._info()
                 return self._finish(truncated=False)
         max_steps = self._max_steps()
         for call in calls:
@@ -99,6 +110,19 @@ class ToolUseEnv(gymnasium.Env):
         return self._observation(), 0.0, False, False, self._info()
 
     # -- internals -------------------------------------------------------------------------
+    def _user_replies_to(self, message: str) -> bool:
+        """In a conversational task, the simulated user answers a message sent before the gold
+        state is reached (at most MAX_USER_REPLIES times); True when it did."""
+        assert self.rollout is not None
+        task = self.rollout.task
+        if not task.user_knows or self.user_replies >= MAX_USER_REPLIES:
+            return False
+        if self.rollout.final_states() == task.gold_final_states:
+            return False
+        self.user_replies += 1
+        self.messages.append({"role": "user", "content": persona_reply(message, task.user_knows)})
+        return True
+
     def _max_steps(self) -> int:
         assert self.rollout is not None
         return self.max_steps if self.max_steps is not None else self.rollout.task.reward_spec.max_calls
@@ -149,6 +173,7 @@ class ToolUseEnv(gymnasium.Env):
             "calls": len(self.rollout.calls),
             "malformed_calls": self.rollout.malformed_calls,
             "tool_errors": self.rollout.tool_errors,
+            "user_replies": self.user_replies,
         }
 
 

@@ -57,11 +57,14 @@ def ensure_views(catalog_file: str, globs: dict[str, str], home: str | None = No
 
 
 def refresh(catalog_file: str, home: str) -> list[str]:
-    """A view for every asset that has a partition under `home` (e.g. written by remote workers);
-    returns the asset names."""
+    """A view for every asset that has a partition under `home` (e.g. written by remote workers),
+    then the analyst views over them; returns the asset names."""
+    from envfactory_dagster.catalog.analyst_views import ensure_analyst_views
+
     store = PartitionStore(home)
     assets = store.assets()
     ensure_views(catalog_file, {asset: store.glob(asset) for asset in assets}, home=home)
+    ensure_analyst_views(catalog_file, home=home)
     return assets
 
 

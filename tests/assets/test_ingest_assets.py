@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from envfactory_dagster.definitions import build_definitions
 from envfactory_dagster.settings import catalog_path
@@ -52,24 +53,36 @@ def test_partition_materializes_with_error_rows_and_passing_checks(tmp_path: Pat
     assert "preview" in metadata["authentic_resources"]
 
 
-def test_failed_check_is_reported_not_hidden(tmp_path: Path) -> None:
+def _unlicensed_catalog(tmp_path: Path) -> Path:
     resources_dir = tmp_path / "resources"
     (resources_dir / "office").mkdir(parents=True)
-    # A valid document without a license and with no manifest: the license check must fail.
+    # A valid document without a license and with no manifest.
     (resources_dir / "office" / "notes.yaml").write_text(
         "openapi: 3.0.3\ninfo: {title: Notes, version: '1'}\n"
         "paths:\n  /notes:\n    get:\n      operationId: listNotes\n"
         "      responses: {'200': {description: ok}}\n"
     )
-    built = build_definitions(resources_dir, str(tmp_path / "home"))
+    return resources_dir
+
+
+@pytest.mark.parametrize("require_license", [False, True])
+def test_unknown_license_warns_and_blocks_only_when_required(tmp_path: Path, require_license: bool) -> None:
+    built = build_definitions(
+        _unlicensed_catalog(tmp_path), str(tmp_path / "home"), require_license=require_license
+    )
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             list(built.assets),
             partition_key="office",
             instance=instance,
             resources=built.resources,
-            selection=dg.AssetSelection.assets("authentic_resources", "resource_errors"),
+            selection=dg.AssetSelection.assets("authentic_resources", "resource_errors", "env_proposals"),
             raise_on_error=False,
         )
-    failed = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}
-    assert failed == {"license_present"}
+    failed = {c.check_name: c.severity for c in result.get_asset_check_evaluations() if not c.passed}
+    expected = dg.AssetCheckSeverity.ERROR if require_license else dg.AssetCheckSeverity.WARN
+    assert failed == {"license_known": expected}
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert ("env_proposals" in materialized) is not require_license
+    ingest_metadata = result.asset_materializations_for_node("ingest")[0].metadata
+    assert ingest_metadata["unknown_license"].value == 1

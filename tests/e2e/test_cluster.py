@@ -2,6 +2,12 @@
 Postgres instance storage and an `s3://` data home on a local S3-compatible server. Every asset's
 content equals an in-process run of the same partitions; the runs are visible through GraphQL.
 
+Kept cheap for CI: one deployment (2 workers started once) serves every assertion, and the runs
+materialize the assets up to `verified_envs` (ingest, EnvGen and verification: 6 steps, two of them
+on the `llm` pool) of one small document per domain. The later stages add steps of the same kind
+(a step on a worker reading and writing the bucket); object-store exports are tested on their own
+(tests/core/storage/test_object_store.py).
+
 Needs Debian's redis-server and postgresql (`bash deploy/cluster.sh install`, which the README's
 test command runs) and the `cluster` extra (in `dev`). Without them it fails, naming what is missing,
 rather than skip unnoticed; `pytest -m "not cluster"` leaves it out on purpose.
@@ -19,23 +25,23 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from envfactory_dagster.cli import main
 from envfactory_dagster.definitions import ALL_ASSETS_JOB, build_definitions
-from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.serve.registry import load_verified_envs
 from envfactory_dagster.settings import catalog_path
 from envfactory_dagster.storage.duckdb_catalog import query
-from envfactory_dagster.storage.object_store import filesystem
 from envfactory_dagster.storage.partition_store import PartitionStore
 from envfactory_dagster.webserver_client import graphql, run_info
 from resources.llm import LLM_POOL
 from tests.conftest import BUNDLED_CATALOG, REPO
 from tests.local_s3 import free_port, s3_server
 
-# One bundled document per domain keeps the run short; every stage still produces rows.
+# The two smallest bundled documents, one per domain: every selected stage still produces rows.
 DOCUMENTS = {"finance": "alpaca_trading.yaml", "lifestyle": "spotify_web.yaml"}
+SELECTION = "*verified_envs"  # verified_envs and everything upstream of it
 BUCKET = "envfactory-cluster"
 pytestmark = pytest.mark.cluster
 AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
@@ -134,8 +140,9 @@ def cluster(
 @pytest.fixture(scope="module")
 def submitted(cluster: dict) -> list[str]:
     """`envfactory submit` of both domains; returns the run ids it printed."""
+    command = ["submit", "--select", SELECTION, "--timeout", "1200"]
     done = subprocess.run(
-        [sys.executable, "-m", "envfactory_dagster.cli", "submit", "--timeout", "1200"],
+        [sys.executable, "-m", "envfactory_dagster.cli", *command],
         env=cluster, capture_output=True, text=True, timeout=1300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -148,7 +155,12 @@ def in_process_home(resource_dir: Path, tmp_path_factory: pytest.TempPathFactory
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ENVFACTORY_HOME", str(home))
         patch.delenv("ENVFACTORY_LLM_MODEL", raising=False)
-        assert main(["materialize", "--resources-dir", str(resource_dir), "--workers", "1"]) == 0
+        assert (
+            main(
+                ["materialize", "--resources-dir", str(resource_dir), "--workers", "1", "--select", SELECTION]
+            )
+            == 0
+        )
     return str(home)
 
 
@@ -162,11 +174,18 @@ def content(store: PartitionStore, asset: str, domain: str) -> list[str]:
     return sorted(json.dumps(row, sort_keys=True, default=str) for row in rows.to_dict(orient="records"))
 
 
+def selected_job(resource_dir: Path, home: str) -> dg.JobDefinition:
+    """The job as the runs executed it: `envfactory_all` subset to SELECTION."""
+    defs = build_definitions(resource_dir, home)
+    keys = dg.AssetSelection.from_string(SELECTION).resolve(defs.resolve_asset_graph())
+    return defs.resolve_job_def(ALL_ASSETS_JOB).get_subset(asset_selection=set(keys))
+
+
 def test_runs_are_visible_through_graphql_with_steps_on_both_workers(
     cluster: dict, submitted: list[str], resource_dir: Path
 ) -> None:
     url = cluster["ENVFACTORY_WEBSERVER"]
-    job = build_definitions(resource_dir, cluster["ENVFACTORY_HOME"]).resolve_job_def(ALL_ASSETS_JOB)
+    job = selected_job(resource_dir, cluster["ENVFACTORY_HOME"])
     infos = [run_info(url, run_id) for run_id in submitted]
     assert sorted(info.partition for info in infos) == sorted(DOCUMENTS)
     assert all(info.status == "SUCCESS" and info.steps == len(job.graph.node_dict) for info in infos)
@@ -187,7 +206,7 @@ def test_llm_pool_limit_holds_across_workers_and_runs(
     url = cluster["ENVFACTORY_WEBSERVER"]
     limits = graphql(url, POOL_LIMITS)["instance"]["concurrencyLimits"]
     assert {(limit["concurrencyKey"], limit["slotCount"]) for limit in limits} >= {(LLM_POOL, 1)}
-    job = build_definitions(resource_dir, cluster["ENVFACTORY_HOME"]).resolve_job_def(ALL_ASSETS_JOB)
+    job = selected_job(resource_dir, cluster["ENVFACTORY_HOME"])
     llm_steps = {name for name, node in job.graph.node_dict.items() if node.definition.pool == LLM_POOL}
     spans = sorted(
         (step["startTime"], step["endTime"], run_id, step["stepKey"])
@@ -219,50 +238,47 @@ def test_runs_are_stored_in_postgres(cluster: dict, submitted: list[str]) -> Non
 
 
 def test_every_asset_matches_an_in_process_run(
-    cluster: dict, submitted: list[str], in_process_home: str, monkeypatch: pytest.MonkeyPatch
+    cluster: dict,
+    submitted: list[str],
+    in_process_home: str,
+    resource_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for key in AWS_VARIABLES:
         monkeypatch.setenv(key, cluster[key])
     local, remote = PartitionStore(in_process_home), PartitionStore(cluster["ENVFACTORY_HOME"])
-    assert remote.assets() == local.assets() and len(local.assets()) >= 13
+    selected = {
+        key.to_user_string()
+        for key in selected_job(resource_dir, in_process_home).asset_layer.selected_asset_keys
+    }
+    assert remote.assets() == local.assets() and set(local.assets()) >= selected
     for asset in local.assets():
         for domain in DOCUMENTS:
             assert content(remote, asset, domain) == content(local, asset, domain), (asset, domain)
-    # the export files too, byte for byte
-    fs, root = filesystem(f"{cluster['ENVFACTORY_HOME']}/exports")
-    exported = {key[len(root) + 1 :]: fs.cat_file(key) for key in fs.find(root)}
-    written = {
-        p.relative_to(Path(in_process_home) / "exports").as_posix(): p.read_bytes()
-        for p in (Path(in_process_home) / "exports").rglob("*")
-        if p.is_file()
-    }
-    # A local home also gets one file per verified environment, what `envfactory serve` reads there
-    # (serve/registry.py); an object-store home is served from its registry rows: the same fields.
-    served_locally = {
-        name.removeprefix("environments/").removesuffix(".json"): json.loads(written.pop(name))
-        for name in list(written)
-        if name.startswith("environments/")
-    }
-    served_from_bucket = load_verified_envs(cluster["ENVFACTORY_HOME"])
-    assert served_locally.keys() == served_from_bucket.keys() and served_locally
-    for env_id, fields in served_locally.items():
-        assert VerifiedEnvironment.from_row(fields) == served_from_bucket[env_id], env_id
-    assert exported.keys() == written.keys() and len(written) >= 2 * len(DOCUMENTS)
-    assert all(exported[name] == written[name] for name in written), "export files differ"
+    # what `envfactory serve` loads from the bucket's registry is what it loads from the local one
+    served_locally, served_from_bucket = load_verified_envs(in_process_home), load_verified_envs(remote.home)
+    assert served_locally == served_from_bucket and served_locally
 
 
 def test_duckdb_catalog_of_the_bucket_counts_the_same_rows(
     cluster: dict, in_process_home: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`envfactory catalog --sql` over the s3 home (its catalog under the user's home) answers
-    what the in-process run's catalog answers."""
-    sql = "SELECT domain, count(*), count(DISTINCT id) FROM trajectories GROUP BY 1 ORDER BY 1"
+    """`envfactory catalog` builds the s3 home's catalog (under the user's home) and `envfactory sql`
+    reads the bucket through it: the same rows as the in-process run's catalog."""
+    sql = "SELECT domain, environments, tools FROM envs_per_domain ORDER BY 1"  # an analyst view
     local_rows = query(catalog_path(in_process_home), sql)
     assert [domain for domain, *_ in local_rows] == sorted(DOCUMENTS)
     with pytest.MonkeyPatch.context() as patch:
         for key in ("HOME", "ENVFACTORY_HOME", *AWS_VARIABLES):
             patch.setenv(key, cluster[key])
+        assert main(["catalog"]) == 0
+        assert (
+            query(catalog_path(cluster["ENVFACTORY_HOME"]), sql, home=cluster["ENVFACTORY_HOME"])
+            == local_rows
+        )
         capsys.readouterr()
-        assert main(["catalog", "--sql", sql]) == 0
-    printed = capsys.readouterr().out.splitlines()[1:]
-    assert printed == ["\t".join(str(value) for value in row) for row in local_rows]
+        assert main(["sql", sql]) == 0
+    printed = capsys.readouterr().out
+    for row in local_rows:
+        line = next(line for line in printed.splitlines() if f" {row[0]} " in line)
+        assert [str(value) for value in row] == line.replace("│", " ").split(), line

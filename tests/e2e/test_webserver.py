@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REALWORLD
+from tests.conftest import BUNDLED_CATALOG, REALWORLD
 
 LAUNCH_RUN = """
 mutation Launch($params: ExecutionParams!) {
@@ -106,3 +106,84 @@ def test_launch_partition_run_through_graphql(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(10)
+
+
+RUNS = """{ runsOrError(filter: {pipelineName: "envfactory_all"}) {
+  ... on Runs { results { status tags { key value } } } } }"""
+ASSET_NODES = """{ assetNodes {
+  assetKey { path } isMaterializable kinds opVersion opNames groupName
+  owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
+  metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name type description } } } }
+  partitionStats { numMaterialized numPartitions }
+  assetChecksOrError { ... on AssetChecks { checks { name } } }
+} }"""
+CHECK_EXECUTIONS = """query Executions($key: AssetKeyInput!, $check: String!) {
+  assetCheckExecutions(assetKey: $key, checkName: $check, limit: 100) { partition status } }"""
+
+
+def start_ui(port: int, home: Path) -> subprocess.Popen:
+    """The README's UI command (`envfactory ui`), webserver and daemon, on the CLI's instance."""
+    env = {**os.environ, "ENVFACTORY_HOME": str(home)}
+    for name in ("DAGSTER_HOME", "ENVFACTORY_RESOURCES_DIR"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "envfactory_dagster.cli", "ui", "--port", str(port)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def wait_for_webserver(port: int, server: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+            return
+        except OSError:
+            assert server.poll() is None, "webserver exited"
+            assert time.monotonic() < deadline, f"webserver did not answer in {seconds} s"
+            time.sleep(0.5)
+
+
+def stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(40)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+
+
+def test_ui_shows_the_cli_runs_checks_and_catalog(full_run: Path) -> None:
+    """Acceptance of issue 13: the CLI's work as the UI sees it, through GraphQL."""
+    domains = sorted(p.name for p in BUNDLED_CATALOG.iterdir() if p.is_dir())
+    assert not list(Path.cwd().glob(".tmp_dagster_home_*"))
+    port = free_port()
+    server = start_ui(port, full_run)
+    try:
+        wait_for_webserver(port, server)
+        runs = graphql(port, RUNS)["runsOrError"]["results"]
+        partitions = sorted(
+            tag["value"] for run in runs for tag in run["tags"] if tag["key"] == "dagster/partition"
+        )
+        assert partitions == domains and {run["status"] for run in runs} == {"SUCCESS"}
+        nodes = [n for n in graphql(port, ASSET_NODES)["assetNodes"] if n["isMaterializable"]]
+        versions_by_stage: dict[str, set[str]] = {}
+        for node in nodes:
+            name = node["assetKey"]["path"][-1]
+            assert {"python", "parquet", "duckdb"} <= set(node["kinds"]), name
+            assert [o["team"] for o in node["owners"]] == [f"envfactory-{node['groupName']}"], name
+            [schema] = [e["schema"] for e in node["metadataEntries"] if e["label"] == "dagster/column_schema"]
+            assert schema["columns"] and all(c["description"] for c in schema["columns"]), name
+            assert node["partitionStats"] == {"numMaterialized": 7, "numPartitions": 7}, name
+            versions_by_stage.setdefault(node["opNames"][0], set()).add(node["opVersion"])
+            for check in node["assetChecksOrError"].get("checks", [])[:2]:
+                executions = graphql(
+                    port, CHECK_EXECUTIONS, {"key": {"path": [name]}, "check": check["name"]}
+                )["assetCheckExecutions"]
+                assert sorted(e["partition"] for e in executions) == domains, (name, check)
+        assert len(nodes) >= 17
+        # one code version per stage (a multi-asset's outputs share it), distinct across stages
+        assert all(len(v) == 1 for v in versions_by_stage.values())
+        assert len({n["opVersion"] for n in nodes}) == len(versions_by_stage) >= 12
+    finally:
+        stop(server)

@@ -35,6 +35,16 @@ BUGS = {
         'kind="read",\n        description="Get one order by its id."',
         'kind="write",\n        description="Get one order by its id."',
     ),
+    # cancel_order writes the row back unchanged (a write that changes nothing)
+    "cancel_changes_nothing": (
+        'return {"order": self.put("orders", order_id, {**row, "status": "cancelled"})}',
+        'return {"order": self.put("orders", order_id, {**row})}',
+    ),
+    # cancel_order refuses every call, whatever the order's status
+    "cancel_refuses_all": (
+        'if row["status"] not in ("pending", "paid"):',
+        'if row["status"]:',
+    ),
 }
 
 

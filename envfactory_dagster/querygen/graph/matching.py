@@ -8,8 +8,9 @@ Matchers (offline unless noted), strongest first:
 - `type_match` (0.9): the spec's entity metadata says both are the key of one entity (a foreign
   key `assignee_id -> User` and `users[].id`); `entity_suffix` (0.85): an `<x>_id` input with no
   entity `<x>` is the key of the one entity whose name ends in `<x>` (`offer_id` <- `HotelOffer`);
-- `same_name` (0.9 for names of two or more words; 0.75 for one word, from a read to a write of
-  one environment): the same field name on both sides (`pickup_location` -> `pickup_location`);
+- `same_name` (0.9 for names of two or more words; 0.75 for one word within one environment,
+  from a read to a write, or a number one read computes and another takes: `distance`): the
+  same field name on both sides (`pickup_location` -> `pickup_location`);
 - `example` (0.9): an example value the document gives for both;
 - `described_source` (0.85): the input's description names the producing tool ("can be extracted
   from the Search Airport API"); the tool's output whose name fits the input best feeds it;
@@ -19,11 +20,13 @@ Matchers (offline unless noted), strongest first:
 - `embedding` (cosine, with `embed_fn`) and `tfidf` (cosine of TF-IDF vectors) of the text
   `"{normalized name} {name} ({type}): {description}"`, at or above their thresholds;
 - `value_role` (0.6): an input that takes any value of a kind (a message, an amount, a search
-  query) fed by outputs of that kind within its service, see `value_roles`.
+  query, a place's code, any value as data) fed by outputs of that kind within its service, see
+  `value_roles`.
 Every pair needs compatible JSON types (or a list element's id feeding an array of ids, edge
-attribute `element`), and no key edge is added when the input's `pattern` refuses the keys seeded
-states hold. A tool never feeds itself, and a write tool's output that echoes its own input (a
-recorded request, an updated row's new value) feeds nothing: the caller had that value already.
+attribute `element`; or a number feeding an input that takes any value as data, written as text),
+and no key edge is added when the input's `pattern` refuses the keys seeded states hold. A tool
+never feeds itself, and a write tool's output that echoes its own input (a recorded request, an
+updated row's new value) feeds nothing: the caller had that value already.
 Weak evidence (similarity, value roles, one-word names) also needs an output the document states
 (not a field its environment's merged entity added), and never runs back against strong edges
 (`drop_loop_backs`).
@@ -48,7 +51,7 @@ from envfactory_dagster.querygen.graph.schema_names import (
     snake_entity,
     types_compatible,
 )
-from envfactory_dagster.querygen.graph.value_roles import VALUE_ROLE_SCORE, match_value_roles
+from envfactory_dagster.querygen.graph.value_roles import ROLE_PHRASES, VALUE_ROLE_SCORE, match_value_roles
 
 EmbedFn = Callable[[list[str]], Sequence[Sequence[float]]]
 # (world_id, outputs, inputs) -> [(output node id, input node id)], outputs/inputs as node dicts
@@ -154,7 +157,9 @@ def field_words(name: str) -> list[str]:
 
 
 def matchable_outputs(g: nx.DiGraph) -> list[str]:
-    """Outputs that may feed: not a write tool's echo of its own input."""
+    """Outputs that may feed: not a write tool's echo of its own input. A read's echo of the id
+    it was given stays: it carries that scope (`plan_id`) on to the next call, so a chain keeps
+    its rows under one parent."""
     inputs_of: dict[str, set[str]] = defaultdict(set)
     for n, a in g.nodes(data=True):
         if a["kind"] == "input":
@@ -250,16 +255,21 @@ def match_same_names(g: nx.DiGraph, outputs: list[str], inputs: list[str], found
         for o in by_words.get(ws, []):
             single = len(ws) == 1
             # one shared word (`type`, `location`) links a lookup's result to an action in the same
-            # environment; between two lookups it is only a shared attribute
+            # environment; between two lookups it is only a shared attribute, unless it is a
+            # quantity one computes and the other takes (`distance`, `time`)
             if single and (
                 g.nodes[o]["env_id"] != ia["env_id"]
                 or g.nodes[tool_of(o)]["tool_kind"] != "read"
-                or g.nodes[tool_of(i)]["tool_kind"] != "write"
+                or (g.nodes[tool_of(i)]["tool_kind"] != "write" and not _both_numbers(g, o, i))
             ):
                 continue
             if compatible(g, o, i):
                 score = SINGLE_WORD_SAME_NAME_SCORE if single else PROVENANCE_SCORE["same_name"]
                 found.add(o, i, "same_name", score, f"same field name {'_'.join(ws)!r}")
+
+
+def _both_numbers(g: nx.DiGraph, o: str, i: str) -> bool:
+    return g.nodes[o]["type"] in ("number", "integer") and g.nodes[i]["type"] in ("number", "integer")
 
 
 def match_qualified_names(
@@ -515,8 +525,10 @@ def match_roles(
     its service (see `value_roles`)."""
     stated_outputs = [o for o in outputs if stated(g, o)]
     for o, i, role in match_value_roles(g, stated_outputs, inputs, descriptors, similarity):
-        if compatible(g, o, i):
-            found.add(o, i, "value_role", VALUE_ROLE_SCORE, f"{g.nodes[i]['name']!r} takes any {role} value")
+        # data takes a number written as text
+        if compatible(g, o, i) or (role == "data" and g.nodes[o]["type"] in ("number", "integer")):
+            evidence = f"{g.nodes[i]['name']!r} takes {ROLE_PHRASES[role]}"
+            found.add(o, i, "value_role", VALUE_ROLE_SCORE, evidence)
 
 
 def match_with_llm(

@@ -145,6 +145,10 @@ class ToolGraph:
     )  # input -> [(output, score)], best first
     tool_successors: dict[str, list[str]] = field(default_factory=dict)
     tools_by_env: dict[str, list[str]] = field(default_factory=dict)
+    # per-tool lookups the samplers ask for hundreds of thousands of times per partition
+    tool_env: dict[str, str] = field(default_factory=dict)
+    tool_world: dict[str, str] = field(default_factory=dict)
+    tool_specs: dict[str, ToolSpec] = field(default_factory=dict)
 
     @classmethod
     def from_graph(
@@ -165,7 +169,14 @@ class ToolGraph:
         for t in tg.tools:
             tg.tool_inputs[t] = sorted(p for p in g.predecessors(t) if g.nodes[p]["kind"] == "input")
             tg.tool_successors[t] = sorted(s for s in g.successors(t) if g.nodes[s]["kind"] == "tool")
-            tg.tools_by_env.setdefault(g.nodes[t]["env_id"], []).append(t)
+            env_id = g.nodes[t]["env_id"]
+            tg.tools_by_env.setdefault(env_id, []).append(t)
+            tg.tool_env[t] = env_id
+            if env_id in tg.envs:
+                spec = tg.envs[env_id].spec
+                tg.tool_world[t] = spec.world_id or env_id
+                name = t.partition("::")[2]
+                tg.tool_specs[t] = next(x for x in spec.tools if x.name == name)
         for i in sorted(n for n, a in g.nodes(data=True) if a["kind"] == "input"):
             sources = sorted(
                 ((o, g.edges[o, i]["score"]) for o in g.predecessors(i)), key=lambda x: (-x[1], x[0])
@@ -240,12 +251,24 @@ class ToolGraph:
     def node(self, node_id: str) -> dict[str, Any]:
         return self.graph.nodes[node_id]
 
-    def env_of(self, tool_id: str) -> str:
-        return self.graph.nodes[tool_id]["env_id"]
+    def env_of(self, node_id: str) -> str:
+        env_id = self.tool_env.get(node_id)
+        return env_id if env_id is not None else self.graph.nodes[node_id]["env_id"]
+
+    def world_of(self, tool_id: str) -> str:
+        """The world (service) whose state a tool's environment uses."""
+        world = self.tool_world.get(tool_id)
+        if world is None:
+            env_id = self.env_of(tool_id)
+            world = self.envs[env_id].spec.world_id or env_id
+        return world
 
     def tool_spec(self, tool_id: str) -> ToolSpec:
-        env_id, _, name = tool_id.partition("::")
-        return next(t for t in self.envs[env_id].spec.tools if t.name == name)
+        spec = self.tool_specs.get(tool_id)
+        if spec is None:
+            env_id, _, name = tool_id.partition("::")
+            spec = next(t for t in self.envs[env_id].spec.tools if t.name == name)
+        return spec
 
     def user_provided(self, input_id: str) -> bool:
         return bool(self.graph.nodes[input_id]["user_provided"])

@@ -85,10 +85,13 @@ class SourceDocuments:
         return bool(self.output_schema(source_operation, leaf))
 
     def output_schema(self, source_operation: str, leaf: str) -> dict[str, Any]:
-        """The document's schema of the shallowest response field named `leaf`, {} when unknown."""
+        """The document's schema of the shallowest response field named `leaf`, {} when unknown
+        (a field the environment renamed to an identifier, `exchange_rate` for `Exchange Rate`,
+        is found under its document name)."""
         op = self.operations.get(source_operation)
         if op is None or not op.response:
             return {}
+        wanted = snake_case(leaf)
         level: list[Mapping[str, Any]] = [op.response]
         for _ in range(MAX_OUTPUT_DEPTH + 2):
             deeper: list[Mapping[str, Any]] = []
@@ -96,6 +99,9 @@ class SourceDocuments:
                 props = schema.get("properties") or {}
                 if isinstance(props.get(leaf), dict):
                     return props[leaf]
+                renamed = [s for n, s in props.items() if snake_case(n) == wanted and isinstance(s, dict)]
+                if renamed:
+                    return renamed[0]
                 deeper += [s for s in props.values() if isinstance(s, dict)]
                 if isinstance(schema.get("items"), dict):
                     deeper.append(schema["items"])

@@ -1,20 +1,29 @@
 """Value roles (an offline heuristic): inputs that take a value as such, and outputs that are one.
 
 Some inputs do not name what they refer to: they take any value of a kind. A message, a text to
-translate or encode takes any text (`send_sms.message` <- `translate_text.translated_text`); a
-number to compute with takes any number (`calculate_squared.number` <- `calculate_area.area`); an
-amount of money takes any amount (`convert_currency.amount` <- `calculate_tip.tip_amount`); a
-search query takes the name or title of a thing found earlier (`search_airport.query` <- a
-location's `name`). The role of a parameter is read from the words of its name, by the lexicons
-below; a `value_role` edge needs the same role on both sides and the same service (a weak link
-does not cross APIs), and an input takes at most `MAX_ROLE_PRODUCERS` of them, the outputs whose
-texts are most alike (TF-IDF) first.
+translate or encode takes any text (`send_sms.message` <- `translate_text.translated_text`), but
+only the text a tool produced (its one text output: a joke, a translation), not one attribute
+among several of a record (a movie's director); a number to compute with takes any number
+(`calculate_squared.number` <- `calculate_area.area`), also when it is a string of numbers to
+evaluate (`numbers` <- an `Exchange Rate` the document writes as text); an amount of money takes
+any amount (`convert_currency.amount` <- `calculate_tip.tip_amount`); a search query takes the
+name or title of a thing found earlier (`search_airport.query` <- a location's `name`); an input
+named for a place whose document asks for a code ("ISO 3166-2 location code", "e.g. 'US', 'GB'")
+takes an output that is a place's code or short name ("Short-name of the country"; not a dial or
+postal code); an input named only as data (`data`, `payload`: what a tool encodes, encrypts or
+stores as given) takes any value, a number written as text (`generate_barcode.data` <- a BMI).
+The role of a parameter is read from the words of its name and description, by the lexicons
+below; a `value_role` edge needs the same role on both sides and the same service (a
+weak link does not cross APIs), and an input takes at most `MAX_ROLE_PRODUCERS` of them, the
+outputs whose texts are most alike (TF-IDF) first.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 
 import networkx as nx
@@ -27,8 +36,10 @@ MAX_ROLE_PRODUCERS = 1000
 # inputs taking any text / any number: every word of the name is one of these
 _TEXT_SINK_WORDS = frozenset(
     ("text", "message", "msg", "data", "content", "body", "payload", "input", "string", "note", "comment",
-     "caption", "prompt")
+     "caption", "prompt", "sentence")
 )  # fmt: skip
+# inputs taking any value as data, numbers written as text: every word of the name is one of these
+_DATA_SINK_WORDS = frozenset(("data", "payload"))
 _NUMBER_SINK_WORDS = frozenset(
     ("number", "num", "value", "operand", "n", "x", "y", "z", "a", "b", "first", "second", "input", "integer")
 )  # fmt: skip
@@ -40,6 +51,8 @@ _MONEY_WORDS = frozenset(
      "income", "balance", "principal", "allowance", "tip", "tax", "budget", "fare", "sale", "bill", "charge",
      "refund", "discount", "wage", "earning", "rent", "deposit", "emi", "interest")
 )  # fmt: skip
+# what a value written as text measures when it is a number
+_QUANTITY_WORDS = _MONEY_WORDS | frozenset(("rate", "ratio", "percentage", "percent", "quantity"))
 # money inputs that take any amount: named by these words alone (`amount`, not `loan_amount`,
 # whose qualifier says which amount it is)
 _MONEY_SINK_WORDS = frozenset(("amount", "price", "total", "sum", "cost", "value"))
@@ -50,6 +63,32 @@ _NOT_A_VALUE = frozenset(
 )
 
 
+# a code that names a place (`FR`, `US-CA`): what an input named for a place takes when its
+# document asks for a code, and what an output that is a place's code or short name holds
+_PLACE_WORDS = frozenset(("location", "country", "region", "city", "province", "territory"))
+_CODE_WORDS = frozenset(("code", "iso", "abbreviation", "abbr"))
+_NOT_A_PLACE_CODE = frozenset(("dial", "phone", "calling", "zip", "postal", "post", "area"))
+_QUOTED_CODE = re.compile(r"['\"]([A-Z]{2,3}(?:-[A-Z0-9]{1,3})?)['\"]")
+
+
+def _wants_place_code(attrs: Mapping[str, Any]) -> bool:
+    """A string input named for a place whose document asks for a code: says `code` / `ISO`, or
+    gives quoted codes as its examples ("e.g., 'US', 'GB'")."""
+    description = f"{attrs['source_description']} {attrs['description']}"
+    return bool(set(_name_words(attrs["name"])) & _PLACE_WORDS) and (
+        bool(set(words(attrs["name"]) + words(description)) & _CODE_WORDS)
+        or len(set(_QUOTED_CODE.findall(description))) >= 2
+    )
+
+
+def _is_place_code(attrs: Mapping[str, Any]) -> bool:
+    """An output that is the code or short name of a place ("Short-name of the country")."""
+    text = words(f"{attrs['name']} {attrs['source_description'] or attrs['description']}")
+    ws = set(text)
+    short_name = ("short", "name") in set(pairwise(text))
+    return bool(ws & _PLACE_WORDS) and bool(ws & _CODE_WORDS or short_name) and not ws & _NOT_A_PLACE_CODE
+
+
 def _name_words(name: str) -> list[str]:
     """Singular words of a field name, numbering dropped (`num1` -> [num])."""
     stripped = (w.rstrip("0123456789") for w in words(name.rsplit(".", 1)[-1]))
@@ -57,16 +96,21 @@ def _name_words(name: str) -> list[str]:
 
 
 def input_role(attrs: Mapping[str, Any]) -> str:
-    """`text`, `number`, `money`, `query` or "" for an input node."""
+    """`place_code`, `data`, `text`, `number`, `money`, `query` or "" for an input node."""
     ws = _name_words(attrs["name"])
     if not ws:
         return ""
     kind = attrs["type"]
+    if kind == "string" and not attrs["format"] and _wants_place_code(attrs):
+        return "place_code"
     if kind == "string" and (attrs["binding"] == "$query" or set(ws) <= _QUERY_WORDS):
         return "query"
+    if kind == "string" and not attrs["format"] and set(ws) <= _DATA_SINK_WORDS:
+        return "data"
     if kind == "string" and not attrs["format"] and set(ws) <= _TEXT_SINK_WORDS:
         return "text"
-    if kind in ("number", "integer"):
+    if kind in ("number", "integer") or (kind == "string" and not attrs["format"]):
+        # a string named as numbers takes them written out ("numbers and arithmetic operations")
         if set(ws) <= _NUMBER_SINK_WORDS:
             return "number"
         if set(ws) <= _MONEY_SINK_WORDS:
@@ -81,12 +125,25 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
         return set()
     kind = attrs["type"]
     if kind == "string":
-        return {"text", "query"} if ws[-1] in _READABLE_WORDS else {"text"}
+        roles = {"text", "data", "query"} if ws[-1] in _READABLE_WORDS else {"text", "data"}
+        if ws[-1] in _QUANTITY_WORDS:  # a quantity the document writes as text ("Exchange Rate")
+            roles.add("number")
+        return roles | {"place_code"} if _is_place_code(attrs) else roles
     if kind in ("number", "integer"):
-        return {"number", "money"} if set(ws) & _MONEY_WORDS and not set(ws) & _NOT_MONEY else {"number"}
+        roles = {"number", "data"}
+        return roles | {"money"} if set(ws) & _MONEY_WORDS and not set(ws) & _NOT_MONEY else roles
     return set()
 
 
+# how an edge's evidence names what an input of a role takes
+ROLE_PHRASES = {
+    "text": "any text",
+    "number": "any number",
+    "money": "any amount of money",
+    "query": "the name of a thing found earlier",
+    "place_code": "the code of a place",
+    "data": "any value as data",
+}
 _BARE_QUERY_PRODUCERS = 3
 # words that say nothing about what a search looks for
 _GENERIC_TEXT_WORDS = frozenset(
@@ -119,10 +176,17 @@ def match_value_roles(
     """(output, input, role) pairs of the same role within one service, at most
     `MAX_ROLE_PRODUCERS` per input (most similar texts first, then by id)."""
     world_of = {d.env_id: d.world_id for d in descriptors}
+    roles_of = {o: output_roles(g.nodes[o]) for o in outputs}
+    texts_of: dict[str, int] = defaultdict(int)
+    for o, roles in roles_of.items():
+        texts_of[tool_of(o)] += "text" in roles
     by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for o in outputs:
-        for role in output_roles(g.nodes[o]):
-            by_role[(world_of[g.nodes[o]["env_id"]], role)].append(o)
+    for o, roles in roles_of.items():
+        for role in roles:
+            # a text to send, translate or encode is what a tool produced (a joke, a
+            # translation), not one attribute among several of a record (a movie's director)
+            if role not in ("text", "data") or "text" not in roles or texts_of[tool_of(o)] == 1:
+                by_role[(world_of[g.nodes[o]["env_id"]], role)].append(o)
     pairs = []
     for i in inputs:
         role = input_role(g.nodes[i])

@@ -14,6 +14,7 @@ from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import LLMGateway
 from envfactory_dagster.llm.testing import ScriptedLLM
 from tests.conftest import REALWORLD
+from tests.core.envgen.test_revise_loop import versions_model
 from tests.fakes.example_env_spec import EXAMPLE_ENV_SOURCE, EXAMPLE_SPEC
 from tests.fakes.example_env_variants import example_source_with
 
@@ -65,16 +66,19 @@ def test_every_attempt_is_stored_and_only_the_passing_version_is_registered(tmp_
         "resource_ids": ["res_x"],
         "source_write_operations": 2,
     }
-    broken = example_source_with("get_keyerror")
-    llm, _ = gateway(tmp_path, [f"```python\n{broken}```", f"```python\n{EXAMPLE_ENV_SOURCE}```"])
+    llm, _ = gateway(tmp_path, [])
+    llm._completion_fn = ScriptedLLM(
+        versions_model([example_source_with("get_keyerror"), EXAMPLE_ENV_SOURCE])
+    )
     with llm:
-        codes, rejects, metrics = env_code_rows_llm(
-            [spec_row], [{"id": "res_x", "title": "Shop"}], llm, base_seed=0
-        )
+        codes, rejects, metrics = env_code_rows_llm([spec_row], llm, base_seed=0)
     assert not rejects and [c["attempt"] for c in codes] == [1, 2]
     assert metrics["stop_reasons"] == {"passed": 1}
     verifications, _ = env_verification_rows(codes, [spec_row])
     assert [v["passed"] for v in verifications] == [False, True]  # re-verified, same verdicts
     registry, _ = verified_env_rows(verifications, codes, [spec_row])
-    assert [r["source"] for r in registry] == [EXAMPLE_ENV_SOURCE]
-    assert registry[0]["backend"] == "llm" and registry[0]["prompt_version"].startswith("env_revise@")
+    assert [r["source"] for r in registry] == [codes[1]["source"]]
+    assert registry[0]["backend"] == "llm" and registry[0]["prompt_version"].startswith("env_revise_bodies@")
+    history = json.loads(codes[1]["revision_history_json"])
+    assert [len(a["calls"]) for a in history] == [2, 1]  # every call behind every attempt is kept
+    assert metrics["coder_calls"] == 3 and metrics["repair_calls"] == 0

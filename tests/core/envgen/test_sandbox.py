@@ -24,7 +24,8 @@ MARKERS = [
     Path("/tmp/envfactory_hostile_hidden_marker"),
     Path("/etc/envfactory_hostile_marker"),
 ]
-FAST_LIMITS = SandboxLimits(cpu_seconds=1, memory_mb=1024, wall_seconds=3.0)
+# wall time well above the CPU limit: on a loaded machine a CPU-bound attack must hit its CPU limit first
+FAST_LIMITS = SandboxLimits(cpu_seconds=1, memory_mb=1024, wall_seconds=8.0)
 
 NOTES_SPEC = EnvSpec(
     class_name="Notes",
@@ -122,15 +123,16 @@ def test_attack_fails_verification_with_a_clear_reason(
 
 # what stops each attack when only the runtime layer is there (screen off)
 RUNTIME_STOPS = {
-    "network_call": "import of 'socket' is not allowed",
-    "os_system": "os.system is not allowed",
-    "fork_loop": "os.fork is not allowed",
-    "big_allocation": "MemoryError",
-    "infinite_loop": "cpu_limit",
-    "sleep_forever": "wall-clock timeout",
-    "write_etc": "outside the temp dir is not allowed",
-    "forbidden_import": "import of 'ctypes' is not allowed",
-    "hidden_import": "os.system is not allowed",
+    "network_call": ("import of 'socket' is not allowed",),
+    "os_system": ("os.system is not allowed",),
+    "fork_loop": ("os.fork is not allowed",),
+    "big_allocation": ("MemoryError",),
+    # on a loaded machine the wall clock can run out before the CPU seconds do: both limits stop it
+    "infinite_loop": ("cpu_limit", "wall-clock timeout"),
+    "sleep_forever": ("wall-clock timeout",),
+    "write_etc": ("outside the temp dir is not allowed",),
+    "forbidden_import": ("import of 'ctypes' is not allowed",),
+    "hidden_import": ("os.system is not allowed",),
 }
 
 
@@ -138,7 +140,7 @@ RUNTIME_STOPS = {
 def test_runtime_layer_alone_stops_the_attack(unscreened: dict[str, VerificationReport], attack: str) -> None:
     report = unscreened[attack]
     assert not report.passed
-    assert RUNTIME_STOPS[attack] in " ".join(report.failures), report.failures
+    assert any(stop in " ".join(report.failures) for stop in RUNTIME_STOPS[attack]), report.failures
 
 
 def test_static_screen_names_the_line_and_the_reason() -> None:

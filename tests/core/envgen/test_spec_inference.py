@@ -192,3 +192,65 @@ def test_an_object_with_its_own_ids_is_the_entity_not_its_one_nested_object() ->
         "properties": {"requestId": {"type": "string"}, "data": {"type": "array", "items": nested}},
     }
     assert locate_entity_schema(listed) == (nested, True)
+
+
+def _catalog_env(*operations: NormalizedOperation) -> EnvSpec:
+    spec = NormalizedSpec(kind="functions", title="catalog", operations=list(operations))
+    proposals, _, _ = propose_environments([resource_row("res_cat", "finance", spec)])
+    return build_env_spec(proposals[0], {"res_cat": spec})
+
+
+def test_a_document_field_whose_name_is_no_identifier_is_kept_in_snake_case() -> None:
+    text = {"type": "string"}
+    env = _catalog_env(
+        NormalizedOperation(
+            operation_id="get_exchange_rate",
+            description="Exchange rate of two currencies.",
+            parameters=[NormalizedParam(name="from_currency", location="argument", schema=text)],
+            response={
+                "type": "object",
+                "properties": {
+                    "Exchange Rate": {"type": "string", "description": "The exchange rate"},
+                    "Bid Price": text,
+                    "bid_price": {"type": "number"},  # taken: the renamed `Bid Price` gives way
+                    "@@": text,  # nothing of the name is left
+                },
+            },
+        )
+    )
+    fields = {f.name: f for e in env.entities for f in e.fields}
+    assert fields["exchange_rate"].description == "The exchange rate"
+    assert fields["bid_price"].type == "number"
+    rows = env.tools[0].output_schema["properties"]
+    assert "exchange_rate" in next(iter(rows.values()))["items"]["properties"]
+
+
+def test_an_id_a_parameter_states_as_a_string_is_a_string_in_every_entity() -> None:
+    def product(extra: str) -> dict:
+        return {
+            "type": "object",
+            "properties": {"product_id": {"type": "number"}, extra: {"type": "string"}},
+        }
+
+    env = _catalog_env(
+        NormalizedOperation(
+            operation_id="search_products",
+            description="Search products.",
+            parameters=[NormalizedParam(name="q", location="argument", schema={"type": "string"})],
+            response={"type": "array", "items": product("title")},
+        ),
+        NormalizedOperation(
+            operation_id="get_product_offers",
+            description="Offers of a product.",
+            parameters=[
+                NormalizedParam(
+                    name="product_id", location="argument", required=True, schema={"type": "string"}
+                )
+            ],
+            response={"type": "array", "items": product("store")},
+        ),
+    )
+    ids = [f for e in env.entities for f in e.fields if f.name == "product_id"]
+    assert len(ids) == 2 and all(f.type == "string" for f in ids)
+    offers = next(t for t in env.tools if t.name == "get_product_offers")
+    assert offers.input_schema["properties"]["product_id"]["type"] == "string"

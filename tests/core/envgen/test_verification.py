@@ -87,3 +87,21 @@ def test_each_known_bug_fails_with_a_ranked_reason(
 def test_in_place_mutation_also_breaks_replay(reports: dict[str, VerificationReport]) -> None:
     assert not reports["cancel_in_place"].determinism_ok
     assert reports["cancel_in_place"].tests_passed == reports["cancel_in_place"].tests_run
+
+
+def test_a_write_that_changes_nothing_names_the_field() -> None:
+    report = verify_environment(
+        EXAMPLE_SPEC, example_source_with("cancel_changes_nothing"), EXAMPLE_SEED_STATE
+    )
+    problems = [f for f in report.failures if "changed nothing" in f]
+    assert problems and all("Order.status stayed" in p for p in problems)
+
+
+def test_a_tool_that_refuses_every_candidate_names_its_preconditions() -> None:
+    report = verify_environment(EXAMPLE_SPEC, example_source_with("cancel_refuses_all"), EXAMPLE_SEED_STATE)
+    refused = [f for f in report.failures if "every candidate was refused" in f]
+    assert refused, report.failures
+    # the refusal's own message, how many candidates were tried, and what the spec requires
+    assert all(
+        "'invalid_state' (Order" in f and "candidate(s)" in f and "preconditions:" in f for f in refused
+    )

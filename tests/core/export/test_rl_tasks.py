@@ -96,3 +96,22 @@ def test_metrics_report_history_and_masks() -> None:
     assert metrics["tasks_with_history"] == sum(1 for r in rows if r["turn"] > 0) > 0
     assert metrics["masked_arguments"] == sum(r["n_masked_arguments"] for r in rows)
     assert metrics["median_gold_calls"] <= 3
+
+
+def test_partition_check_fails_when_the_gold_guard_drops_more_than_one_percent() -> None:
+    import pandas as pd
+
+    from envfactory_dagster.quality.expectations import validate_frame
+    from envfactory_dagster.quality.guards import guard_figures
+    from envfactory_dagster.quality.suites import rl_tasks_partition_suite
+
+    def verdicts(kept: int, dropped: int) -> dict[str, bool]:
+        rejects = [{"kind": "gold_below_full_reward"}] * dropped
+        frame = pd.DataFrame([{"tasks": kept, **guard_figures(kept, rejects)}])
+        outcomes = validate_frame(frame, "rl_tasks_partition", rl_tasks_partition_suite("finance"))
+        assert not any(o.errored for o in outcomes)
+        return {o.check_name: o.passed for o in outcomes}
+
+    # the guard let 90 tasks through but dropped 10: the export disagrees with execution
+    assert verdicts(90, 10)["gold_below_full_reward_at_most_1_percent"] is False
+    assert verdicts(1000, 0) == {"has_tasks": True, "gold_below_full_reward_at_most_1_percent": True}

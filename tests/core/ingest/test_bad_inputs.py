@@ -58,7 +58,7 @@ def test_good_files_beside_bad_ones_still_become_resources() -> None:
     rows = {row["source_path"]: row for row in result.resources}
     assert set(rows) == {"shop/good_store.yaml", "shop/circular_but_fine.yaml"}
     assert rows["shop/good_store.yaml"]["license"] == "CC0-1.0"  # from the domain's SOURCES.json
-    assert rows["shop/circular_but_fine.yaml"]["license"] is None
+    assert rows["shop/circular_but_fine.yaml"]["license"] == "unknown"  # stated nowhere
     assert result.metrics["files_seen"] == len(EXPECTED_ERRORS) + 2  # hidden draft and manifest skipped
     assert result.metrics["errors_by_kind"]["circular_ref"] == 2
 

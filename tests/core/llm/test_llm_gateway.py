@@ -272,7 +272,10 @@ def test_unknown_model_costs_zero_and_is_flagged(tmp_path: Path) -> None:
 def test_complete_text_returns_code(tmp_path: Path) -> None:
     fake = ScriptedLLM(["Here it is:\n```python\nENVIRONMENT_CLASS = None\n```\n"])
     result = make_gateway(tmp_path, fake).complete_text(
-        stage="env_code", role="coder", prompt="env_code", variables={"spec_json": {"class_name": "X"}}
+        stage="env_code",
+        role="coder",
+        prompt="env_tool_bodies",
+        variables={"skeleton": "", "tools": {"class_name": "X"}},
     )
     assert result.code == "ENVIRONMENT_CLASS = None\n"
     assert "class_name" in fake.calls[0]["messages"][1]["content"]
@@ -281,7 +284,7 @@ def test_complete_text_returns_code(tmp_path: Path) -> None:
 def test_prompt_role_mismatch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="for roles \\['coder'\\], not 'judge'"):
         make_gateway(tmp_path, ScriptedLLM([])).complete_text(
-            stage="s", role="judge", prompt="env_code", variables={"spec_json": "{}"}
+            stage="s", role="judge", prompt="env_tool_bodies", variables={"skeleton": "", "tools": "[]"}
         )
 
 

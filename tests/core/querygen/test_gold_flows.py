@@ -22,6 +22,7 @@ from envfactory_dagster.querygen.graph.gold_flows import (
     link_catalog,
     load_gold_flows,
 )
+from envfactory_dagster.querygen.graph.model import ToolGraph
 from envfactory_dagster.querygen.tool_graph import build_tool_graph
 from tests.conftest import REPO
 from tests.core.querygen.test_graph_evidence import _flights
@@ -117,7 +118,13 @@ def _baseline_build():
         spec.loader.exec_module(module)  # type: ignore[union-attr]
     finally:
         path.unlink()
-    return module.build_tool_graph
+
+    def build(registry: list) -> ToolGraph:
+        # the old builder's edges, with this version's lookups (the samplers' interface moved on)
+        old = module.build_tool_graph(registry)
+        return ToolGraph.from_graph(old.graph, list(old.envs.values()), domain=old.domain)
+
+    return build
 
 
 @pytest.fixture(scope="module")
@@ -162,14 +169,20 @@ def test_sgd_meets_the_acceptance_thresholds(nestful) -> None:
     assert figures["precision"] >= 0.6
 
 
+def test_executable_meets_the_acceptance_thresholds(nestful) -> None:
+    figures = nestful["executable"]["new"]
+    assert figures["prerequisite_recall"] >= 0.8 and figures["param_recall"] >= 0.7
+    assert figures["precision"] >= 0.6
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="offline matching reaches ~0.6 recall on the executable set and ~0.5 on glaive's "
-    "anything-to-anything flows (see the benchmark); the thresholds need embeddings or the LLM linker",
+    reason="glaive's gold chains pass any number to any operand (a GCD of total sales, a salary from "
+    "a converted amount) and some name fields no tool outputs; the role edges that would find them "
+    "run both ways among a request's tools, so offline matching holds ~0.5 recall at 0.6 precision",
 )
-def test_executable_and_glaive_meet_the_acceptance_thresholds(nestful) -> None:
-    for domain in ("executable", "non_executable_glaive"):
-        figures = nestful[domain]["new"]
-        assert figures["prerequisite_recall"] >= 0.8, domain
-        assert figures["param_recall"] >= 0.7, domain
-        assert figures["precision"] >= 0.6, domain
+def test_glaive_meets_the_acceptance_thresholds(nestful) -> None:
+    figures = nestful["non_executable_glaive"]["new"]
+    assert figures["prerequisite_recall"] >= 0.8
+    assert figures["param_recall"] >= 0.7
+    assert figures["precision"] >= 0.6

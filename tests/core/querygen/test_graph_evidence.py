@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
@@ -11,6 +12,8 @@ from envfactory_dagster.ingest.normalized_spec import (
     NormalizedParam,
     NormalizedSpec,
 )
+from envfactory_dagster.querygen.binding import ArgumentBinder
+from envfactory_dagster.querygen.execution import ChainExecutor
 from envfactory_dagster.querygen.tool_graph import build_tool_graph
 
 RESOURCE = "res_flights"
@@ -255,3 +258,87 @@ def test_a_key_of_its_own_entity_is_not_read_as_a_qualified_name() -> None:
     graph = build_tool_graph([row])
     assert graph.input_feeds["env_sms::uncancel::in::cancelled_message_id"] == []
     assert graph.from_state("env_sms::uncancel::in::cancelled_message_id") == "cancelled_messages"
+
+
+def test_an_input_taking_any_value_as_data_is_fed_a_number_written_as_text() -> None:
+    bmi = _entity("Bmi", "bmis", "bmi")
+    barcode = _entity("Barcode", "barcodes", "barcode")
+    calculate = _tool("calculate_bmi", "Bmi", {"weight": {"type": "number"}}, ["id"], "bmis")
+    calculate.output_schema["properties"]["bmis"]["items"]["properties"]["bmi"] = {"type": "number"}
+    tools = [
+        calculate,
+        _tool("generate_barcode", "Barcode", {"data": {"type": "string"}}, ["id", "barcode"], "barcodes"),
+        _tool("send_sms", "Barcode", {"message": {"type": "string"}}, ["id"], "barcodes", kind="write"),
+    ]
+    graph = build_tool_graph([_row("env_codes", tools, [bmi, barcode])])
+    output, data = "env_codes::calculate_bmi::out::bmis[].bmi", "env_codes::generate_barcode::in::data"
+    provenance, evidence = _evidence(graph, output, data)
+    assert provenance == "value_role" and "any value as data" in evidence[0]
+    # a message is a text to read: a bare number is none
+    assert not graph.graph.has_edge(output, "env_codes::send_sms::in::message")
+
+    executor = ChainExecutor(
+        {},
+        graph,
+        seed=1,
+        state_pool_size=1,
+        p_optional_output=1.0,
+        p_optional_user=0.0,
+        p_optional_control=0.0,
+    )
+    binder = ArgumentBinder(
+        graph,
+        random.Random(0),
+        executor.faker,
+        executor.validator,
+        {"env_codes": "env_codes"},
+        clock=executor.clock(graph.envs["env_codes"].spec),
+        p_optional_output=1.0,
+        p_optional_user=0.0,
+        p_optional_control=0.0,
+    )
+    binder.records.append((0, 0, "env_codes::calculate_bmi", {"bmis": [{"id": "bmi_0001", "bmi": 22.5}]}))
+    tool = graph.tool_spec("env_codes::generate_barcode")
+    spec = graph.envs["env_codes"].spec
+    value, source = binder.from_outputs(data, tool, spec, None, tool.input_schema["properties"]["data"])
+    assert value == "22.5" and source.path == "bmis[0].bmi"
+
+
+def test_a_place_input_asking_for_a_code_takes_a_country_short_name_not_a_dial_code() -> None:
+    country = _entity("Country", "countries", "short_name", "dial_code")
+    holiday = _entity("Holiday", "holidays", "name")
+    countries = _tool("list_countries", "Country", {}, ["id", "short_name", "dial_code"], "countries")
+    item = countries.output_schema["properties"]["countries"]["items"]["properties"]
+    item["short_name"]["description"] = "Short-name of the country"
+    item["dial_code"]["description"] = "Dial code of the country"
+    holidays = _tool(
+        "list_holidays",
+        "Holiday",
+        {"location": {"type": "string", "description": "ISO 3166-2 location code, e.g. 'US', 'GB'"}},
+        ["id", "name"],
+        "holidays",
+    )
+    graph = build_tool_graph([_row("env_places", [countries, holidays], [country, holiday])])
+    location = "env_places::list_holidays::in::location"
+    provenance, evidence = _evidence(
+        graph, "env_places::list_countries::out::countries[].short_name", location
+    )
+    assert provenance == "value_role" and "the code of a place" in evidence[0]
+    assert not graph.graph.has_edge("env_places::list_countries::out::countries[].dial_code", location)
+
+
+def test_a_one_word_quantity_one_lookup_computes_feeds_another_that_takes_it() -> None:
+    route = _entity("Route", "routes", "distance")
+    pace = _entity("Pace", "paces", "pace")
+    calculate_route = _tool("calculate_route", "Route", {"origin": {"type": "string"}}, ["id"], "routes")
+    calculate_route.output_schema["properties"]["routes"]["items"]["properties"]["distance"] = {
+        "type": "number"
+    }
+    calculate_pace = _tool(
+        "calculate_pace", "Pace", {"distance": {"type": "number"}}, ["id", "pace"], "paces"
+    )
+    graph = build_tool_graph([_row("env_runs", [calculate_route, calculate_pace], [route, pace])])
+    _, evidence = _evidence(
+        graph, "env_runs::calculate_route::out::routes[].distance", "env_runs::calculate_pace::in::distance"
+    )
+    assert any("same field name 'distance'" in e for e in evidence)

@@ -20,17 +20,27 @@ from tests.conftest import BUNDLED_CATALOG
 
 
 def scripted_writer(messages: list[dict]) -> str:
-    """Persona first; then a query stating every user value, except for turns whose first call is
-    a cancellation, where the writer names that tool (must be refused)."""
+    """Persona first; then per turn a query stating every user value and saying what to do in the
+    words of the turn's tools (as a model reading the calls would), except: a turn whose first call
+    is a cancellation names that tool (must be refused), and every third turn is a vague request
+    ("take care of this", must be refused: it does not say what to do)."""
     prompt = messages[-1]["content"]
     if "Values the user provides" not in prompt:
         return json.dumps({"persona": "A shop owner.", "scenario": "Tidying up the week's orders."})
     values = json.loads(prompt.split("Values the user provides in this turn:\n", 1)[1])
     stated = ", ".join(str(v) for v in values.values())
-    first_tool = re.search(r'"tool": "([a-z_0-9]+)"', prompt.split("This turn's calls", 1)[1]).group(1)
-    if first_tool.startswith("cancel"):
-        return json.dumps({"query": f"Please run {first_tool} for me. {stated}"})
-    return json.dumps({"query": f"Could you take care of this for me? Details: {stated}."})
+    tools = re.findall(r'"tool": "([a-z_0-9]+)"', prompt.split("This turn's calls", 1)[1])
+    if tools[0].startswith("cancel"):
+        return json.dumps({"query": f"Please run {tools[0]} for me. {stated}"})
+    if len(VAGUE) % 3 == 0:
+        VAGUE.append(prompt)
+        return json.dumps({"query": f"Could you take care of this for me? Details: {stated}."})
+    VAGUE.append("")
+    asks = " and then ".join(" ".join(t.split("_")) for t in tools)
+    return json.dumps({"query": f"Please {asks}. Details: {stated}."})
+
+
+VAGUE: list[str] = []
 
 
 def test_llm_queries_keep_the_calls_and_fall_back_when_they_leak(tmp_path: Path) -> None:
@@ -57,6 +67,8 @@ def test_llm_queries_keep_the_calls_and_fall_back_when_they_leak(tmp_path: Path)
     llm_turns = [
         t.query for r in rewritten for t in Trajectory.model_validate_json(r["trajectory_json"]).turns
     ]
-    assert any(q.startswith("Could you take care of this") for q in llm_turns)
+    assert any(q.startswith("Please ") for q in llm_turns)  # the writer's queries that say what to do
+    assert not any(q.startswith("Could you take care of this") for q in llm_turns)  # vague: refused
     assert not any(re.search(r"\bcancel_\w+", q) for q in llm_turns)
     assert problems and all("replaced by the template one" in p for p in problems)
+    assert any("does not name what it asks for" in p for p in problems)

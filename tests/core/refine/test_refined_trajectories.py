@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from envfactory_dagster.llm.gateway import LLMGateway, LLMSettings
 from envfactory_dagster.llm.testing import ScriptedLLM
@@ -74,12 +75,29 @@ def test_inconsistent_and_unreadable_trajectories_are_rejected_with_reasons() ->
 
 
 def test_llm_backend_accepts_grounded_rewrites_and_rejects_unsolvable_ones(tmp_path: Path) -> None:
-    answers = {
-        "good": '{"query": "Please show me Alan Turing\'s paid order, then cancel it.", "hidden_values": []}',
-        "bad": '{"query": "Please cancel an order for me.", "hidden_values": []}',
+    good = "Please show me Alan Turing's paid order, then cancel it."
+
+    def refiner(query: str, declare: str) -> Any:
+        def answer(messages: list[dict]) -> str:
+            offered = json.loads(
+                messages[-1]["content"]
+                .split("Hideable values and how each can be recovered:\n")[1]
+                .split("\n\nRelevant database rows")[0]
+            )
+            hidden = [h for h, v in offered.items() if str(v["value"]) not in query]
+            declared = {"honest": hidden, "silent": [], "invented": [*hidden, "h99"]}[declare]
+            return json.dumps({"query": query, "hidden_values": declared})
+
+        return answer
+
+    cases = {
+        "good": (good, "honest"),
+        "bad": ("Please cancel an order for me.", "honest"),  # unsolvable: which order?
+        "silent": (good, "silent"),  # hides the order id without saying so
+        "invented": (good, "invented"),  # claims a value it was never offered
     }
-    for kind, answer in answers.items():
-        fake = ScriptedLLM(lambda messages, a=answer: a)
+    for kind, (text, declare) in cases.items():
+        fake = ScriptedLLM(refiner(text, declare))
         settings = LLMSettings(models={"refiner": "gpt-4o-mini"}, cache_dir=tmp_path / kind)
         with LLMGateway(settings, completion_fn=fake) as gateway:
             rows, _, metrics = refine_trajectories(
@@ -87,6 +105,6 @@ def test_llm_backend_accepts_grounded_rewrites_and_rejects_unsolvable_ones(tmp_p
             )
         query = Trajectory.model_validate_json(rows[0]["trajectory_json"]).turns[0].query
         if kind == "good":
-            assert query == json.loads(answer)["query"] and rows[0]["model"] == "gpt-4o-mini"
+            assert query == text and rows[0]["model"] == "gpt-4o-mini"
         else:
-            assert query != json.loads(answer)["query"] and metrics["llm_rewrites_rejected"] == 1
+            assert query != text and metrics["llm_rewrites_rejected"] == 1, kind

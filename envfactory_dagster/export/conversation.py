@@ -1,0 +1,168 @@
+"""Conversational mode (the paper's SFT_CONV preset): the assistant asks for what only the user knows.
+
+In one turn of a trajectory the user leaves out a value they typed (a quoted name, title or text
+of a `user` argument) and says to ask for it; the assistant asks one clarifying question naming
+the value's field; a user simulator answers from what the persona knows. The calls, their
+arguments and the states stay the recorded ones, so the trajectory replays as before and the
+value the call passes is written in the user's answer before the call.
+
+Simulators: `persona_reply` (offline, deterministic) answers a question that names a field whose
+value the persona knows (every `user` value of the trajectory) and declines anything else (ids,
+values from the state or from tool results: the assistant must look those up). `llm_reply` asks
+the `user_simulator` role (prompt `user_sim`) with the persona, the goal and the known values; an
+answer that does not state the value, or names a tool, is replaced by the persona's reply and
+the problem is reported.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from envfactory_dagster.querygen.surface import contains_token, field_label, is_literal_in
+from envfactory_dagster.querygen.trajectory_model import Trajectory
+
+ASK_ME = "(ask me)"
+DECLINE = "I don't have that - could you look it up?"
+QUESTIONS = (
+    "Before I go ahead: what {label} should I use?",
+    "Which {label} would you like?",
+    "Could you tell me the {label}?",
+)
+
+
+class Clarification(BaseModel):
+    """One clarifying exchange: where it is, what was withheld, and who answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int
+    call: int
+    argument: str
+    value: str
+    label: str
+    opening: str  # the user's message with the value left out
+    question: str
+    answer: str
+    answered_by: Literal["persona", "llm"] = "persona"
+    model: str | None = None
+
+
+class SimulatedUser(BaseModel):
+    """What the `user_simulator` role returns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
+    done: bool = False
+
+
+def known_values(trajectory: Trajectory) -> dict[str, Any]:
+    """What the persona knows: each value it types (`user` arguments), by the field's words."""
+    known: dict[str, Any] = {}
+    for turn in trajectory.turns:
+        for call in turn.calls:
+            for argument, value in call.arguments.items():
+                source = call.argument_sources.get(argument)
+                if source is not None and source.kind == "user" and argument not in call.masked_arguments:
+                    known.setdefault(field_label(argument), value)
+    return known
+
+
+def persona_reply(question: str, known: Mapping[str, Any]) -> str:
+    """The offline simulator: the value of the longest known field the question names, quoted as the
+    user first typed it; a polite refusal for anything else."""
+    for label in sorted(known, key=len, reverse=True):
+        value = known[label]
+        if contains_token(question, label, ignore_case=True):
+            return f'It\'s "{value}".' if isinstance(value, str) else f"It's {value}."
+    return DECLINE
+
+
+def withheld_value(trajectory: Trajectory) -> tuple[int, int, str, str] | None:
+    """(turn, call, argument, value) of the first user-typed text value written once, quoted, in its
+    turn's message and passed by no other call of the trajectory (so the answer is the only source)."""
+    passed = [v for t in trajectory.turns for c in t.calls for v in c.arguments.values()]
+    for turn in trajectory.turns:
+        for index, call in enumerate(turn.calls):
+            for argument, value in call.arguments.items():
+                source = call.argument_sources.get(argument)
+                if (
+                    source is None
+                    or source.kind != "user"
+                    or argument in call.masked_arguments
+                    or not isinstance(value, str)
+                    or len(value) < 3
+                    or turn.query.count(f'"{value}"') != 1
+                    or passed.count(value) != 1
+                ):
+                    continue
+                return turn.index, index, argument, value
+    return None
+
+
+def clarify(
+    trajectory: Trajectory, *, seed: int, gateway: Any = None
+) -> tuple[Clarification | None, list[str]]:
+    """The clarifying exchange of a trajectory (None when no value can be withheld) and problems."""
+    found = withheld_value(trajectory)
+    if found is None:
+        return None, []
+    turn, call, argument, value = found
+    label = field_label(argument)
+    opening = trajectory.turns[turn].query.replace(f'"{value}"', ASK_ME, 1)
+    question = random.Random(f"{seed}:{trajectory.id}").choice(QUESTIONS).format(label=label)
+    known = known_values(trajectory)
+    clarification = Clarification(
+        turn=turn,
+        call=call,
+        argument=argument,
+        value=value,
+        label=label,
+        opening=opening,
+        question=question,
+        answer=persona_reply(question, known),
+    )
+    if gateway is None or not gateway.is_configured("user_simulator"):
+        return clarification, []
+    return llm_reply(clarification, trajectory, known, gateway)
+
+
+def llm_reply(
+    clarification: Clarification, trajectory: Trajectory, known: Mapping[str, Any], gateway: Any
+) -> tuple[Clarification, list[str]]:
+    """The `user_simulator` role answers the question; kept only if it states the value."""
+    from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+
+    tools = {c.tool for t in trajectory.turns for c in t.calls}
+    try:
+        result = gateway.complete_structured(
+            stage="sft_dataset",
+            role="user_simulator",
+            prompt="user_sim",
+            variables={
+                "persona": trajectory.persona or "a user of these services",
+                "goal": trajectory.goal or trajectory.turns[clarification.turn].query,
+                "known_values": dict(known),
+                "conversation": [
+                    {"role": "user", "content": clarification.opening},
+                    {"role": "assistant", "content": clarification.question},
+                ],
+            },
+            output_model=SimulatedUser,
+        )
+    except (BudgetExceeded, LLMOutputError, LLMProviderError) as exc:
+        return clarification, [f"{trajectory.id}: user simulator failed, persona reply kept ({exc})"]
+    message = result.value.message.strip()
+    faults = (
+        [] if is_literal_in(clarification.value, message) else [f"does not state {clarification.value!r}"]
+    )
+    faults += [f"names tool {t}" for t in sorted(tools) if contains_token(message, t, ignore_case=False)]
+    if faults:
+        return clarification, [f"{trajectory.id}: user simulator answer replaced ({'; '.join(faults)})"]
+    return clarification.model_copy(
+        update={"answer": message, "answered_by": "llm", "model": result.model}
+    ), []
