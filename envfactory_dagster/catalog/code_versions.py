@@ -149,10 +149,14 @@ def _direct_imports(module: str) -> frozenset[str]:
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node.module, node.level, package)
             found.add(base)
-            # `from pkg import submodule` names a module, not just an attribute
-            found.update(
-                f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}")
-            )
+            # `from pkg import submodule` names a module, not just an attribute. Only project
+            # packages are looked up: find_spec imports the parents of what it finds, so asking about
+            # `great_expectations.x.y` would import great_expectations (seconds) in every process
+            # that loads the definitions.
+            if _is_project(base):
+                found.update(
+                    f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}")
+                )
     return frozenset(name for name in found if _is_project(name) and _module_file(name))
 
 
