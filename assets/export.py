@@ -16,6 +16,7 @@ from assets.frames import records
 from assets.metadata import as_metadata
 from envfactory_dagster.export.dataset_cards import rl_card, sft_card
 from envfactory_dagster.export.passk import DIFFICULTY_COLUMNS, pass_at_k
+from envfactory_dagster.export.rl_task_model import RLTask
 from envfactory_dagster.export.rl_tasks import (
     build_rl_tasks,
     gold_reward_on_record,
@@ -47,6 +48,7 @@ from envfactory_dagster.refine.refined_trajectories import (
 )
 from envfactory_dagster.serve.registry import write_environment_files
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
+from envfactory_dagster.storage.partition_store import PartitionStore
 from resources.llm import LLM_POOL, LLMResource
 from resources.settings import EnvFactorySettings
 
@@ -251,16 +253,25 @@ def build_export_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDe
         figures = pd.DataFrame([{"tasks": len(rows), **guard_figures(len(rows), unusable)}])
         yield from check_results("rl_tasks", rl_tasks_partition_suite, figures, domain)
 
-    @dg.asset(**common, pool=LLM_POOL)
+    # rl_tasks is a dependency, not a loaded input: it is the largest table (two world states
+    # per task), and offline no solver reads it; it is read from the store only when one runs
+    @dg.asset(**common, pool=LLM_POOL, deps=[rl_tasks])
     def task_difficulty(
-        settings: EnvFactorySettings, llm: LLMResource, rl_tasks: pd.DataFrame, verified_envs: pd.DataFrame
+        context: dg.AssetExecutionContext,
+        settings: EnvFactorySettings,
+        llm: LLMResource,
+        verified_envs: pd.DataFrame,
     ) -> dg.Output:
         """Pass@k per RL task on the LLM path: k solver rollouts with real tool calls on fresh
         environments, the pass rate (difficulty = 1 - pass rate) and the judge's pick among the
         rollouts. Offline (no solver model): no rows, and the reason in the metadata."""
-        tasks = (rl_task_from_row(row) for row in records(rl_tasks))  # parsed only when a solver runs
+
+        def tasks() -> Iterator[RLTask]:
+            stored = PartitionStore(settings.home).read("rl_tasks", context.partition_key)
+            yield from (rl_task_from_row(row) for row in records(stored))
+
         with answer_gateway(settings, llm) as gateway:
-            rows, errors, metrics = pass_at_k(tasks, records(verified_envs), gateway)
+            rows, errors, metrics = pass_at_k(tasks(), records(verified_envs), gateway)
             usage = gateway.usage().as_metadata() if gateway is not None else {}
         frame = pd.DataFrame(rows, columns=list(DIFFICULTY_COLUMNS))
         return dg.Output(frame, metadata=as_metadata({**metrics, **usage, "errors": errors[:20]}))

@@ -37,6 +37,7 @@ from envfactory_dagster.querygen.graph.gold_flows import (
     link_catalog,
     load_gold_flows,
 )
+from envfactory_dagster.querygen.graph.model import ToolGraph
 from envfactory_dagster.querygen.tool_graph import build_tool_graph
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +74,12 @@ def baseline_module(ref: str) -> ModuleType:
     return module
 
 
+def baseline_graph(baseline: ModuleType, registry: list[dict[str, Any]]) -> ToolGraph:
+    """The baseline builder's edges with this tree's lookups (the samplers' interface moved on)."""
+    old = baseline.build_tool_graph(registry)
+    return ToolGraph.from_graph(old.graph, list(old.envs.values()), domain=old.domain)
+
+
 def out_degree(graph: Any) -> float:
     degrees = [len(graph.tool_successors[t]) for t in graph.tools]
     return float(statistics.median(degrees)) if degrees else 0.0
@@ -105,7 +112,7 @@ def main() -> None:
         for name in ("baseline", "new"):
             start = time.perf_counter()
             graphs[name] = (
-                baseline.build_tool_graph(registry)
+                baseline_graph(baseline, registry)
                 if name == "baseline"
                 else build_tool_graph(registry, resources=resources)
             )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import re
 import signal
@@ -228,7 +229,10 @@ def _materialize(args: argparse.Namespace) -> int:
         if workers == 1:
             outcomes = [materialize_partition(*job) for job in jobs]
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            # spawned, not forked: the progress thread may hold an import lock at fork time, and
+            # a forked worker would then wait on it forever (seen: a hang importing rich)
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
                 outcomes = list(pool.map(materialize_partition, *zip(*jobs, strict=True)))
     failed = [domain for domain, ok, _, _ in outcomes if not ok]
     for domain, ok, seconds, _ in outcomes:

@@ -263,7 +263,10 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "tool_kind": ("string", "read or write (tools only)."),
         "source_operation": ("string", "Source operation of the tool in the API document."),
         "type": ("string", "JSON type of the parameter."),
-        "item_type": ("string", "JSON type of a list parameter's items."),
+        "item_type": (
+            "string",
+            "JSON type of a list parameter's items (inputs: scalars only; outputs: 'any' when unstated).",
+        ),
         "format": ("string", "JSON-schema format of the parameter."),
         "pattern": ("string", "JSON-schema pattern of the parameter."),
         "required": None,
@@ -387,7 +390,9 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "prompt_version": None,
         "clarifications_json": (
             "json",
-            "Conversational mode: the assistant's clarifying questions and the simulated user's answers.",
+            "Conversational mode: the assistant's clarifying questions, the simulated user's answers, and "
+            "`ending`: whether the conversation is over and who decided (the judge role, or offline the "
+            "gold-state rule).",
         ),
     },
     "rl_tasks": {

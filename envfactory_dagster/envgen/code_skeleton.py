@@ -26,6 +26,7 @@ from envfactory_dagster.envgen.codegen import (
     updated_stamp_field,
 )
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, ToolSpec
+from envfactory_dagster.envgen.key_forms import new_key_expression
 from envfactory_dagster.llm.prompts import extract_code_block
 
 PLACEHOLDER_NOTE = "tool body not written yet"
@@ -106,6 +107,7 @@ def tool_brief(spec: EnvSpec, tool: ToolSpec) -> dict[str, Any]:
             "collection": entity.collection,
             "key_field": entity.key_field,
             "id_prefix": entity.id_prefix,
+            "new_key": new_key_expression(entity),  # the key form the document states
         }
     if tool.transition is not None:
         brief["transition"] = tool.transition.model_dump(mode="json")

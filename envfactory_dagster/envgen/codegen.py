@@ -32,6 +32,7 @@ from typing import Any
 
 from envfactory_dagster.envgen.codegen_rules import RuleEmitter
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, ToolSpec
+from envfactory_dagster.envgen.key_forms import new_key_expression
 from envfactory_dagster.envgen.naming import snake_case
 from envfactory_dagster.envgen.seed_data import sample_pattern
 from envfactory_dagster.envgen.spec_inference import property_schema
@@ -466,7 +467,7 @@ def _render_tool_body(tool: ToolSpec, entities: dict[str, EntitySpec], spec: Env
             body.add(f'raise ToolError("conflict", f"{entity.name} {{{key_arg}!r}} already exists")', 1)
             body.add(f"_key = {key_arg}")
         elif not tool.rules:
-            body.add(f'_key = self.next_id("{coll}", "{entity.id_prefix}")')
+            body.add(f"_key = {new_key_expression(entity)}")
         body.add("_row = {")
         for f in entity.fields:
             if f.name == entity.key_field:
@@ -485,7 +486,7 @@ def _render_tool_body(tool: ToolSpec, entities: dict[str, EntitySpec], spec: Env
         if tool.rules:
             rules.create_checks()
             if entity.key_field not in bound:
-                body.add(f'_key = self.next_id("{coll}", "{entity.id_prefix}")')
+                body.add(f"_key = {new_key_expression(entity)}")
                 body.add(f'_row["{entity.key_field}"] = _key')
             body.add(f'_stored = self.put("{coll}", _key, _row)')
             rules.create_effects()

@@ -51,10 +51,17 @@ class EntitySpec(BaseModel):
     collection: str  # state key, snake_case plural, e.g. "orders"
     key_field: str = "id"
     id_prefix: str = ""  # prefix of generated ids, e.g. "ord_"
+    # a key is id_prefix + counter zero-padded to id_width + id_suffix (`envgen.key_forms`)
+    id_width: int = 4
+    id_suffix: str = ""
     description: str = ""
     fields: list[FieldSpec]
     status_field: str | None = None  # the enum field that state transitions move
     role: Literal["primary", "context"] = "primary"  # context = referenced lookup, seeded, read by FK
+
+    def key_of(self, number: int) -> str:
+        """The key numbered `number` (seeds count from 1; `counters` continue after them)."""
+        return f"{self.id_prefix}{number:0{self.id_width}d}{self.id_suffix}"
 
 
 class StateTransition(BaseModel):

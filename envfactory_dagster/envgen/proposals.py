@@ -9,7 +9,10 @@ Rules, applied per resource in document order, deterministic:
 3. Small groups (fewer than `SMALL_GROUP` operations) of the same domain that share vocabulary
    (words of parameter, field and schema names, minus generic ones such as `id` or `limit`) are
    merged, up to `MAX_MERGED` operations, into one proposal citing every resource id involved:
-   the three Amadeus hotel files become one list -> search offers -> book environment.
+   the three Amadeus hotel files become one list -> search offers -> book environment. Groups of
+   different documents merge only when the documents describe one service, i.e. state a common
+   API host (`servers`/`host`); shared words alone (`article`, `course`) do not make two vendors
+   one service, and a proposal spanning them would put both into one world (`envgen.worlds`).
 
 Operation ids in a proposal are qualified as `<resource_id>:<operation_id>` because merged
 proposals span resources whose operation ids may collide.
@@ -156,6 +159,7 @@ class OperationGroup:
     operations: list[tuple[str, NormalizedOperation]]  # (resource_id, operation)
     vocabulary: set[str] = field(default_factory=set)
     domain: str = ""
+    hosts: set[str] = field(default_factory=set)  # API hosts its documents state
 
 
 def is_auth_plumbing(op: NormalizedOperation) -> bool:
@@ -269,16 +273,19 @@ def group_operations(
                 operations=[(resource_id, op) for op in members],
                 vocabulary=vocabulary,
                 domain=domain,
+                hosts=set(spec.hosts),
             )
         )
     return groups, skipped
 
 
 def merge_small_groups(groups: list[OperationGroup]) -> list[OperationGroup]:
-    """Merge small groups that share vocabulary (greedy by overlap, deterministic)."""
+    """Merge small groups of one service that share vocabulary (greedy by overlap, deterministic)."""
     small = [i for i, g in enumerate(groups) if len(g.operations) < SMALL_GROUP]
     parent = list(range(len(groups)))
     size = [len(g.operations) for g in groups]
+    resources = [set(g.resource_ids) for g in groups]
+    hosts = [set(g.hosts) for g in groups]
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -294,9 +301,12 @@ def merge_small_groups(groups: list[OperationGroup]) -> list[OperationGroup]:
                 pairs.append((-shared, a, b))
     for _, a, b in sorted(pairs):
         ra, rb = root(a), root(b)
-        if ra != rb and size[ra] + size[rb] <= MAX_MERGED:
+        one_service = resources[ra] == resources[rb] or bool(hosts[ra] & hosts[rb])
+        if ra != rb and one_service and size[ra] + size[rb] <= MAX_MERGED:
             parent[rb] = ra
             size[ra] += size[rb]
+            resources[ra] |= resources[rb]
+            hosts[ra] |= hosts[rb]
     clusters: dict[int, list[int]] = {}
     for i in range(len(groups)):
         clusters.setdefault(root(i), []).append(i)
@@ -317,6 +327,7 @@ def merge_small_groups(groups: list[OperationGroup]) -> list[OperationGroup]:
                 operations=[o for p in parts for o in p.operations],
                 vocabulary=set().union(*(p.vocabulary for p in parts)),
                 domain=parts[0].domain,
+                hosts=set().union(*(p.hosts for p in parts)),
             )
         )
     return merged

@@ -9,9 +9,9 @@ and a row copies what it shares with the row it references (currency, a product'
 Then the world's invariants (world_invariants.py): ordered start/end pairs, children created
 after parents, parts within their whole, totals equal to their parts, refunds within their
 payment, counts and line subtotals equal to their children. Natural keys are unique per table.
-Keys are `<id_prefix><n:04d>` (the form `Environment.next_id` produces) and `counters` start past
-them, so new ids never collide. Same (spec, seed) -> the same state; no clock, no global random
-generator.
+Keys are `EntitySpec.key_of(n)` (the service's prefix and four digits, or the form the document
+states for the key: `envgen.key_forms`) and `counters` start past them, so new ids never
+collide. Same (spec, seed) -> the same state; no clock, no global random generator.
 """
 
 from __future__ import annotations
@@ -171,9 +171,9 @@ def _generation_order(entity: EntitySpec) -> list[FieldSpec]:
 
 
 def _key_value(entity: EntitySpec, index: int, ctx: RowContext, now: datetime, taken: set[str]) -> str:
-    if entity.key_field in ID_LIKE_KEYS or entity.key_field.endswith(("_id", "_sid", "id")):
-        return f"{entity.id_prefix}{index + 1:04d}"
     f = next(x for x in entity.fields if x.name == entity.key_field)
+    if f.pattern or entity.key_field in ID_LIKE_KEYS or entity.key_field.endswith(("_id", "_sid", "id")):
+        return entity.key_of(index + 1)
     as_text = f.model_copy(update={"type": "string", "enum": None, "semantic": None})
     meaning = decide_meaning(as_text.model_copy(update={"name": f"{f.name}_value"}), entity)
     base = str(semantic_value(as_text, meaning, ctx, now, index))
@@ -367,7 +367,7 @@ def _reference(
     if existing:
         return rng.choice(existing)
     if target.key_field in ID_LIKE_KEYS or target.key_field.endswith(("_id", "_sid", "id")):
-        return f"{target.id_prefix}{rng.randint(1, count):04d}"
+        return target.key_of(rng.randint(1, count))
     if f.nullable:
         return None
     raise ValueError(f"field {f.name}: cannot reference {target.name} before it is seeded")

@@ -7,15 +7,22 @@ Entities. An operation acts on the entity its success response names (the schema
 descending through list wrappers such as `{"data": [...]}` or `{"data": {"accounts": [...]}}`,
 named by its `x-ref-name`), else the one its request body names (`OrderCreate` -> `Order`),
 else the collection segment of its path (`/lists/{tasklist}/tasks/{task}` -> `Task`), else the
-noun of an MCP tool name (`create_directory` -> `Directory`). Fields come from that schema
+noun of an MCP tool name (`create_directory` -> `Directory`). Operations on one item path act
+on the entity the path's GET names, and a GET answering a fuller view of the entity its key names
+(`/articles/{article_id}` -> `ArticleComplete`) acts on that entity (`Article`, the view's fields
+added); a parent path parameter names the entity of the item path it keys (`/lists/{tasklist}/
+tasks` -> TaskList when `/users/@me/lists/{tasklist}` returns one). Fields come from that schema
 (`allOf` merged, a JSON:API `{id, type, attributes}` object lifted flat, one level; nested
 objects stay `object` fields; a name that is no identifier is kept in snake_case, `Exchange Rate`
 -> `exchange_rate`; an MCP result envelope `{content: [...]}` names no entity), keys
 from `id`/`sid`/`uuid`/
 `<entity>_id`/the item path parameter, foreign keys from `x-foreign-key` or `<entity>_id`/
 `<entity>_sid` names (an id some parameter states as a string is a string wherever a response
-types it as a number). Parent path parameters (`/plans/{plan_id}/accounts`) become foreign-key
-fields of the child, and a row addressed under its parent must belong to it (else `not_found`).
+types it as a number; an integer `<entity>_id` holds a key, so it is a string of digits). A key
+keeps the form the document states for it or for its references (UUID, integer, pattern), and
+keys are generated in that form (`envgen.key_forms`). Parent path parameters
+(`/plans/{plan_id}/accounts`) become foreign-key fields of the child, and a row addressed under
+its parent must belong to it (else `not_found`).
 Entities referenced by a foreign key (and described by a component schema) but acted on by no
 tool are `context` entities: lookups that are seeded and checked, not edited. An MCP entity that
 a create tool fills gets generated ids; its natural key (`path`, `name`) is an ordinary field,
@@ -61,6 +68,7 @@ from pydantic import BaseModel, ValidationError
 from envfactory_dagster.envgen.business_rules import infer_business_rules
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, FieldSpec, StateTransition, ToolSpec
 from envfactory_dagster.envgen.field_semantics import annotate_spec
+from envfactory_dagster.envgen.key_forms import DIGITS_PATTERN, stated_key_pattern, with_distinct_key_forms
 from envfactory_dagster.envgen.naming import collection_name, entity_name, singular, snake_case, words
 from envfactory_dagster.envgen.seed_data import pattern_is_samplable, referenced_first
 from envfactory_dagster.ingest.normalized_spec import NormalizedOperation, NormalizedParam, NormalizedSpec
@@ -551,6 +559,10 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
         entity = _key_named_entity(key_param, path_entity) or path_entity
     if entity is None and response_entity is not None:
         entity = _name_of(response_entity, _RESPONSE_SUFFIX)
+        if item and _key_names(key_param, path_entity) and entity and is_view_of(entity, path_entity):
+            # `/articles/{article_id}` answering `ArticleCompletePrivate`: a fuller view of the
+            # article the key names, not another table
+            entity = path_entity
     if entity is None and body is not None:
         entity = _name_of(body, _BODY_SUFFIX)
     if entity is None:
@@ -590,6 +602,23 @@ def analyse_operation(resource_id: str, op: NormalizedOperation) -> OperationSha
     return OperationShape(
         op, resource_id, entity, action, kind, key_param, parents, verb, response_entity, body
     )
+
+
+def _key_names(key_param: str | None, entity: str) -> bool:
+    """True when an item key parameter is the entity's id by name (`article_id`, `ArticleId`,
+    `articleId` for Article)."""
+    match = re.fullmatch(r"(.+)_(?:id|sid|uuid)", snake_case(key_param or ""))
+    return match is not None and [singular(w) for w in words(match[1])] == [
+        singular(w) for w in words(entity)
+    ]
+
+
+def is_view_of(schema_entity: str, entity: str) -> bool:
+    """True when a schema's entity name is the entity's name with qualifiers after it
+    (`ArticleComplete`, `ArticleCompletePrivate` for `Article`)."""
+    own = [singular(w) for w in words(entity)]
+    named = [singular(w) for w in words(schema_entity)]
+    return len(named) > len(own) and named[: len(own)] == own
 
 
 def _key_named_entity(key_param: str | None, path_entity: str) -> str | None:
@@ -662,6 +691,45 @@ def _analyse_tool(
     if kind == "read" and verb in ("create", "update", "delete"):
         verb = "custom"
     return OperationShape(op, resource_id, entity, verb, kind, key, [], None, response_entity, body)
+
+
+def _item_path(shape: OperationShape) -> tuple[str, ...] | None:
+    if shape.op.path is None or shape.key_param is None or shape.verb:
+        return None
+    return (shape.resource_id, *_segments(shape.op.path))
+
+
+def _one_entity_per_item_path(shapes: list[OperationShape]) -> None:
+    """Operations on one item path act on one entity, and a parent path parameter names the entity
+    of the item path it keys. A DELETE that answers nothing would otherwise take the path's noun
+    (`/lists/{tasklist}` -> List) while the GET of the same path names its schema (TaskList), and
+    `/lists/{tasklist}/tasks` would hang tasks off a third table. A path without a GET keeps
+    each operation's own entity."""
+    named: dict[tuple[str, ...], str] = {}
+    for shape in shapes:  # the path's GET says what the path is
+        path = _item_path(shape)
+        if path is not None and shape.action == "get":
+            named.setdefault(path, shape.entity)
+    by_key: dict[tuple[str, str, str], set[str]] = {}
+    for shape in shapes:
+        path = _item_path(shape)
+        if path is None:
+            continue
+        if path in named:
+            shape.entity = named[path]
+        by_key.setdefault((shape.resource_id, path[-2] if len(path) > 2 else "", path[-1]), set()).add(
+            shape.entity
+        )
+    for shape in shapes:
+        if shape.op.path is None:
+            continue
+        segs = _segments(shape.op.path)
+        parents = []
+        for param, parent in shape.parent_params:
+            i = segs.index(f"{{{param}}}") if f"{{{param}}}" in segs else 0
+            keyed = by_key.get((shape.resource_id, segs[i - 1] if i > 0 else "", f"{{{param}}}"), set())
+            parents.append((param, next(iter(keyed)) if len(keyed) == 1 else parent))
+        shape.parent_params = parents
 
 
 # -- entity building -----------------------------------------------------------------
@@ -786,8 +854,14 @@ def _type_identifiers_as_parameters_state(
     for draft in drafts.values():
         for name, f in list(draft.fields.items()):
             if f.type in ("integer", "number") and snake_case(name) in stated_strings:
-                draft.fields[name] = f.model_copy(
-                    update={"type": "string", "minimum": None, "maximum": None, "enum": None}
+                draft.fields[name] = f.model_copy(  # the response's integer: a string of digits
+                    update={
+                        "type": "string",
+                        "minimum": None,
+                        "maximum": None,
+                        "enum": None,
+                        "pattern": DIGITS_PATTERN,
+                    }
                 )
 
 
@@ -804,7 +878,7 @@ def _pick_key(draft: EntityDraft, key_params: list[str]) -> str:
     return "id"
 
 
-def _id_prefix(name: str) -> str:
+def id_prefix_of(name: str) -> str:
     ws = words(name)
     letters = "".join(w[0] for w in ws) if len(ws) > 1 else ws[0][:3]
     return f"{letters}_"
@@ -898,6 +972,7 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
         shapes.append(analyse_operation(resource_id, op))
     if not shapes:
         raise EnvSpecError(f"proposal {pid}: no operations")
+    _one_entity_per_item_path(shapes)
 
     drafts: dict[str, EntityDraft] = {}
     for shape in shapes:
@@ -907,9 +982,17 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             shape.entity_schema,
             shape.body_schema if shape.action in ("create", "update") else None,
         ):
-            if schema is not None and _name_of(
-                schema, _RESPONSE_SUFFIX if schema is shape.entity_schema else _BODY_SUFFIX
-            ) in (shape.entity, None):
+            schema_entity = (
+                _name_of(schema, _RESPONSE_SUFFIX if schema is shape.entity_schema else _BODY_SUFFIX)
+                if schema is not None
+                else None
+            )
+            answers_a_view = (  # an item path's fuller view (`ArticleComplete` of `Article`)
+                schema is shape.entity_schema
+                and _item_path(shape) is not None
+                and is_view_of(str(schema_entity), shape.entity)
+            )
+            if schema is not None and (schema_entity in (shape.entity, None) or answers_a_view):
                 if not draft.description:
                     draft.description = str(schema.get("description") or "")[:300]
                 for f in _fields_of(schema):
@@ -948,14 +1031,17 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
                 **draft.fields,
             }
         else:
-            draft.fields[key] = draft.fields[key].model_copy(
+            stated = draft.fields[key]
+            draft.fields[key] = stated.model_copy(
                 update={
                     "type": "string",
                     "required": True,
                     "nullable": False,
                     "enum": None,
-                    "pattern": None,
-                    "format": None,
+                    # the form the document states (UUID, integer digits, a pattern) is kept:
+                    # keys are generated in it (`envgen.key_forms`)
+                    "pattern": stated_key_pattern(stated, stated.type),
+                    "format": "uuid" if (stated.format or "").lower() == "uuid" else None,
                     "max_length": None,
                     "minimum": None,  # an integer id becomes a string key: no numeric bounds
                     "maximum": None,
@@ -999,20 +1085,27 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             if fname == draft.key_field:
                 continue
             target = f.ref_entity
-            if target is None and f.type == "string":
+            if target is None and f.type in ("string", "integer", "number"):
                 m = re.fullmatch(r"(.+?)_?(id|sid)", snake_case(fname))
                 if m:
                     target = by_snake.get(m.group(1))
             if target is not None and target not in names:
                 target = None
-            draft.fields[fname] = f.model_copy(
-                update={
-                    "ref_entity": target,
-                    "enum": None if target else f.enum,
-                    "pattern": None if target else f.pattern,
-                    "format": None if target else f.format,
-                }
-            )
+            update: dict[str, Any] = {
+                "ref_entity": target,
+                "enum": None if target else f.enum,
+                "pattern": None if target else f.pattern,
+                "format": None if target else f.format,
+            }
+            if target is not None and f.type in ("integer", "number"):  # it holds a key: a string
+                update.update(type="string", minimum=None, maximum=None)
+            if target is not None:  # where only a reference states the key's form, the key takes it
+                target_key = drafts[target].fields[drafts[target].key_field or "id"]
+                if target_key.pattern is None:
+                    drafts[target].fields[target_key.name] = target_key.model_copy(
+                        update={"pattern": stated_key_pattern(f, f.type)}
+                    )
+            draft.fields[fname] = f.model_copy(update=update)
 
     entities: dict[str, EntitySpec] = {}
     for name, draft in drafts.items():
@@ -1021,12 +1114,13 @@ def _infer_env_spec(proposal: dict[str, Any], specs_by_resource_id: dict[str, No
             name=name,
             collection=f"{collection}_table" if collection in ("counters", "now", "seed") else collection,
             key_field=draft.key_field or "id",
-            id_prefix=_id_prefix(name),
             description=re.sub(r"\s+", " ", draft.description).strip() or f"A {name} record.",
             fields=list(draft.fields.values()),
             status_field=_status_field(draft),
             role="primary" if draft.acted_on else "context",
         )
+    formed = with_distinct_key_forms(list(entities.values()), "", lambda e: id_prefix_of(e.name))
+    entities = {e.name: e for e in formed}
 
     tools: list[ToolSpec] = []
     taken: set[str] = set()
@@ -1137,7 +1231,11 @@ def _build_tool(
                 key_suffix = (
                     "id" if entity.key_field in ("id", "sid", "uuid") else snake_case(entity.key_field)
                 )
-                pname = f"{entity_snake}_{key_suffix}"
+                pname = (
+                    key_suffix
+                    if key_suffix.startswith(f"{entity_snake}_")
+                    else f"{entity_snake}_{key_suffix}"
+                )
             add_input(
                 pname, {"type": "string", "description": f"Key of the {entity.name}."}, True, entity.key_field
             )

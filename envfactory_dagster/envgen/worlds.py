@@ -11,7 +11,9 @@ environments read and write one store. Here:
   environment of a world has the same State model; the seed state is generated once per world
   (`world_seed_state`) and every environment of the world gets it;
 - ids carry the service's prefix (`shopify_ord_0001`): two services of a partition never share an
-  id string by accident (`service_slugs` makes the prefix unique within the partition).
+  id string by accident (`service_slugs` makes the prefix unique within the partition); a key whose
+  form the document states (UUID, integer, pattern) takes it instead, numbered from digits the
+  service and entity decide (`envgen.key_forms`).
 
 Two services share a record only where a link is declared: nothing here invents one.
 """
@@ -23,8 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from envfactory_dagster.envgen.env_spec import EnvSpec
+from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec
+from envfactory_dagster.envgen.key_forms import with_distinct_key_forms
 from envfactory_dagster.envgen.seed_data import generate_state
+from envfactory_dagster.envgen.spec_inference import id_prefix_of
 from envfactory_dagster.ingest.normalized_spec import NormalizedSpec
 from envfactory_dagster.lineage import content_id, derived_seed
 
@@ -139,9 +143,9 @@ def environment_spec(world_spec: EnvSpec, world: World, proposal: Mapping[str, A
     the tools of the proposal's own operations, ids prefixed by the service."""
     own = set(proposal["operation_ids"])
     tools = [t for t in world_spec.tools if t.source_operation_id in own]
-    entities = [
-        e.model_copy(update={"id_prefix": f"{world.slug}_{e.id_prefix}"}) for e in world_spec.entities
-    ]
+    entities = with_distinct_key_forms(
+        world_spec.entities, world.slug, lambda e: _default_prefix(e, world.slug)
+    )
     description = re.sub(r"\s+", " ", str(proposal.get("purpose") or proposal.get("title") or "")).strip()
     if tools and all(t.kind == "read" for t in tools):
         description += " Read-only: this environment's operations only look data up."
@@ -158,6 +162,13 @@ def environment_spec(world_spec: EnvSpec, world: World, proposal: Mapping[str, A
             "service": world.service,
         }
     )
+
+
+def _default_prefix(entity: EntitySpec, slug: str) -> str:
+    """The prefix of keys of no stated form: the service's before the entity's (`shopify_ord_`)."""
+    key = next((f for f in entity.fields if f.name == entity.key_field), None)
+    own_prefix = id_prefix_of(entity.name) if key is not None and key.pattern else entity.id_prefix
+    return f"{slug}_{own_prefix}"
 
 
 def world_spec_of(specs: Sequence[EnvSpec]) -> EnvSpec:

@@ -10,7 +10,9 @@ calls in another order than recorded, the new order is run from the turn's recor
 if any output or the end state differs, the calls keep their recorded order and a new message
 starts only where a call needs the one before it.
 
-Tool results are the text a model sees at serving time (`observation_text`).
+Tool results are the text a model sees at serving time (`observation_text`). An assistant call
+leaves out an optional argument the user never stated whose omission gives the same output and
+state change (`shown_arguments`): the data must not teach filters nobody asked for.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from typing import Any
 from envfactory_dagster.export.conversation import Clarification
 from envfactory_dagster.export.export_audit import identifier_values
 from envfactory_dagster.lineage import canonical_json
+from envfactory_dagster.querygen.masking import SAME_OUTCOME
 from envfactory_dagster.querygen.replay import Replay, exported_name_of
-from envfactory_dagster.querygen.trajectory_model import Trajectory, Turn
+from envfactory_dagster.querygen.surface import is_literal_in
+from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory, Turn
 from envfactory_dagster.runtime.contract import ToolError
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.runtime.toolset import Toolset, exported_tool_names
@@ -49,6 +53,24 @@ def observation_text(result: Mapping[str, Any]) -> str:
 
 def call_id(turn: int, index: int) -> str:
     return f"call_{turn}_{index}"
+
+
+def shown_arguments(call: GoldCall, user_text: str) -> dict[str, Any]:
+    """The arguments the assistant writes: the gold ones, less an optional argument that
+    `user_text` (what the user said so far) does not state and whose omission gives the same
+    output and state change (`querygen.masking.SAME_OUTCOME`), e.g. a filter that filtered
+    nothing. Masks are proven one argument at a time, so a call with two or more such arguments
+    keeps them all (their joint omission was never run). Presentation settings (a `limit`) stay:
+    without them the output shown would differ."""
+    unstated = [
+        name
+        for name in call.masked_arguments
+        if call.masked_reasons.get(name) == SAME_OUTCOME
+        and not is_literal_in(call.arguments[name], user_text)
+    ]
+    if len(unstated) != 1:
+        return call.arguments
+    return {k: v for k, v in call.arguments.items() if k != unstated[0]}
 
 
 def call_dependencies(turn: Turn, shown_before: str) -> list[set[int]]:
@@ -145,6 +167,7 @@ def trajectory_messages(
                 {"role": "user", "content": clarification.answer},
             ]
         shown = "\n".join(m["content"] for m in messages if m.get("content"))
+        said = "\n".join(m["content"] for m in messages if m["role"] == "user")
         needs = call_dependencies(turn, shown)
         for group in call_groups(needs, lambda order, t=t: order_ok(t, order)):
             messages.append(
@@ -157,7 +180,9 @@ def trajectory_messages(
                             "type": "function",
                             "function": {
                                 "name": names[(turn.calls[i].env_id, turn.calls[i].tool)],
-                                "arguments": json.dumps(turn.calls[i].arguments, ensure_ascii=False),
+                                "arguments": json.dumps(
+                                    shown_arguments(turn.calls[i], said), ensure_ascii=False
+                                ),
                             },
                         }
                         for i in group

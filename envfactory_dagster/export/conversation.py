@@ -12,12 +12,17 @@ values from the state or from tool results: the assistant must look those up). `
 the `user_simulator` role (prompt `user_sim`) with the persona, the goal and the known values; an
 answer that does not state the value, or names a tool, is replaced by the persona's reply and
 the problem is reported.
+
+The end of a conversation: with a `judge` model configured, the judge (prompt `conversation_end`)
+reads the conversation and says whether it is over; offline, it is over once the gold state is
+reached (`conversation_ending`, which names who decided). `UserSimulator` plays the user of a
+served conversational task (Gym environment, verl interaction) with the same rules.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -48,6 +53,28 @@ class Clarification(BaseModel):
     question: str
     answer: str
     answered_by: Literal["persona", "llm"] = "persona"
+    model: str | None = None
+    ending: Ending | None = None  # whether the whole conversation was judged over (sft export)
+
+
+class ConversationEnd(BaseModel):
+    """What the `judge` role returns for prompt `conversation_end`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    done: bool
+    reason: str = ""
+
+
+class Ending(BaseModel):
+    """Whether a conversation is over, and who decided: the judge, or (offline, or the judge
+    failed) whether the gold state is reached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    done: bool
+    ended_by: Literal["judge", "gold_state"]
+    reason: str
     model: str | None = None
 
 
@@ -166,3 +193,134 @@ def llm_reply(
     return clarification.model_copy(
         update={"answer": message, "answered_by": "llm", "model": result.model}
     ), []
+
+
+JUDGE_RESULT_CHARS = 600  # a tool result as the judge reads it: enough for ids and statuses
+
+
+def judge_view(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as the judge reads it: no system prompt, calls as name and arguments,
+    tool results cut to JUDGE_RESULT_CHARS."""
+    view: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.get("role")
+        if role == "system":
+            continue
+        if message.get("tool_calls"):
+            view.append(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                        for c in message["tool_calls"]
+                    ],
+                }
+            )
+        elif role == "tool":
+            view.append({"role": "tool", "result": str(message.get("content") or "")[:JUDGE_RESULT_CHARS]})
+        else:
+            view.append({"role": role, "content": message.get("content") or ""})
+    return view
+
+
+def conversation_ending(
+    messages: Sequence[Mapping[str, Any]], goal: str, *, gold_reached: bool, gateway: Any, stage: str
+) -> tuple[Ending, list[str]]:
+    """Whether the conversation `messages` is over, and problems. The `judge` role decides when a
+    model answers for it; offline, or when the judge fails, the conversation is over once the gold
+    state is reached (`gold_reached`), and the ending says so."""
+    from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+
+    offline = Ending(
+        done=gold_reached,
+        ended_by="gold_state",
+        reason="the gold state is reached" if gold_reached else "the gold state is not reached yet",
+    )
+    if gateway is None or not gateway.is_configured("judge"):
+        return offline, []
+    try:
+        result = gateway.complete_structured(
+            stage=stage,
+            role="judge",
+            prompt="conversation_end",
+            variables={"goal": goal, "conversation": judge_view(messages)},
+            output_model=ConversationEnd,
+        )
+    except (BudgetExceeded, LLMOutputError, LLMProviderError) as exc:
+        return offline, [f"end-of-conversation judge failed, gold-state rule used ({exc})"]
+    verdict: ConversationEnd = result.value
+    return Ending(done=verdict.done, ended_by="judge", reason=verdict.reason, model=result.model), []
+
+
+class UserSimulator:
+    """The user of one served conversational task: answers the assistant's messages until the
+    conversation is over.
+
+    `known`: what the user may tell (an RL task's `user_knows`); `goal`: what they want (the task's
+    user messages). The reply is the `user_simulator` role's when it answers for it and its answer
+    names no tool, else the persona's (`persona_reply`); the ending is `conversation_ending`'s, and
+    the conversation is over after `max_replies` replies in any case.
+    """
+
+    def __init__(
+        self,
+        known: Mapping[str, Any],
+        *,
+        goal: str,
+        gateway: Any = None,
+        stage: str = "serve",
+        max_replies: int = 3,
+        tool_names: Iterable[str] = (),
+    ) -> None:
+        self.known = dict(known)
+        self.goal = goal
+        self.gateway = gateway
+        self.stage = stage
+        self.max_replies = max_replies
+        self.tool_names = sorted(tool_names)
+        self.replies = 0
+        self.endings: list[Ending] = []
+        self.problems: list[str] = []
+
+    def respond(self, messages: Sequence[Mapping[str, Any]], *, gold_reached: bool) -> str | None:
+        """The user's reply to the conversation so far, or None when the conversation is over."""
+        if self.replies >= self.max_replies:
+            return None
+        ending, problems = conversation_ending(
+            messages, self.goal, gold_reached=gold_reached, gateway=self.gateway, stage=self.stage
+        )
+        self.endings.append(ending)
+        self.problems += problems
+        if ending.done:
+            return None
+        self.replies += 1
+        last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "assistant"), "")
+        return self._llm_reply(messages) or persona_reply(last, self.known)
+
+    def _llm_reply(self, messages: Sequence[Mapping[str, Any]]) -> str | None:
+        from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError
+
+        if self.gateway is None or not self.gateway.is_configured("user_simulator"):
+            return None
+        try:
+            result = self.gateway.complete_structured(
+                stage=self.stage,
+                role="user_simulator",
+                prompt="user_sim",
+                variables={
+                    "persona": "a user of these services",
+                    "goal": self.goal,
+                    "known_values": self.known,
+                    "conversation": judge_view(messages),
+                },
+                output_model=SimulatedUser,
+            )
+        except (BudgetExceeded, LLMOutputError, LLMProviderError) as exc:
+            self.problems.append(f"user simulator failed, persona reply used ({exc})")
+            return None
+        message = result.value.message.strip()
+        named = [t for t in self.tool_names if contains_token(message, t, ignore_case=False)]
+        if not message or named:
+            self.problems.append(f"user simulator answer replaced (empty or names {named})")
+            return None
+        return message

@@ -76,23 +76,30 @@ class SolverStep(BaseModel):
     final_answer: str = ""
 
 
-def rollout(task: RLTask, envs: list[Any], gateway: Any, *, attempt: int, max_steps: int) -> Rollout:
-    """One policy rollout: its reward, calls and transcript."""
-    toolset = Toolset(envs, task.initial_states, qualify="always")  # the task's training names
-    conversation: list[dict[str, Any]] = [*task.messages[1:], {"attempt": attempt}]
+def solve(
+    tools: list[dict[str, Any]],
+    conversation: list[dict[str, Any]],
+    toolset: Toolset,
+    gateway: Any,
+    *,
+    stage: str,
+    max_steps: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """The `solver` role's episode on `toolset` (its tools named as in `tools`): it asks for the
+    next step, runs its calls (a refused call is an observation), and stops at a final answer or
+    `max_steps` calls. Returns (calls made, the conversation with each call and result, final answer)."""
+    conversation = list(conversation)
     calls: list[dict[str, Any]] = []
-    final_answer = ""
     while len(calls) < max_steps:
         step: SolverStep = gateway.complete_structured(
-            stage=STAGE,
+            stage=stage,
             role="solver",
             prompt="solve",
-            variables={"tools": task.tools, "conversation": conversation},
+            variables={"tools": tools, "conversation": conversation},
             output_model=SolverStep,
         ).value
         if not step.tool_calls:
-            final_answer = step.final_answer
-            break
+            return calls, conversation, step.final_answer
         for call in step.tool_calls[: max_steps - len(calls)]:
             calls.append({"name": call.name, "arguments": call.arguments})
             try:
@@ -100,6 +107,20 @@ def rollout(task: RLTask, envs: list[Any], gateway: Any, *, attempt: int, max_st
             except ToolError as exc:
                 result = exc.to_dict()
             conversation.append({"tool_call": call.model_dump(), "result": canonical_json(result)})
+    return calls, conversation, ""
+
+
+def rollout(task: RLTask, envs: list[Any], gateway: Any, *, attempt: int, max_steps: int) -> Rollout:
+    """One policy rollout: its reward, calls and transcript."""
+    toolset = Toolset(envs, task.initial_states, qualify="always")  # the task's training names
+    calls, conversation, final_answer = solve(
+        task.tools,
+        [*task.messages[1:], {"attempt": attempt}],
+        toolset,
+        gateway,
+        stage=STAGE,
+        max_steps=max_steps,
+    )
     transcript = [*conversation[len(task.messages) :], {"final_answer": final_answer}]
     reward = score_rollout(task, calls, toolset.dump_states()).total
     return Rollout(reward=reward, calls=calls, transcript=transcript)

@@ -51,12 +51,19 @@ JSON_COLUMNS = (
 STATE_COLUMNS = ("initial_states", "gold_final_states")
 
 
-def rl_task_to_row(task: RLTask, encoded_states: dict[int, str] | None = None) -> dict[str, Any]:
+def _shared_state_key(states: dict[str, dict[str, Any]]) -> tuple[tuple[str, str, int], ...]:
+    """The identity of the tables that make `states`: equal keys mean the same objects, so equal
+    content (states are never mutated, copy-on-write). Validation copies the outer dicts of a
+    task's states, not the tables, so the key sees through it."""
+    return tuple((world, name, id(value)) for world, state in states.items() for name, value in state.items())
+
+
+def rl_task_to_row(task: RLTask, encoded_states: dict[tuple, str] | None = None) -> dict[str, Any]:
     """The stored `rl_tasks` row: nested values as JSON text (`<name>_json`), lists of ids as lists.
 
-    `encoded_states` (id of a state object -> its JSON) lets the tasks of one trajectory, whose
-    turn boundaries share state objects, encode each state once; the caller keeps the objects
-    alive while it uses the dict."""
+    `encoded_states` (`_shared_state_key` -> JSON) lets the tasks of one trajectory, whose turn
+    boundaries share their tables, encode each state once; the caller keeps the tasks alive while
+    it uses the dict (the key holds object ids)."""
     # states are plain JSON already and make most of a task: serialize them once, not dump + encode
     data = task.model_dump(mode="json", exclude=set(STATE_COLUMNS))
     row = {k: v for k, v in data.items() if k not in JSON_COLUMNS}
@@ -66,9 +73,10 @@ def rl_task_to_row(task: RLTask, encoded_states: dict[int, str] | None = None) -
         if encoded_states is None:
             row[f"{k}_json"] = canonical_json(state)
         else:
-            if id(state) not in encoded_states:
-                encoded_states[id(state)] = canonical_json(state)
-            row[f"{k}_json"] = encoded_states[id(state)]
+            key = _shared_state_key(state)
+            if key not in encoded_states:
+                encoded_states[key] = canonical_json(state)
+            row[f"{k}_json"] = encoded_states[key]
     row["n_gold_calls"] = len(task.gold_calls)
     row["n_masked_arguments"] = sum(len(g.masked_arguments) for g in task.gold_calls)
     return row
@@ -237,7 +245,7 @@ def build_rl_tasks(
         tasks = trajectory_tasks(
             row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications
         )
-        encoded_states: dict[int, str] = {}  # the tasks hold the states alive while it is used
+        encoded_states: dict[tuple, str] = {}  # `tasks` holds the keyed tables alive while it is used
         for task in tasks:
             rows.append({**rl_task_to_row(task, encoded_states), "pool": row.get("pool", "rl")})
     gold_counts = sorted(r["n_gold_calls"] for r in rows)

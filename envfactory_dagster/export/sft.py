@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from envfactory_dagster.export.chat_messages import trajectory_messages, turn_order_check
-from envfactory_dagster.export.conversation import Clarification, clarify
+from envfactory_dagster.export.conversation import Clarification, clarify, conversation_ending
 from envfactory_dagster.export.export_audit import unseen_ids
 from envfactory_dagster.export.turn_answers import AnswerJob, tool_kinds, write_answers
 from envfactory_dagster.lineage import canonical_json, content_id
@@ -135,6 +135,16 @@ def build_sft_rows(
             messages = messages[: turn_starts[bad_turn]]
             trajectory = trajectory.model_copy(update={"turns": trajectory.turns[:bad_turn]})
             clarifications = [c for c in clarifications if c.turn < bad_turn]
+        if clarifications:  # the recorded conversation reaches the gold state: does the judge agree?
+            ending, problems = conversation_ending(
+                messages,
+                trajectory.goal or trajectory.turns[0].query,
+                gold_reached=True,
+                gateway=gateway,
+                stage=STAGE,
+            )
+            simulator_problems += [f"{trajectory.id}: {p}" for p in problems]
+            clarifications = [c.model_copy(update={"ending": ending}) for c in clarifications]
         rows.append(
             {
                 "id": content_id([trajectory.id, messages], "sft_"),
@@ -158,6 +168,7 @@ def build_sft_rows(
                 "prompt_version": trajectory.prompt_version,
             }
         )
+    endings = [c["ending"] for r in rows for c in json.loads(r["clarifications_json"])]
     metrics = {
         "sft_rows": len(rows),
         "errors": len(errors),
@@ -165,6 +176,8 @@ def build_sft_rows(
         "call_messages": sum(r["n_call_messages"] for r in rows),
         "calls": sum(r["n_calls"] for r in rows),
         "clarified_rows": sum(r["clarifications_json"] != "[]" for r in rows),
+        "judged_endings": sum(1 for e in endings if e["ended_by"] == "judge"),
+        "judge_disagreements": sum(1 for e in endings if not e["done"]),
         "user_simulator_problems": len(simulator_problems),
         "user_simulator_problem_samples": simulator_problems[:5],
         **answer_metrics,

@@ -73,6 +73,7 @@ VERL_SCHEMA = pa.schema(
                     ("turn", pa.int32()),
                     ("env_ids", pa.list_(pa.string())),
                     ("tools_kwargs", JSON),
+                    ("interaction_kwargs", pa.struct([("name", pa.string()), ("task_id", pa.string())])),
                     ("tools", pa.list_(JSON)),
                     ("initial_states", JSON),
                     ("gold_final_states", JSON),

@@ -9,6 +9,10 @@ Columns verl reads (volcengine/verl@b178a3cd `verl/utils/dataset/rl_dataset.py`,
 - `extra_info.tools_kwargs`: `{tool: {"create_kwargs": {"task_id": ...}}}` for exactly the task's
   tools (a json column: each row gets its own dict, so no tool of another task appears as a null
   entry, which verl would turn into an error text sent to the model); `extra_info.index`;
+- `extra_info.interaction_kwargs`: `{"name": "envfactory_user", "task_id": ...}` on every row (verl's
+  `ToolAgentLoop` requires a `name` on every row once an interaction config is set); the
+  interaction `serve.verl_interaction.EnvFactoryUserInteraction` plays the simulated user of a
+  conversational task and ends the others at the assistant's first answer;
 - `agent_name: "tool_agent"`: verl's multi-turn tool rollout.
 Also in `extra_info`: split, pool, task id, trajectory id, turn, env ids, the tools, initial and
 gold final states and the reward spec (all a reward function needs to rebuild the task); `split`
@@ -26,6 +30,7 @@ from envfactory_dagster.export.training_parquet import VERL_SCHEMA, write_traini
 from envfactory_dagster.lineage import canonical_json
 
 AGENT_NAME = "tool_agent"
+INTERACTION_NAME = "envfactory_user"  # the `name` of the interaction in verl's interaction config
 SPLITS = ("train", "validation")
 
 
@@ -72,6 +77,7 @@ def verl_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "tools_kwargs": canonical_json(
                         {t["function"]["name"]: {"create_kwargs": {"task_id": row["id"]}} for t in tools}
                     ),
+                    "interaction_kwargs": {"name": INTERACTION_NAME, "task_id": row["id"]},
                     "tools": [canonical_json(t) for t in tools],
                     "initial_states": row["initial_states_json"],
                     "gold_final_states": row["gold_final_states_json"],

@@ -76,3 +76,6 @@ class NormalizedSpec(BaseModel):
     operations: list[NormalizedOperation]
     schemas: dict[str, dict[str, Any]] = Field(default_factory=dict)  # named component schemas
     extensions: dict[str, Any] = Field(default_factory=dict)  # the document's top-level x-* keys
+    # API hosts the document states (OpenAPI 3 `servers`, Swagger 2 `host`), lowercase: two
+    # documents that state a common host describe one service
+    hosts: list[str] = Field(default_factory=list)

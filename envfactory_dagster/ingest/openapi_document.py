@@ -86,7 +86,22 @@ def parse_openapi_document(
         operations=operations,
         schemas=schemas,
         extensions=_extensions(document),
+        hosts=document_hosts(document),
     )
+
+
+def document_hosts(document: dict[str, Any]) -> list[str]:
+    """The API hosts a document states: Swagger 2 `host`, OpenAPI 3 `servers[].url` (server
+    variables in the host are left as written; a relative url states no host)."""
+    urls = [str(document["host"])] if isinstance(document.get("host"), str) else []
+    urls += [str(s.get("url")) for s in document.get("servers") or [] if isinstance(s, dict) and s.get("url")]
+    hosts = []
+    for url in urls:
+        netloc = url.split("//", 1)[1] if "//" in url else url if "/" not in url else ""
+        host = netloc.split("/", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
+        if host and "." in host:
+            hosts.append(host)
+    return list(dict.fromkeys(hosts))
 
 
 def synthesize_operation_id(method: str, path: str) -> str:

@@ -70,7 +70,8 @@ Rules for a tool body:
   "Entity")` (the row, or a not_found ToolError naming the entity). Rows are plain dicts.
 - Write with `self.put(collection, key, {**row, "field": value})`, which stores the new dict and returns
   a copy for the output; never change a row in place. Delete with `del self.table(collection)[key]`.
-  New keys come from `self.next_id(collection, id_prefix)`; "now" is `self.state["now"]`.
+  A new key is the entity's `new_key` expression (it calls `self.next_id(collection, ...)`); "now" is
+  `self.state["now"]`.
 - Return a dict whose keys are the tool's output keys (rows as dicts, lists of rows as lists).
 - A refused call (unknown id, a referenced row missing, a failed precondition, a forbidden transition)
   raises `ToolError(code, message)` before anything is written, with a message naming the entity and
@@ -251,6 +252,19 @@ PROMPTS: dict[str, PromptTemplate] = {
                 "from the transcripts and the tool results in them. Give a short reason per candidate."
             ),
             user="Task (user messages):\n$task\n\nCandidates (index, transcript):\n$candidates",
+        ),
+        PromptTemplate(
+            name="conversation_end",
+            version="1",
+            roles=("judge",),
+            system=(
+                "You decide whether a conversation between a user and an assistant with tools is over. "
+                "It is over when the user's goal is reached (every change the user asked for was made "
+                "and confirmed by the tool results, every question answered) or when the assistant "
+                "cannot reach it; it is not over while the assistant still needs something from the "
+                "user or has steps left to take. Judge only from the messages and tool results shown."
+            ),
+            user="The user's goal: $goal\n\nConversation so far:\n$conversation",
         ),
         PromptTemplate(
             name="graph_links",

@@ -18,8 +18,10 @@ import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import import_litellm
 
 ScriptedAnswer = str | BaseException
@@ -169,6 +171,21 @@ class ScriptedOpenAIServer:
     @property
     def api_base(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def llm_settings(
+        self, cache_dir: Path, *, key_env: str = "SCRIPTED_LLM_KEY", **overrides: Any
+    ) -> LLMSettings:
+        """Gateway settings that send every role to this server (`key_env` must be set in the
+        environment: litellm's OpenAI client requires a key); `overrides` are further settings."""
+        return LLMSettings(
+            **{
+                "default_model": "openai/gpt-4o-mini",
+                "api_base": self.api_base,
+                "api_key_env": key_env,
+                "cache_dir": cache_dir,
+                **overrides,
+            }
+        )
 
     @property
     def chat_requests(self) -> list[dict[str, Any]]:

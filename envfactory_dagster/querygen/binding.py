@@ -13,6 +13,8 @@
   from the current one (`choose_changes`); an update with nothing to change is never bound.
 - Pagination and formatting inputs are rarely set (`p_optional_control`): a task is about what
   it asks for, not about page sizes.
+- An optional object that declares no property is never set: a user has nothing to say of it (a
+  required one gets `{}`, which queries leave unsaid: `surface.says_nothing`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def path_values(output: Any, path: str) -> list[tuple[str, Any]]:
     return [(path, output.get(path))] if isinstance(output, dict) else []
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 def entity_of(spec: EnvSpec, tool: ToolSpec) -> EntitySpec | None:
     return next((e for e in spec.entities if e.name == tool.entity), None)
 
@@ -83,6 +89,15 @@ def change_candidates(tool: ToolSpec, entity: EntitySpec | None) -> dict[str, Fi
             continue
         out[param] = f
     return out
+
+
+def declares_nothing(schema: Mapping[str, Any]) -> bool:
+    """True for an object schema that declares no property (nor a schema for extra ones)."""
+    return (
+        schema.get("type") == "object"
+        and not schema.get("properties")
+        and not isinstance(schema.get("additionalProperties"), dict)
+    )
 
 
 def is_attribute(entity: EntitySpec | None, binding: str) -> bool:
@@ -153,6 +168,7 @@ class ArgumentBinder:
         validate = self.validator(schema)
         as_array = json_type(schema) == "array"
         as_text = json_type(schema) == "string"
+        as_integer = json_type(schema) == "integer"
         world = self.world_of_env[self.graph.node(input_id)["env_id"]]
         for output_id, score in self.graph.input_feeds.get(input_id, ()):
             producer, path = output_id.split("::out::", 1)
@@ -166,6 +182,10 @@ class ArgumentBinder:
                         value = [value]  # a list element's id feeding an array of ids
                     if as_text and isinstance(value, int | float) and not isinstance(value, bool):
                         value = str(value)  # a number fed to an input that takes any value as data
+                    elif as_text and isinstance(value, list) and all(_is_scalar(v) for v in value):
+                        value = ", ".join(str(v) for v in value)  # a list written out as text
+                    elif as_integer and isinstance(value, float) and value.is_integer():
+                        value = int(value)  # a whole number fed to an integer operand
                     if value is None or not validate(value):
                         continue
                     tier = self._existing_tier(value, tool, spec, param, env)
@@ -274,6 +294,8 @@ class ArgumentBinder:
             if param in changes:
                 continue  # chosen once the row is known (choose_changes)
             schema = properties.get(param) or {}
+            if not required and declares_nothing(schema):
+                continue  # an object of no declared property: a user has nothing to say of it
             binding = tool.param_fields.get(param, "")
             bound: tuple[Any, ArgumentSource] | None = None
             if not user and not required and tool.kind == "write" and tool.action != "create":

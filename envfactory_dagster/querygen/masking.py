@@ -46,6 +46,9 @@ MASKABLE_NAMES = frozenset(
 )
 
 
+SAME_OUTCOME = "without it the call gives the same output and the same state change"
+
+
 def presentation_knob(tool: ToolSpec, argument: str) -> bool:
     """Pagination, sorting or formatting: how results are shown, not what is done."""
     binding = tool.param_fields.get(argument, "")
@@ -75,7 +78,7 @@ def confirm_masks(
         if other_diff != diff:
             continue
         if other_output == output:
-            masked[argument] = "without it the call gives the same output and the same state change"
+            masked[argument] = SAME_OUTCOME
             continue
         if not presentation_knob(tool, argument):
             continue

@@ -22,7 +22,13 @@ from faker import Faker
 
 from envfactory_dagster.envgen.env_spec import ToolSpec
 from envfactory_dagster.envgen.naming import words
-from envfactory_dagster.querygen.surface import a_or_an, join_words, plural_words, transition_verb
+from envfactory_dagster.querygen.surface import (
+    a_or_an,
+    join_words,
+    plural_words,
+    transition_verb,
+    verb_with_object,
+)
 
 # entity word -> the role of a person who works on such records (first match in chain order wins)
 _ROLES: dict[str, str] = {
@@ -135,7 +141,7 @@ def intent(tool: ToolSpec, noun: str) -> str:
     thing = a_or_an(noun)
     if tool.action == "transition" and tool.transition is not None:
         verb = transition_verb(tool.name, tool.transition.to_value) or "update"
-        return f"{verb} {thing}"
+        return verb_with_object(verb, thing)
     return {
         "create": f"add {thing}",
         "update": f"update {thing}",

@@ -38,9 +38,11 @@ from envfactory_dagster.querygen.surface import (
     join_words,
     list_clause,
     natural_value,
+    says_nothing,
     search_clause,
     transition_verb,
     update_clause,
+    verb_with_object,
 )
 from envfactory_dagster.querygen.trajectory_model import GoldCall, Trajectory
 
@@ -117,7 +119,7 @@ def call_phrase(
     terms: list[str] = []
     for name, value in call.arguments.items():
         source = call.argument_sources.get(name)
-        if source is None or (source.kind == "output" and name not in explicit):
+        if source is None or (source.kind == "output" and name not in explicit) or says_nothing(value):
             continue
         binding = tool.param_fields.get(name, "")
         label = field_label(binding if binding and not binding.startswith("$") else name)
@@ -151,7 +153,11 @@ def call_phrase(
         text = delete_clause(rng, noun, target)
     elif action == "transition" and tool.transition is not None:
         verb = transition_verb(tool.name, tool.transition.to_value)
-        text = f"{verb} {target}" if verb else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+        text = (
+            verb_with_object(verb, target)
+            if verb
+            else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+        )
         text += f" with {listed}" if listed else ""
     else:
         first = re.split(r"(?<=[.!?])\s", tool.description.strip(), maxsplit=1)[0].rstrip(".!?")

@@ -123,9 +123,18 @@ def contains_token(text: str, token: str, *, ignore_case: bool) -> bool:
     return False
 
 
+def says_nothing(value: Any) -> bool:
+    """True for an empty object: an argument a schema requires but declares nothing of, which a
+    person has no words for ("transaction {}") and a caller fills from the schema alone."""
+    return isinstance(value, dict) and not value
+
+
 def is_literal_in(value: Any, text: str, label: str | None = None) -> bool:
     """True if the value is written in `text` (any of its forms, as whole words, any case); a list
-    when each of its items is; a boolean only with its `label` ("notify customer: yes")."""
+    when each of its items is; a boolean only with its `label` ("notify customer: yes"); an empty
+    object always (there is nothing to write)."""
+    if says_nothing(value):
+        return True
     if isinstance(value, list):
         return all(is_literal_in(v, text) for v in value)
     return any(contains_token(text, form, ignore_case=True) for form in value_forms(value, label))
@@ -326,9 +335,18 @@ def transition_verb(tool_name: str, to_value: Any) -> str | None:
     """The verb a person uses for a status change: the tool's own verb (`cancel_order` -> cancel), or
     the verb of the target status (`archived` -> archive); None when neither says one."""
     first = (words(tool_name) or [""])[0]
+    if first == "mark":  # "mark" alone says nothing: mark as what (`mark_request_in_transit`)
+        return f"mark as {humanize_enum(to_value)}" if to_value not in (None, "") else None
     if first in _TRANSITION_TOOL_VERBS:
         return first
     return _STATUS_VERBS.get(str(to_value).lower())
+
+
+def verb_with_object(verb: str, target: str) -> str:
+    """ "cancel" + "the order" -> "cancel the order"; "mark as shipped" + "the order" -> "mark the
+    order as shipped" (the object goes before the verb's "as")."""
+    head, as_, rest = verb.partition(" as ")
+    return f"{head} {target} as {rest}" if as_ else f"{verb} {target}"
 
 
 _IRREGULAR_PAST = {

@@ -40,7 +40,7 @@ from envfactory_dagster.querygen.replay import (
     recorded_replay,
     task_environments,
 )
-from envfactory_dagster.querygen.surface import contains_token, is_literal_in
+from envfactory_dagster.querygen.surface import contains_token, is_literal_in, says_nothing
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import (
     GroundingProof,
@@ -48,11 +48,14 @@ from envfactory_dagster.refine.grounding import (
     check_proof,
     lookup_anchors,
 )
+from envfactory_dagster.refine.solver_check import solver_accepted
 from envfactory_dagster.refine.template_refiner import TurnRefinement, TurnRenderer
 
 STAGE = "refined_trajectories"
 REFINE_PROMPT = "refine_query"
 TEMPLATE_PROMPT_VERSION = "template-refine-1"
+# reject rows about one phrasing of a turn, not a whole trajectory (not counted as trajectories)
+TURN_REJECT_KINDS = ("llm_error", "solver_unsolved")
 _IDENTIFIER = re.compile(r"_|[a-z][A-Z]|\d")
 
 
@@ -88,7 +91,7 @@ def turn_implicitness(trajectory: Trajectory, turn: int, query: str, replay: Rep
         tables = [t for name, t in state.items() if name != "counters" and isinstance(t, dict)]
         for argument, value in call.arguments.items():
             source = call.argument_sources.get(argument)
-            if argument in call.masked_arguments:
+            if argument in call.masked_arguments or says_nothing(value):
                 continue
             if (
                 source is None
@@ -308,6 +311,7 @@ def refine_trajectories(
     rows: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     counts: Counter[str] = Counter()
+    solver_checks = backend == "llm" and gateway is not None and gateway.is_configured("solver")
     turn_scores: list[float] = []
     original_scores: list[float] = []
     for item in trajectories:
@@ -354,6 +358,7 @@ def refine_trajectories(
             candidate = renderer.render(position, target_implicitness)
             counts["rejected_rewrites"] += len(candidate.rejected_rewrites)
             problems = _audit(trajectory, position, candidate, replay, names, specs)
+            template = candidate
             if not problems and backend == "llm":
                 try:
                     llm, llm_lineage = _llm_candidate(
@@ -381,6 +386,17 @@ def refine_trajectories(
                         counts["llm_rewrites_rejected"] += 1
                     else:
                         candidate = llm
+            if not problems and solver_checks:
+                candidate, problems = solver_accepted(
+                    trajectory,
+                    position,
+                    [candidate, template],
+                    [t.query for t in new_turns],
+                    (replay, envs_of_task, gateway),
+                    rejected,
+                    counts,
+                    stage=STAGE,
+                )
             if problems:
                 # this turn and the ones that build on it go; what was proven stays
                 dropped = [
@@ -465,7 +481,7 @@ def refine_trajectories(
         )
     kinds = Counter(r.get("kind", "other") for r in rejected)
     metrics = {
-        "trajectories_in": len(rows) + sum(v for k, v in kinds.items() if k != "llm_error"),
+        "trajectories_in": len(rows) + sum(v for k, v in kinds.items() if k not in TURN_REJECT_KINDS),
         "refined": len(rows),
         "rejected": len(rejected),
         "rejected_by_kind": dict(sorted(kinds.items())),
@@ -480,7 +496,8 @@ def refine_trajectories(
         "proofs_passing_share": counts["proofs_passing"] / counts["proofs"] if counts["proofs"] else 1.0,
         **{k: v for k, v in sorted(counts.items()) if k not in ("proofs", "proofs_passing")},
     }
-    return rows, rejected, metrics
+    # `id` names the refined row a later guard rejects; no refined row was made for these
+    return rows, [{"id": None, **r} for r in rejected], metrics
 
 
 def reason_kind(problem: str) -> str:
@@ -543,7 +560,7 @@ def partition_figures(
             values = [v for c in turn.calls for v in c.arguments.values()]
             enums = [v for e in trajectory.env_ids for v in enums_of[e]]
             turns.append((turn.query, values, enums))
-    total = len(rows) + sum(1 for r in rejected if r.get("kind") not in (None, "llm_error"))
+    total = len(rows) + sum(1 for r in rejected if r.get("kind") not in (None, *TURN_REJECT_KINDS))
     kept_turns = len(turns)
     return {
         "refined": len(rows),

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from envfactory_dagster.envgen.env_spec import EntitySpec, EnvSpec, ToolSpec
+from envfactory_dagster.envgen.key_forms import key_regex
 from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.querygen.replay import Replay
 from envfactory_dagster.querygen.surface import field_label, humanize_enum
@@ -80,11 +81,9 @@ class RowDescriber:
                 self.entities[(env_id, "name", e.name)] = e
                 self.entities[(env_id, "collection", e.collection)] = e
                 self.entities[(env_id, "row", "_".join(words(e.name)))] = e
-        # generated ids are `prefix` + a zero-padded counter (Environment.next_id)
+        # generated ids are `prefix` + a zero-padded counter + `suffix` (envgen.key_forms)
         self.id_patterns = {
-            env_id: re.compile(
-                "(?:" + "|".join(re.escape(e.id_prefix) for e in spec.entities if e.id_prefix) + r")\d{4,}"
-            )
+            env_id: re.compile("(?:" + "|".join(key_regex(e) for e in spec.entities if e.id_prefix) + ")")
             for env_id, spec in specs.items()
             if any(e.id_prefix for e in spec.entities)
         }

@@ -41,9 +41,11 @@ from envfactory_dagster.querygen.surface import (
     list_clause,
     natural_value,
     past_tense,
+    says_nothing,
     search_clause,
     transition_verb,
     update_clause,
+    verb_with_object,
     with_details,
 )
 from envfactory_dagster.querygen.trajectory_model import GoldCall
@@ -168,8 +170,8 @@ class TurnRenderer(RowDescriber):
         original = self.trajectory.turns[turn].query
         slots = []
         for argument, value in call.arguments.items():
-            if argument in call.masked_arguments:
-                continue
+            if argument in call.masked_arguments or says_nothing(value):
+                continue  # an empty object has no words: the caller fills it from the schema
             base = {"turn": turn, "call": call_index, "argument": argument, "value": value}
             options: list[Rendering] = []
             source = call.argument_sources.get(argument)
@@ -474,7 +476,9 @@ class TurnRenderer(RowDescriber):
         if action == "transition" and tool and tool.transition:
             verb = transition_verb(tool.name, tool.transition.to_value)
             core = (
-                f"{verb} {target}" if verb else f"set {target} to {humanize_enum(tool.transition.to_value)}"
+                verb_with_object(verb, target)
+                if verb
+                else f"set {target} to {humanize_enum(tool.transition.to_value)}"
             )
             return core + (f", with {with_values}" if with_values else "")
         if action == "update":

@@ -16,9 +16,11 @@ Reward: 0.0 on every step but the last; at the end (final answer, or `max_steps`
 `truncated`), the task's reward `score_rollout` — its components in `info["reward"]`.
 
 Conversational tasks (a non-empty `user_knows`, export/conversation.py): an assistant message
-without calls, before the task's gold state is reached, goes to the user simulator, whose reply
-(the value of a field the message names, or a refusal) is the next observation; the episode ends
-at a message once the gold state is reached, or after `MAX_USER_REPLIES` replies.
+without calls goes to the user simulator (`conversation.UserSimulator`), whose reply (the value of
+a field the message names, or a refusal; the `user_simulator` role's answer when `gateway` has a
+model for it) is the next observation. The episode ends at a message the end-of-conversation judge
+(the `judge` role) calls over, or, offline, once the gold state is reached; and after
+`MAX_USER_REPLIES` replies in any case. `info["endings"]` lists each decision and who made it.
 Tool errors and malformed calls are observations, never exceptions; `info` counts them.
 
 A task is parsed and its states validated on its first reset only (`rollout.TaskCache`, by task
@@ -32,7 +34,7 @@ from typing import Any
 
 import gymnasium
 
-from envfactory_dagster.export.conversation import persona_reply
+from envfactory_dagster.export.conversation import UserSimulator
 from envfactory_dagster.export.rl_task_model import RLTask
 from envfactory_dagster.runtime.loader import VerifiedEnvironment
 from envfactory_dagster.serve.rollout import Rollout, TaskCache, observation_text
@@ -56,14 +58,18 @@ class ToolUseEnv(gymnasium.Env):
         *,
         max_steps: int | None = None,
         max_cached_tasks: int = 1024,
+        gateway: Any = None,
     ) -> None:
+        """`gateway`: an LLMGateway whose `judge` and `user_simulator` roles play the conversation's
+        end and user (each falls back to the offline rule without a model)."""
         self.envs_by_id = dict(envs_by_id)
+        self.gateway = gateway
+        self.user: UserSimulator | None = None
         self.max_steps = max_steps  # None: the task's reward_spec.max_calls
         self.tasks = TaskCache(self.envs_by_id, max_cached_tasks)
         self.rollout: Rollout | None = None
         self.messages: list[dict[str, Any]] = []
         self.steps = 0
-        self.user_replies = 0
         self.done = False
 
     # -- Gymnasium API ---------------------------------------------------------------------
@@ -83,8 +89,19 @@ class ToolUseEnv(gymnasium.Env):
         self.rollout = Rollout.of(self.tasks.get(task))
         self.messages = list(self.rollout.task.messages)  # the task's dicts are never mutated here
         self.steps = 0
-        self.user_replies = 0
         self.done = False
+        task_of = self.rollout.task
+        self.user = (
+            UserSimulator(
+                task_of.user_knows,
+                goal=" ".join(m["content"] for m in task_of.messages if m.get("role") == "user"),
+                gateway=self.gateway,
+                max_replies=MAX_USER_REPLIES,
+                tool_names=[t["function"]["name"] for t in task_of.tools],
+            )
+            if task_of.user_knows
+            else None
+        )
         return self._observation(), self._info()
 
     def step(self, action: Action) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -96,7 +113,7 @@ class ToolUseEnv(gymnasium.Env):
             final_answer, calls = _read_action(action)
             if final_answer is not None:
                 self.messages.append({"role": "assistant", "content": final_answer})
-                if self._user_replies_to(final_answer):
+                if self._user_replies():
                     return self._observation(), 0.0, False, False, self._info()
                 return self._finish(truncated=False)
         max_steps = self._max_steps()
@@ -110,17 +127,17 @@ class ToolUseEnv(gymnasium.Env):
         return self._observation(), 0.0, False, False, self._info()
 
     # -- internals -------------------------------------------------------------------------
-    def _user_replies_to(self, message: str) -> bool:
-        """In a conversational task, the simulated user answers a message sent before the gold
-        state is reached (at most MAX_USER_REPLIES times); True when it did."""
+    def _user_replies(self) -> bool:
+        """In a conversational task, the simulated user answers a message while the conversation is
+        not over; True when it did."""
         assert self.rollout is not None
-        task = self.rollout.task
-        if not task.user_knows or self.user_replies >= MAX_USER_REPLIES:
+        if self.user is None:
             return False
-        if self.rollout.final_states() == task.gold_final_states:
+        gold_reached = self.rollout.final_states() == self.rollout.task.gold_final_states
+        reply = self.user.respond(self.messages, gold_reached=gold_reached)
+        if reply is None:
             return False
-        self.user_replies += 1
-        self.messages.append({"role": "user", "content": persona_reply(message, task.user_knows)})
+        self.messages.append({"role": "user", "content": reply})
         return True
 
     def _max_steps(self) -> int:
@@ -173,7 +190,8 @@ class ToolUseEnv(gymnasium.Env):
             "calls": len(self.rollout.calls),
             "malformed_calls": self.rollout.malformed_calls,
             "tool_errors": self.rollout.tool_errors,
-            "user_replies": self.user_replies,
+            "user_replies": self.user.replies if self.user else 0,
+            "endings": [e.model_dump() for e in self.user.endings] if self.user else [],
         }
 
 

@@ -21,6 +21,8 @@ releases an instance around every single call, passing the trajectory's `AgentDa
 session data") and every later call of the trajectory runs on it, so state carries across calls.
 Each `execute` returns as step reward the change of the rollout's reward, so the trajectory's
 `tool_rewards` (which verl hands to the reward function) sum to the reward of the calls made.
+With verl's interaction configured (serve/verl_interaction.py), the rollout the interaction opened
+under `agent_data.request_id` is the trajectory's, so the simulated user sees the calls' state.
 To subclass verl's real BaseTool: `class MyTool(VerlEnvironmentTool, verl.tools.base_tool.BaseTool)`.
 
 TRL (`GRPOTrainer(environment_factory=...)`): a no-argument class; the trainer makes one instance
@@ -142,9 +144,12 @@ class VerlEnvironmentTool:
         self, instance_id: str, parameters: dict[str, Any] | str, **kwargs: Any
     ) -> tuple[ToolText, float, dict[str, Any]]:
         rollout = self.table.rollouts[instance_id]
-        session = getattr(kwargs.get("agent_data"), "extra_fields", None)
+        agent_data = kwargs.get("agent_data")
+        session = getattr(agent_data, "extra_fields", None)
         if isinstance(session, dict):  # verl's ToolAgentLoop: one rollout per trajectory, not per call
-            rollout = session.setdefault(SESSION_KEY, rollout)
+            # the one the interaction opened under the request id (verl_interaction.py), if any
+            opened = self.table.rollouts.get(getattr(agent_data, "request_id", None) or "")
+            rollout = session.setdefault(SESSION_KEY, opened or rollout)
         before = rollout.score().total
         result, ok = rollout.call(self.name, parameters)
         return ToolText(observation_text(result)), rollout.score().total - before, {"ok": ok}

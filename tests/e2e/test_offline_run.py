@@ -1,4 +1,5 @@
-"""The README's main command for one domain: every asset materializes offline, checks pass, data replays."""
+"""The README's main command (the session's `full_run`), read through one domain: every asset
+materializes offline, checks pass, data replays."""
 
 from __future__ import annotations
 
@@ -29,22 +30,22 @@ ASSETS_WITH_ROWS = (
 )
 
 
+DOMAIN = "travel"
+
+
 @pytest.fixture(scope="module")
-def offline_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ENVFACTORY_HOME", str(home))
-        patch.delenv("ENVFACTORY_LLM_MODEL", raising=False)
-        exit_code = main(["materialize", "--domain", "travel", "--workers", "1"])
-    assert exit_code == 0  # a failed blocking check fails the run, and so the command
-    return home
+def offline_run(full_run: Path) -> Path:
+    """The main command's data; every query below reads one domain's partition of it."""
+    return full_run
 
 
 def test_every_asset_has_rows_with_lineage(offline_run: Path) -> None:
     catalog = catalog_path(str(offline_run))
     for asset in ASSETS_WITH_ROWS:
         [(rows, domains, runs)] = query(
-            catalog, f'SELECT count(*), count(DISTINCT domain), count(DISTINCT dagster_run_id) FROM "{asset}"'
+            catalog,
+            f"SELECT count(*), count(DISTINCT domain), count(DISTINCT dagster_run_id) "
+            f"FROM \"{asset}\" WHERE domain = '{DOMAIN}'",
         )
         assert rows > 0 and domains == 1 and runs == 1, asset
 
@@ -52,17 +53,20 @@ def test_every_asset_has_rows_with_lineage(offline_run: Path) -> None:
 def test_registry_and_data_meet_the_contract(offline_run: Path) -> None:
     catalog = catalog_path(str(offline_run))
     [(envs, tools, signatures)] = query(
-        catalog, "SELECT count(*), sum(tool_count), count(DISTINCT tool_signature) FROM verified_envs"
+        catalog,
+        "SELECT count(*), sum(tool_count), count(DISTINCT tool_signature) FROM verified_envs "
+        f"WHERE domain = '{DOMAIN}'",
     )
     assert envs >= 7 and signatures == envs and tools >= 6 * envs
     [(bad_replays, leaks)] = query(
         catalog,
         "SELECT count(*) FILTER (WHERE NOT replay_ok), count(*) FILTER (WHERE query_leaks_tool_name) "
-        "FROM trajectories",
+        f"FROM trajectories WHERE domain = '{DOMAIN}'",
     )
     assert bad_replays == 0 and leaks == 0
     [(tasks, not_full)] = query(
-        catalog, "SELECT count(*), count(*) FILTER (WHERE gold_reward < 1.0) FROM rl_tasks"
+        catalog,
+        f"SELECT count(*), count(*) FILTER (WHERE gold_reward < 1.0) FROM rl_tasks WHERE domain = '{DOMAIN}'",
     )
     assert tasks > 0 and not_full == 0
 
@@ -75,20 +79,21 @@ def test_trajectory_traces_back_to_its_resource_in_one_query(offline_run: Path) 
         FROM trajectories t, unnest(t.env_ids) AS e(env_id)
         JOIN verified_envs v ON v.env_id = e.env_id
         JOIN authentic_resources r ON list_contains(v.resource_ids, r.id)
+        WHERE t.domain = 'travel'
         LIMIT 5
         """,
     )
-    assert rows and all(source.startswith("travel/") for *_, source in rows)
+    assert rows and all(source.startswith(f"{DOMAIN}/") for *_, source in rows)
 
 
 def test_exports_are_written(offline_run: Path) -> None:
     import datasets
 
-    sft = offline_run / "exports" / "sft" / "domain=travel"
+    sft = offline_run / "exports" / "sft" / f"domain={DOMAIN}"
     first = json.loads((sft / "openai.jsonl").read_text().splitlines()[0])
     assert first["messages"][0]["role"] in {"system", "user"} and first["tools"]
     assert (sft / "sharegpt" / "dataset_info.json").exists()
-    rl = offline_run / "exports" / "rl" / "domain=travel"
+    rl = offline_run / "exports" / "rl" / f"domain={DOMAIN}"
     for folder in (sft, rl):  # each folder's dataset card declares its Parquet splits
         assert "train" in datasets.load_dataset(str(folder))
     task = datasets.load_dataset(str(rl))["train"][0]
@@ -102,10 +107,11 @@ def test_world_quality_is_stored_and_printed_by_audit(
 ) -> None:
     [(currency, inverted, kill_rate)] = query(
         catalog_path(str(offline_run)),
-        "SELECT currency_valid_share, inverted_pairs, mutation_kill_rate FROM world_quality",
+        "SELECT currency_valid_share, inverted_pairs, mutation_kill_rate FROM world_quality "
+        f"WHERE domain = '{DOMAIN}'",
     )
     assert currency >= 0.99 and inverted == 0 and kill_rate >= 0.9
     monkeypatch.setenv("ENVFACTORY_HOME", str(offline_run))
     assert main(["audit"]) == 0
     printed = capsys.readouterr().out
-    assert "mutation_kill_rate" in printed and "travel" in printed
+    assert "mutation_kill_rate" in printed and DOMAIN in printed

@@ -14,7 +14,8 @@ from envfactory_dagster.envgen.naming import words
 from envfactory_dagster.querygen.graph.model import EnvDescriptor, tool_of
 from envfactory_dagster.querygen.graph.schema_names import ID_WORDS, json_type, pattern_admits, snake_entity
 
-_MACHINE_WORDS = {
+# words of values a machine sets (pagination, keys, coordinates, timestamps), not a person
+MACHINE_WORDS = {
     "id",
     "ids",
     "uuid",
@@ -145,7 +146,7 @@ def label_user_provided(name: str, schema: Mapping[str, Any], binding: str | Non
     fmt = str(schema.get("format") or "").lower()
     if binding is not None and binding.startswith("$"):
         return binding == "$query"
-    if set(ws) & _MACHINE_WORDS or (ws and ws[-1] in ID_WORDS):
+    if set(ws) & MACHINE_WORDS or (ws and ws[-1] in ID_WORDS):
         return False
     if bound_field is not None and (bound_field.ref_entity or bound_field.format == "date-time"):
         return False
@@ -205,6 +206,6 @@ def mark_state_scoped_inputs(
             if (
                 entity is not None
                 and not producers[i] & runnable
-                and pattern_admits(a["pattern"], f"{entity.id_prefix}0001")
+                and pattern_admits(a["pattern"], entity.key_of(1))
             ):
                 a["from_state"] = entity.collection

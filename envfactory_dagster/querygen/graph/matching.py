@@ -9,8 +9,9 @@ Matchers (offline unless noted), strongest first:
   key `assignee_id -> User` and `users[].id`); `entity_suffix` (0.85): an `<x>_id` input with no
   entity `<x>` is the key of the one entity whose name ends in `<x>` (`offer_id` <- `HotelOffer`);
 - `same_name` (0.9 for names of two or more words; 0.75 for one word within one environment,
-  from a read to a write, or a number one read computes and another takes: `distance`): the
-  same field name on both sides (`pickup_location` -> `pickup_location`);
+  from a read to a write, or a number one read computes and another takes: `distance`, also
+  when the output's name qualifies it: `converted_distance`): the same field name on both
+  sides (`pickup_location` -> `pickup_location`);
 - `example` (0.9): an example value the document gives for both;
 - `described_source` (0.85): the input's description names the producing tool ("can be extracted
   from the Search Airport API"); the tool's output whose name fits the input best feeds it;
@@ -20,10 +21,11 @@ Matchers (offline unless noted), strongest first:
 - `embedding` (cosine, with `embed_fn`) and `tfidf` (cosine of TF-IDF vectors) of the text
   `"{normalized name} {name} ({type}): {description}"`, at or above their thresholds;
 - `value_role` (0.6): an input that takes any value of a kind (a message, an amount, a search
-  query, a place's code, any value as data) fed by outputs of that kind within its service, see
-  `value_roles`.
+  query, a place's code, any value as data, any list) fed by outputs of that kind within its
+  service, see `value_roles`.
 Every pair needs compatible JSON types (or a list element's id feeding an array of ids, edge
-attribute `element`; or a number feeding an input that takes any value as data, written as text),
+attribute `element`; or a value role's writing, `value_roles.written_as`: a number or a list
+written as text, a number as an integer operand; the evidence says which),
 and no key edge is added when the input's `pattern` refuses the keys seeded states hold. A tool
 never feeds itself, and a write tool's output that echoes its own input (a recorded request, an
 updated row's new value) feeds nothing: the caller had that value already.
@@ -43,6 +45,7 @@ from typing import Any
 import networkx as nx
 
 from envfactory_dagster.envgen.naming import singular, snake_case, words
+from envfactory_dagster.querygen.graph.labels import MACHINE_WORDS
 from envfactory_dagster.querygen.graph.model import EnvDescriptor, tool_of
 from envfactory_dagster.querygen.graph.nodes import SourceDocuments
 from envfactory_dagster.querygen.graph.schema_names import (
@@ -51,7 +54,12 @@ from envfactory_dagster.querygen.graph.schema_names import (
     snake_entity,
     types_compatible,
 )
-from envfactory_dagster.querygen.graph.value_roles import ROLE_PHRASES, VALUE_ROLE_SCORE, match_value_roles
+from envfactory_dagster.querygen.graph.value_roles import (
+    ROLE_PHRASES,
+    VALUE_ROLE_SCORE,
+    match_value_roles,
+    written_as,
+)
 
 EmbedFn = Callable[[list[str]], Sequence[Sequence[float]]]
 # (world_id, outputs, inputs) -> [(output node id, input node id)], outputs/inputs as node dicts
@@ -243,16 +251,23 @@ def stated(g: nx.DiGraph, o: str) -> bool:
 
 
 def match_same_names(g: nx.DiGraph, outputs: list[str], inputs: list[str], found: FeedCandidates) -> None:
-    """`same_name`: the same field name on both sides, ids aside (their entity decides)."""
+    """`same_name`: the same field name on both sides, ids aside (their entity decides); a
+    one-word number input also takes a number whose name qualifies that word (`distance` <-
+    `converted_distance`: a converted distance is a distance)."""
     by_words: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    qualified_numbers: dict[str, list[str]] = defaultdict(list)
     for o in (o for o in outputs if stated(g, o)):
         ws = tuple(field_words(g.nodes[o]["name"]))
         if ws and ws[-1] not in ID_WORDS:
             by_words[ws].append(o)
+            if len(ws) >= 2 and g.nodes[o]["type"] in ("number", "integer"):
+                qualified_numbers[ws[-1]].append(o)
     for i in inputs:
         ia = g.nodes[i]
         ws = tuple(field_words(ia["name"]))
-        for o in by_words.get(ws, []):
+        # a quantity, not a cursor (`offset` <- `tz_offset`)
+        qualified = qualified_numbers.get(ws[0], []) if len(ws) == 1 and ws[0] not in MACHINE_WORDS else []
+        for o in by_words.get(ws, []) + [o for o in qualified if _both_numbers(g, o, i)]:
             single = len(ws) == 1
             # one shared word (`type`, `location`) links a lookup's result to an action in the same
             # environment; between two lookups it is only a shared attribute, unless it is a
@@ -265,7 +280,13 @@ def match_same_names(g: nx.DiGraph, outputs: list[str], inputs: list[str], found
                 continue
             if compatible(g, o, i):
                 score = SINGLE_WORD_SAME_NAME_SCORE if single else PROVENANCE_SCORE["same_name"]
-                found.add(o, i, "same_name", score, f"same field name {'_'.join(ws)!r}")
+                output_name = "_".join(field_words(g.nodes[o]["name"]))
+                text = (
+                    f"same field name {'_'.join(ws)!r}"
+                    if output_name == "_".join(ws)
+                    else f"{output_name!r} is a {'_'.join(ws)!r}"
+                )
+                found.add(o, i, "same_name", score, text)
 
 
 def _both_numbers(g: nx.DiGraph, o: str, i: str) -> bool:
@@ -525,10 +546,11 @@ def match_roles(
     its service (see `value_roles`)."""
     stated_outputs = [o for o in outputs if stated(g, o)]
     for o, i, role in match_value_roles(g, stated_outputs, inputs, descriptors, similarity):
-        # data takes a number written as text
-        if compatible(g, o, i) or (role == "data" and g.nodes[o]["type"] in ("number", "integer")):
-            evidence = f"{g.nodes[i]['name']!r} takes {ROLE_PHRASES[role]}"
+        evidence = f"{g.nodes[i]['name']!r} takes {ROLE_PHRASES[role]}"
+        if compatible(g, o, i):
             found.add(o, i, "value_role", VALUE_ROLE_SCORE, evidence)
+        elif how := written_as(role, g.nodes[o], g.nodes[i]):
+            found.add(o, i, "value_role", VALUE_ROLE_SCORE, f"{evidence}, {how}")
 
 
 def match_with_llm(

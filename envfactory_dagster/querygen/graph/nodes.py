@@ -223,6 +223,8 @@ def add_env_nodes(g: nx.DiGraph, env: EnvDescriptor, sources: SourceDocuments) -
                     kind="output",
                     name=path,
                     type=json_type(leaf),
+                    # a list's items (`any` when the document leaves them unstated)
+                    item_type=json_type(leaf["items"]) if isinstance(leaf.get("items"), dict) else "",
                     format=str(leaf.get("format") or ""),
                     required=False,
                     description=str(leaf.get("description") or ""),
@@ -230,7 +232,7 @@ def add_env_nodes(g: nx.DiGraph, env: EnvDescriptor, sources: SourceDocuments) -
                     normalized_name=normalized_name(leaf_name, owner_ctx, owner.key_field if owner else None),
                     entity_key=entity_key,
                     # the form of the keys seeded states hold (`envgen.seed_data`)
-                    key_example=f"{owner.id_prefix}0001" if owner and leaf_name == owner.key_field else "",
+                    key_example=owner.key_of(1) if owner and leaf_name == owner.key_field else "",
                     documented=sources.lists_output(source, leaf_name),
                     **_documented(leaf, sources.output_schema(source, leaf_name)),
                     **common,

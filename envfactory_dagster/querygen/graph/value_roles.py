@@ -2,16 +2,24 @@
 
 Some inputs do not name what they refer to: they take any value of a kind. A message, a text to
 translate or encode takes any text (`send_sms.message` <- `translate_text.translated_text`), but
-only the text a tool produced (its one text output: a joke, a translation), not one attribute
-among several of a record (a movie's director); a number to compute with takes any number
-(`calculate_squared.number` <- `calculate_area.area`), also when it is a string of numbers to
-evaluate (`numbers` <- an `Exchange Rate` the document writes as text); an amount of money takes
-any amount (`convert_currency.amount` <- `calculate_tip.tip_amount`); a search query takes the
-name or title of a thing found earlier (`search_airport.query` <- a location's `name`); an input
-named for a place whose document asks for a code ("ISO 3166-2 location code", "e.g. 'US', 'GB'")
+only the text a tool produced (its one text output: a joke, a translation; a list of values when
+it produces no other text, written out: headlines to translate), not one attribute among several
+of a record (a movie's director); a message sent or stored as given (`message`, `body`, `note`,
+not a text read as language) also takes the one number a tool computed, written as text
+(`send_sms.message` <- a GCD). A number to compute with takes any number (`calculate_squared.number`
+<- `calculate_area.area`; an integer operand takes a number, valid when the number is whole),
+also when it is a string of numbers to evaluate (`numbers` <- an `Exchange Rate` the document
+writes as text). An amount of money takes any amount (`convert_currency.amount` <-
+`calculate_tip.tip_amount`), and so does an operand of a computation (an input bound to no field
+of a row) that a qualifier names (`calculate_interest.principal_amount` <-
+`convert_currency.converted_amount`: the qualifier places the amount in the calculation; an
+order's `tax_amount` is that row's own field, not any amount). A search query takes the name or
+title of a thing found earlier (`search_airport.query` <- a location's `name`); an input named
+for a place whose document asks for a code ("ISO 3166-2 location code", "e.g. 'US', 'GB'")
 takes an output that is a place's code or short name ("Short-name of the country"; not a dial or
 postal code); an input named only as data (`data`, `payload`: what a tool encodes, encrypts or
-stores as given) takes any value, a number written as text (`generate_barcode.data` <- a BMI).
+stores as given) takes any value, a number or a list written as text (`generate_barcode.data` <-
+a BMI); an input named only as a list of texts (`items`) takes any list of values.
 The role of a parameter is read from the words of its name and description, by the lexicons
 below; a `value_role` edge needs the same role on both sides and the same service (a
 weak link does not cross APIs), and an input takes at most `MAX_ROLE_PRODUCERS` of them, the
@@ -36,10 +44,14 @@ MAX_ROLE_PRODUCERS = 1000
 # inputs taking any text / any number: every word of the name is one of these
 _TEXT_SINK_WORDS = frozenset(
     ("text", "message", "msg", "data", "content", "body", "payload", "input", "string", "note", "comment",
-     "caption", "prompt", "sentence")
+     "caption", "prompt", "sentence", "word")
 )  # fmt: skip
 # inputs taking any value as data, numbers written as text: every word of the name is one of these
 _DATA_SINK_WORDS = frozenset(("data", "payload"))
+# text inputs that send or store their value as given (not read as language)
+_SENT_TEXT_WORDS = frozenset(("message", "msg", "body", "content", "note", "comment", "caption"))
+# list inputs taking any list of values: every word of the name is one of these
+_LIST_SINK_WORDS = frozenset(("item", "list", "value", "entry", "element"))
 _NUMBER_SINK_WORDS = frozenset(
     ("number", "num", "value", "operand", "n", "x", "y", "z", "a", "b", "first", "second", "input", "integer")
 )  # fmt: skip
@@ -101,6 +113,8 @@ def input_role(attrs: Mapping[str, Any]) -> str:
     if not ws:
         return ""
     kind = attrs["type"]
+    if kind == "array" and attrs["item_type"] == "string" and set(ws) <= _LIST_SINK_WORDS:
+        return "list"
     if kind == "string" and not attrs["format"] and _wants_place_code(attrs):
         return "place_code"
     if kind == "string" and (attrs["binding"] == "$query" or set(ws) <= _QUERY_WORDS):
@@ -115,6 +129,13 @@ def input_role(attrs: Mapping[str, Any]) -> str:
             return "number"
         if set(ws) <= _MONEY_SINK_WORDS:
             return "money"
+    if (
+        kind in ("number", "integer")
+        and not attrs["binding"]
+        and set(ws) & _MONEY_WORDS
+        and not set(ws) & _NOT_MONEY
+    ):
+        return "money"  # an operand a qualifier places in its calculation (`original_price`)
     return ""
 
 
@@ -124,6 +145,9 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
     if not ws or attrs["key_example"] or set(ws) & _NOT_A_VALUE or attrs["format"]:
         return set()
     kind = attrs["type"]
+    if kind == "array":  # a list of values (headlines, restaurants), also written out as text
+        values = attrs["item_type"] in ("", "any", "string", "number", "integer")
+        return {"text", "data", "list"} if values else set()
     if kind == "string":
         roles = {"text", "data", "query"} if ws[-1] in _READABLE_WORDS else {"text", "data"}
         if ws[-1] in _QUANTITY_WORDS:  # a quantity the document writes as text ("Exchange Rate")
@@ -135,6 +159,26 @@ def output_roles(attrs: Mapping[str, Any]) -> set[str]:
     return set()
 
 
+def written_as(role: str, output: Mapping[str, Any], input_: Mapping[str, Any]) -> str:
+    """How an output of a role fills an input of that role whose JSON type differs ("" when it
+    cannot): as text (a number or a list into data, a list into a text, a number into a message
+    sent as given), or as an integer operand (a number, valid when whole)."""
+    out_type, in_type = output["type"], input_["type"]
+    if in_type == "string" and (
+        (role == "data" and out_type in ("number", "integer", "array"))
+        or (role == "text" and out_type == "array")
+        or (
+            role == "text"
+            and out_type in ("number", "integer")
+            and set(_name_words(input_["name"])) <= _SENT_TEXT_WORDS
+        )
+    ):
+        return "written as text"
+    if role == "number" and (out_type, in_type) == ("number", "integer"):
+        return "as an integer operand (valid when the number is whole)"
+    return ""
+
+
 # how an edge's evidence names what an input of a role takes
 ROLE_PHRASES = {
     "text": "any text",
@@ -143,6 +187,7 @@ ROLE_PHRASES = {
     "query": "the name of a thing found earlier",
     "place_code": "the code of a place",
     "data": "any value as data",
+    "list": "any list of values",
 }
 _BARE_QUERY_PRODUCERS = 3
 # words that say nothing about what a search looks for
@@ -177,24 +222,37 @@ def match_value_roles(
     `MAX_ROLE_PRODUCERS` per input (most similar texts first, then by id)."""
     world_of = {d.env_id: d.world_id for d in descriptors}
     roles_of = {o: output_roles(g.nodes[o]) for o in outputs}
-    texts_of: dict[str, int] = defaultdict(int)
+    # text outputs per tool: (strings, lists)
+    texts_of: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for o, roles in roles_of.items():
-        texts_of[tool_of(o)] += "text" in roles
+        if "text" in roles:
+            texts_of[tool_of(o)][g.nodes[o]["type"] == "array"] += 1
     by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
     for o, roles in roles_of.items():
+        strings, lists = texts_of[tool_of(o)]
+        # a text to send, translate or encode is what a tool produced (a joke, a translation;
+        # a list when it produces no other text), not one attribute among several of a record
+        # (a movie's director, a plan's tags)
+        produced = strings == 1 if g.nodes[o]["type"] != "array" else (strings, lists) == (0, 1)
         for role in roles:
-            # a text to send, translate or encode is what a tool produced (a joke, a
-            # translation), not one attribute among several of a record (a movie's director)
-            if role not in ("text", "data") or "text" not in roles or texts_of[tool_of(o)] == 1:
+            if role not in ("text", "data") or "text" not in roles or produced:
                 by_role[(world_of[g.nodes[o]["env_id"]], role)].append(o)
+    # a number a tool computed as its one value (a GCD, a GPA), not one field among a record's
+    values_of: dict[str, int] = defaultdict(int)
+    for o, roles in roles_of.items():
+        values_of[tool_of(o)] += bool(roles)
+    results = [o for o, roles in roles_of.items() if "number" in roles and values_of[tool_of(o)] == 1]
     pairs = []
     for i in inputs:
         role = input_role(g.nodes[i])
         if not role:
             continue
-        candidates = [
-            o for o in by_role.get((world_of[g.nodes[i]["env_id"]], role), []) if tool_of(o) != tool_of(i)
-        ]
+        world = world_of[g.nodes[i]["env_id"]]
+        producers = by_role.get((world, role), [])
+        if role == "text" and set(_name_words(g.nodes[i]["name"])) <= _SENT_TEXT_WORDS:
+            # a message sent or stored as given takes a computed number, written as text
+            producers = producers + [o for o in results if world_of[g.nodes[o]["env_id"]] == world]
+        candidates = [o for o in producers if tool_of(o) != tool_of(i)]
         if role == "query":
             # a search says what it looks for ("name of the location where the airport is"):
             # a name from another environment must be of such a thing; a bare query takes only

@@ -182,6 +182,7 @@ def hotel_specs() -> list[NormalizedSpec]:
         NormalizedSpec(
             kind="openapi3",
             title="Hotel List",
+            hosts=["test.api.hotels.example"],
             operations=[
                 op(
                     "listHotelsByCity",
@@ -196,6 +197,7 @@ def hotel_specs() -> list[NormalizedSpec]:
         NormalizedSpec(
             kind="swagger2",
             title="Hotel Search",
+            hosts=["test.api.hotels.example"],
             operations=[
                 op(
                     "getHotelOffers",
@@ -210,6 +212,7 @@ def hotel_specs() -> list[NormalizedSpec]:
         NormalizedSpec(
             kind="swagger2",
             title="Hotel Booking",
+            hosts=["test.api.hotels.example"],
             operations=[
                 op(
                     "createHotelBooking",
@@ -227,6 +230,7 @@ def hotel_specs() -> list[NormalizedSpec]:
         NormalizedSpec(
             kind="openapi3",
             title="Weather",
+            hosts=["api.weather.example"],
             operations=[op("getForecast", "get", "/forecast/{id}", "Forecast", response=weather)],
         ),
     ]
@@ -277,3 +281,16 @@ def test_proposals_are_deterministic_and_bad_rows_become_errors() -> None:
     second = propose_environments(list(reversed(rows)))
     assert first[0] == second[0]
     assert len(first[1]) == 1 and "res_bad" in first[1][0]["reason"] and "x.yaml" in first[1][0]["reason"]
+
+
+def test_documents_of_different_hosts_never_merge_however_alike() -> None:
+    """Shared words (`hotel`, `offer`) do not make two vendors one service: a proposal spanning
+    them would put both into one world."""
+    specs = hotel_specs()
+    specs[1] = specs[1].model_copy(update={"hosts": ["api.other-vendor.example"]})
+    specs[2] = specs[2].model_copy(update={"hosts": []})
+    rows = [resource_row(f"res_{i}", "travel", spec) for i, spec in enumerate(specs)]
+    proposals, errors, _ = propose_environments(rows)
+    assert errors == []
+    assert all(len(p["resource_ids"]) == 1 for p in proposals)
+    assert sorted(p["resource_ids"][0] for p in proposals) == ["res_0", "res_1", "res_2", "res_3"]

@@ -254,3 +254,69 @@ def test_an_id_a_parameter_states_as_a_string_is_a_string_in_every_entity() -> N
     assert len(ids) == 2 and all(f.type == "string" for f in ids)
     offers = next(t for t in env.tools if t.name == "get_product_offers")
     assert offers.input_schema["properties"]["product_id"]["type"] == "string"
+
+
+def _openapi_env(*operations: NormalizedOperation) -> EnvSpec:
+    spec = NormalizedSpec(kind="openapi3", title="Library", operations=list(operations))
+    rows = [resource_row("res_lib", "academia", spec)]
+    proposals, _, _ = propose_environments(rows)
+    specs = [build_env_spec(p, {"res_lib": spec}) for p in proposals]
+    assert len(specs) == 1
+    return specs[0]
+
+
+def _item_op(operation_id: str, method: str, path: str, **extra: object) -> NormalizedOperation:
+    params = [
+        NormalizedParam(name=seg[1:-1], location="path", required=True, schema={"type": "string"})
+        for seg in path.split("/")
+        if seg.startswith("{")
+    ]
+    return NormalizedOperation(
+        operation_id=operation_id, method=method, path=path, tags=["Library"], parameters=params, **extra
+    )
+
+
+def test_operations_on_one_item_path_and_its_children_act_on_one_entity() -> None:
+    """`/articles/{ArticleId}` answers a fuller view (`ArticleComplete`), its PUT answers warnings,
+    its DELETE nothing: all three act on the Article the key names, which the list returns and the
+    child path's parameter (in another case) refers to."""
+    article = {
+        "type": "object",
+        "x-ref-name": "Article",
+        "properties": {"id": {"type": "string"}, "title": {"type": "string"}},
+    }
+    complete = {
+        **article,
+        "x-ref-name": "ArticleComplete",
+        "properties": {**article["properties"], "doi": {"type": "string"}},
+    }
+    warnings = {"type": "object", "x-ref-name": "LocationWarnings", "properties": {"id": {"type": "string"}}}
+    author = {"type": "object", "x-ref-name": "Author", "properties": {"id": {"type": "string"}}}
+    env = _openapi_env(
+        _item_op("list_articles", "get", "/articles", response={"type": "array", "items": article}),
+        _item_op("get_article", "get", "/articles/{ArticleId}", response=complete),
+        _item_op(
+            "update_article",
+            "put",
+            "/articles/{ArticleId}",
+            request_body={"type": "object", "properties": {"title": {"type": "string"}}},
+            response=warnings,
+        ),
+        _item_op("delete_article", "delete", "/articles/{ArticleId}"),
+        _item_op(
+            "list_article_authors",
+            "get",
+            "/articles/{ArticleId}/authors",
+            response={"type": "array", "items": author},
+        ),
+    )
+    tools = {t.name: t for t in env.tools}
+    for name in ("get_article", "update_article", "delete_article", "list_articles"):
+        assert tools[name].entity == "Article", name
+    for name in ("get_article", "update_article", "delete_article"):
+        assert tools[name].param_fields["article_id"] == "id", tools[name].param_fields
+    entities = {e.name: e for e in env.entities}
+    assert "doi" in {f.name for f in entities["Article"].fields}, "the view's fields are the article's"
+    assert not {"ArticleComplete", "LocationWarnings"} & set(entities)
+    fk = next(f for f in entities["Author"].fields if f.name == "article_id")
+    assert fk.ref_entity == "Article"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from envfactory_dagster.export.chat_messages import call_dependencies, call_groups
+from envfactory_dagster.export.chat_messages import call_dependencies, call_groups, shown_arguments
+from envfactory_dagster.querygen.masking import SAME_OUTCOME
 from envfactory_dagster.querygen.trajectory_model import GoldCall, Turn
 from tests.fakes.refine_fixtures import SHOP, USER, out
 
@@ -58,3 +59,23 @@ def test_a_reorder_execution_rejects_keeps_the_recorded_order() -> None:
     assert refused == [[0, 3, 1, 2]]
     # the recorded order is never questioned
     assert call_groups([set(), set(), {1}], lambda order: False) == [[0, 1], [2]]
+
+
+def _masked(arguments: dict, reasons: dict[str, str]) -> GoldCall:
+    return call("list_orders", arguments, {"orders": []}).model_copy(
+        update={"masked_arguments": sorted(reasons), "masked_reasons": reasons}
+    )
+
+
+def test_an_unasked_filter_that_filtered_nothing_is_left_out_of_the_assistant_call() -> None:
+    presentation = "a presentation setting: without it the call makes the same state change ..."
+    gold = _masked({"status": "refunded", "limit": 1}, {"status": SAME_OUTCOME, "limit": presentation})
+    # the user never said "refunded": the call drops it; the limit stays (the output shown depends on it)
+    assert shown_arguments(gold, "show me the first order") == {"limit": 1}
+    # said by the user: kept as asked
+    assert shown_arguments(gold, "show me the first refunded order") == {"status": "refunded", "limit": 1}
+    # two such arguments were proven one at a time, never together: both stay
+    two = _masked(
+        {"status": "refunded", "currency": "EUR"}, {"status": SAME_OUTCOME, "currency": SAME_OUTCOME}
+    )
+    assert shown_arguments(two, "show me my orders") == two.arguments

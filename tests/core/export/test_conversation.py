@@ -11,7 +11,6 @@ import pytest
 from envfactory_dagster.envgen.stages import registry_for_domain
 from envfactory_dagster.export.conversation import ASK_ME, DECLINE, persona_reply
 from envfactory_dagster.export.sft import build_sft_rows, sharegpt_record
-from envfactory_dagster.llm.config import LLMSettings
 from envfactory_dagster.llm.gateway import LLMGateway
 from envfactory_dagster.llm.testing import ScriptedOpenAIServer
 from envfactory_dagster.querygen.replay import replay_matches_record
@@ -47,6 +46,8 @@ def test_clarifying_turns_are_exported_and_every_trajectory_replays(commerce) ->
     assert all(replay_matches_record(r["trajectory_json"], envs) == (True, "") for r in refined)
     for row in clarified:
         [clarification] = json.loads(row["clarifications_json"])
+        # offline, the conversation ends at the gold state, and the record says who decided
+        assert clarification["ending"]["ended_by"] == "gold_state" and clarification["ending"]["done"]
         messages = json.loads(row["messages_json"])
         start = next(i for i, m in enumerate(messages) if m["role"] == "user" and ASK_ME in m["content"])
         opening, question, answer, calls = messages[start : start + 4]
@@ -74,9 +75,13 @@ def test_the_llm_user_simulator_is_called_over_http_and_held_to_the_value(
 ) -> None:
     refined, registry, _ = commerce
     answers: list[str] = []
+    verdicts: list[bool] = []
 
     def answer(messages: list[dict]) -> str:
         prompt = messages[-1]["content"]
+        if prompt.startswith("The user's goal"):  # the end-of-conversation judge: every 3rd says "not over"
+            verdicts.append(len(verdicts) % 3 != 2)
+            return json.dumps({"done": verdicts[-1], "reason": "the requested change is confirmed"})
         if "Information you know" not in prompt:
             return json.dumps({"answer": "Done."})  # closing answers are not under test
         known = json.loads(
@@ -90,17 +95,19 @@ def test_the_llm_user_simulator_is_called_over_http_and_held_to_the_value(
 
     monkeypatch.setenv("SCRIPTED_LLM_KEY", "sk-local")
     with ScriptedOpenAIServer(answer) as server:
-        settings = LLMSettings(
-            default_model="openai/gpt-4o-mini",
-            api_base=server.api_base,
-            api_key_env="SCRIPTED_LLM_KEY",
-            cache_dir=tmp_path,
-        )
+        settings = server.llm_settings(tmp_path)
         with LLMGateway(settings) as gateway:
             rows, _, metrics = build_sft_rows(refined, registry, conversational=True, gateway=gateway)
             simulated = gateway.usage().by_role["user_simulator"].calls
+            judged = gateway.usage().by_role["judge"].calls
     clarifications = [c for r in rows for c in json.loads(r["clarifications_json"])]
     assert simulated == len(answers) >= len(clarifications) > 1
+    # the judge read each clarified conversation; its verdict is stored, disagreements counted
+    assert judged == len(verdicts) == len(clarifications)
+    assert all(c["ending"]["ended_by"] == "judge" and c["ending"]["model"] for c in clarifications)
+    assert [c["ending"]["done"] for c in clarifications] == verdicts
+    assert metrics["judged_endings"] == len(clarifications)
+    assert metrics["judge_disagreements"] == verdicts.count(False) > 0
     by_llm = [c for c in clarifications if c["answered_by"] == "llm"]
     assert by_llm and all(c["answer"].startswith("Sure, use") and c["model"] for c in by_llm)
     kept_persona = [c for c in clarifications if c["answered_by"] == "persona"]

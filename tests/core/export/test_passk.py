@@ -55,12 +55,7 @@ def test_the_judge_picks_among_rollouts_over_http_and_the_reward_has_the_last_wo
 
     monkeypatch.setenv("SCRIPTED_LLM_KEY", "sk-local")
     with ScriptedOpenAIServer(answer) as server:
-        settings = LLMSettings(
-            default_model="openai/gpt-4o-mini",
-            api_base=server.api_base,
-            api_key_env="SCRIPTED_LLM_KEY",
-            cache_dir=tmp_path,
-        )
+        settings = server.llm_settings(tmp_path)
         with LLMGateway(settings) as gateway:
             rows, errors, metrics = pass_at_k([task], env_rows(), gateway, k=2)
             usage = gateway.usage()

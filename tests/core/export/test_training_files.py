@@ -14,7 +14,7 @@ import pytest
 from envfactory_dagster.export.dataset_cards import rl_card, sft_card
 from envfactory_dagster.export.rl_tasks import build_rl_tasks
 from envfactory_dagster.export.sft import build_sft_rows, write_sft_parquet
-from envfactory_dagster.export.verl_export import AGENT_NAME, write_verl_parquet
+from envfactory_dagster.export.verl_export import AGENT_NAME, INTERACTION_NAME, write_verl_parquet
 from envfactory_dagster.refine.refined_trajectories import refine_trajectories
 from tests.fakes.refine_fixtures import env_rows, sample_trajectories, trajectory_rows
 
@@ -74,6 +74,11 @@ def test_all_rl_files_load_in_one_call_with_the_fields_verl_reads(exports: Path)
         # a dict per row with exactly this task's tools, none null-filled from another domain's
         assert isinstance(kwargs, dict) and set(kwargs) == tools
         assert all(v == {"create_kwargs": {"task_id": row["extra_info"]["task_id"]}} for v in kwargs.values())
+        # what verl's ToolAgentLoop reads once an interaction config is set: a name on every row
+        assert row["extra_info"]["interaction_kwargs"] == {
+            "name": INTERACTION_NAME,
+            "task_id": row["extra_info"]["task_id"],
+        }
         assert row["agent_name"] == AGENT_NAME and row["split"] in {"train", "validation"}
         assert row["prompt"][0]["role"] == "system" and row["prompt"][-1]["role"] == "user"
         truth = row["reward_model"]["ground_truth"]

@@ -10,6 +10,7 @@ import pytest
 
 from envfactory_dagster.ingest.authentic_resources import ingest_domain
 from envfactory_dagster.ingest.errors import ResourceParseError
+from envfactory_dagster.ingest.openapi_document import document_hosts
 from envfactory_dagster.ingest.resource_file import parse_resource_file
 
 BAD_INPUTS = Path(__file__).resolve().parents[2] / "data" / "bad_inputs"
@@ -178,3 +179,18 @@ def test_same_bytes_give_the_same_id_and_spec_json_wherever_they_live(tmp_path: 
     assert first["spec_json"] == moved["spec_json"]
     assert first["resource_ids"] == [first["id"]]
     assert json.loads(first["spec_json"])["operations"][0]["operation_id"] == "getCategory"
+
+
+@pytest.mark.parametrize(
+    ("document", "hosts"),
+    [
+        ({"host": "Test.API.example.com", "basePath": "/v1"}, ["test.api.example.com"]),
+        (
+            {"servers": [{"url": "https://api.example.com/v2"}, {"url": "//api2.example.com:8443"}]},
+            ["api.example.com", "api2.example.com"],
+        ),
+        ({"servers": [{"url": "/v1"}]}, []),  # relative: no host stated
+    ],
+)
+def test_a_document_states_its_api_hosts(document: dict, hosts: list[str]) -> None:
+    assert document_hosts(document) == hosts

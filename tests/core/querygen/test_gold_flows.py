@@ -4,14 +4,14 @@ by the module)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from benchmarks.graph_recall import BASELINE_REF, baseline_graph, baseline_module
 from envfactory_dagster.envgen.stages import registry_for_domain
 from envfactory_dagster.ingest.authentic_resources import ingest_domain
 from envfactory_dagster.querygen.graph.gold_flows import (
@@ -28,7 +28,6 @@ from tests.conftest import REPO
 from tests.core.querygen.test_graph_evidence import _flights
 
 NESTFUL = REPO.parent / "shared" / "goldflows" / "nestful"
-BASELINE_REF = "9db1d50"  # main before issue 15, as benchmarks/graph_recall.py measures it
 
 
 def _write(path: Path, requests: list) -> Path:
@@ -100,31 +99,14 @@ def test_bad_gold_files_name_the_file_and_other_domains_are_skipped(tmp_path: Pa
     assert list(metrics) == ["errors"] and "bad-data.json" in metrics["errors"][0]
 
 
-def _baseline_build():
-    source = subprocess.run(
-        ["git", "show", f"{BASELINE_REF}:envfactory_dagster/querygen/tool_graph.py"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    if source.returncode != 0:
-        return None
-    path = Path(sys.modules[__name__].__file__).parent / ".baseline_tool_graph.py"
-    spec = importlib.util.spec_from_file_location("baseline_tool_graph", path)
-    path.write_text(source.stdout)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules["baseline_tool_graph"] = module
+def _baseline_build() -> Callable[[list], ToolGraph] | None:
+    """The baseline builder as benchmarks/graph_recall.py measures it; None when this clone's
+    history lacks the baseline commit."""
     try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    finally:
-        path.unlink()
-
-    def build(registry: list) -> ToolGraph:
-        # the old builder's edges, with this version's lookups (the samplers' interface moved on)
-        old = module.build_tool_graph(registry)
-        return ToolGraph.from_graph(old.graph, list(old.envs.values()), domain=old.domain)
-
-    return build
+        module = baseline_module(BASELINE_REF)
+    except subprocess.CalledProcessError:
+        return None
+    return lambda registry: baseline_graph(module, registry)
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +157,19 @@ def test_executable_meets_the_acceptance_thresholds(nestful) -> None:
     assert figures["precision"] >= 0.6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="glaive's gold chains pass any number to any operand (a GCD of total sales, a salary from "
-    "a converted amount) and some name fields no tool outputs; the role edges that would find them "
-    "run both ways among a request's tools, so offline matching holds ~0.5 recall at 0.6 precision",
-)
-def test_glaive_meets_the_acceptance_thresholds(nestful) -> None:
+def test_glaive_meets_the_recall_thresholds(nestful) -> None:
     figures = nestful["non_executable_glaive"]["new"]
     assert figures["prerequisite_recall"] >= 0.8
     assert figures["param_recall"] >= 0.7
-    assert figures["precision"] >= 0.6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="glaive's gold chains pass any number, amount or text to any operand of its calculators "
+    "and text tools (a GCD of total sales, a salary from a converted amount), so the role edges that "
+    "find them also run the other way among a request's tools (either calculator can feed the other): "
+    "offline evidence cannot order them; precision within request tool sets holds ~0.5 at the recall "
+    "thresholds",
+)
+def test_glaive_meets_the_precision_threshold(nestful) -> None:
+    assert nestful["non_executable_glaive"]["new"]["precision"] >= 0.6

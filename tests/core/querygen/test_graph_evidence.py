@@ -269,13 +269,17 @@ def test_an_input_taking_any_value_as_data_is_fed_a_number_written_as_text() -> 
         calculate,
         _tool("generate_barcode", "Barcode", {"data": {"type": "string"}}, ["id", "barcode"], "barcodes"),
         _tool("send_sms", "Barcode", {"message": {"type": "string"}}, ["id"], "barcodes", kind="write"),
+        _tool("translate_text", "Barcode", {"text": {"type": "string"}}, ["id"], "barcodes"),
     ]
     graph = build_tool_graph([_row("env_codes", tools, [bmi, barcode])])
     output, data = "env_codes::calculate_bmi::out::bmis[].bmi", "env_codes::generate_barcode::in::data"
     provenance, evidence = _evidence(graph, output, data)
     assert provenance == "value_role" and "any value as data" in evidence[0]
-    # a message is a text to read: a bare number is none
-    assert not graph.graph.has_edge(output, "env_codes::send_sms::in::message")
+    # a message is sent as given: it takes the one number a tool computed, written as text; a text
+    # to translate is read as language: a bare number is none
+    _, evidence = _evidence(graph, output, "env_codes::send_sms::in::message")
+    assert "written as text" in evidence[0]
+    assert not graph.graph.has_edge(output, "env_codes::translate_text::in::text")
 
     executor = ChainExecutor(
         {},
