@@ -1,6 +1,8 @@
 """`envfactory`: materialize the pipeline in-process and tell where its data lives.
 
     envfactory materialize [--domain D]... [--select ASSET_SELECTION] [--resources-dir DIR] [--workers N]
+    envfactory submit [--domain D]... [--select ASSET_SELECTION] [--webserver URL]
+    envfactory catalog
     envfactory where
     envfactory ui [--host H --port P]
     envfactory sql "SELECT * FROM README"
@@ -9,7 +11,8 @@
 
 A thin layer over Dagster: it builds the same definitions as the code location (the same
 resource config) and runs the job `envfactory_all` in-process for each domain partition against
-the Dagster instance in `$ENVFACTORY_HOME/dagster`, the one `envfactory ui` opens.
+the Dagster instance in `$ENVFACTORY_HOME/dagster`, the one `envfactory ui` opens. `submit` queues
+one run per domain on a running deployment (deploy/cluster.sh) through its webserver instead.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from envfactory_dagster.settings import (
 
 # Telemetry off; no "join the community" sign-up modal in the UI (README "In the Dagster UI").
 DAGSTER_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+# How long `submit` waits for a (re)loading code location before it gives up.
+LOCATION_LOAD_TIMEOUT_S = 300
 
 
 def dagster_home(home: str) -> Path:
@@ -149,6 +154,17 @@ def selection_problem(select: str, directory: Path) -> str | None:
     return None
 
 
+def selected_asset_names(select: str) -> list[str]:
+    """The names of the assets an asset selection picks (what `submit` sends the webserver)."""
+    import dagster as dg
+
+    from envfactory_dagster.definitions import build_definitions
+
+    graph = build_definitions(resources_dir(), envfactory_home()).resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(select).resolve(graph)
+    return sorted(key.to_user_string() for key in keys if graph.get(key).is_materializable)
+
+
 def _materialize(args: argparse.Namespace) -> int:
     from envfactory_dagster.ingest.authentic_resources import list_domains, resource_files
 
@@ -221,8 +237,7 @@ def _materialize(args: argparse.Namespace) -> int:
     failed = [domain for domain, ok, _, _ in outcomes if not ok]
     for domain, ok, seconds, _ in outcomes:
         print(f"  {domain:<12} {'ok' if ok else 'FAILED'}  {seconds:6.1f} s")
-    if Path(catalog_path(home)).exists() or "://" in home:
-        print(f"DuckDB catalog: {catalog_path(home)}")
+    _print_catalog(home)
     for _, _, _, problems in outcomes:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -233,6 +248,66 @@ def _materialize(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _print_catalog(home: str) -> None:
+    """Print the DuckDB catalog path; for an object-store home, build its views from the bucket first
+    (steps there do not touch the catalog: they may run on other machines)."""
+    from envfactory_dagster.storage.object_store import is_url
+
+    path = catalog_path(home)
+    if is_url(home):
+        from envfactory_dagster.storage.duckdb_catalog import refresh
+
+        assets = refresh(path, home)
+        print(f"DuckDB catalog: {path} ({len(assets)} views over {home}; open it with "
+              "envfactory_dagster.storage.duckdb_catalog.connect(path, home=home))")  # fmt: skip
+    elif Path(path).exists():
+        print(f"DuckDB catalog: {path}")
+
+
+def _catalog(_: argparse.Namespace) -> int:
+    _print_catalog(envfactory_home())
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from envfactory_dagster.definitions import ALL_ASSETS_JOB
+    from envfactory_dagster.webserver_client import (
+        WebserverError,
+        launch_partition_run,
+        partition_keys,
+        wait_for_code_location,
+        wait_for_runs,
+    )
+
+    url = args.webserver
+    assets = None
+    if args.select:
+        if problem := selection_problem(args.select, resources_dir()):
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        assets = selected_asset_names(args.select)
+    try:
+        location = wait_for_code_location(url, timeout_s=LOCATION_LOAD_TIMEOUT_S)
+        domains = args.domain or partition_keys(url, ALL_ASSETS_JOB, location)
+        started = time.perf_counter()
+        run_ids = [launch_partition_run(url, ALL_ASSETS_JOB, d, assets, location) for d in domains]
+        print(f"queued {len(run_ids)} run(s) on {url} (follow them in its UI)", flush=True)
+        if args.no_wait:
+            for domain, run_id in zip(domains, run_ids, strict=True):
+                print(f"  {domain:<12} {run_id}")
+            return 0
+        infos = wait_for_runs(url, run_ids, timeout_s=args.timeout)
+    except (WebserverError, TimeoutError) as error:  # also a code location that failed to load
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for info in infos:
+        seconds = f"{info.seconds:6.1f} s" if info.seconds is not None else "      -"
+        print(f"  {info.partition:<12} {info.status:<8} {seconds}  {info.steps} steps  {info.run_id}")
+    print(f"{len(infos)} run(s) in {time.perf_counter() - started:.1f} s")
+    _print_catalog(envfactory_home())
+    return 0 if all(info.status == "SUCCESS" for info in infos) else 1
 
 
 def _progress(enabled: bool, session: str, domains: list[str]) -> contextlib.AbstractContextManager:
@@ -334,14 +409,18 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    """Run one query on the DuckDB catalog, opened read-only, and print the result as a table."""
+    """Run one query on the DuckDB catalog, opened read-only, and print the result as a table (for an
+    object-store home, with the home's filesystem registered so its `s3://` views resolve)."""
     import duckdb
 
-    catalog = catalog_path(envfactory_home())
+    from envfactory_dagster.storage.duckdb_catalog import connect
+
+    home = envfactory_home()
+    catalog = catalog_path(home)
     if not Path(catalog).is_file():
         print(f"error: no DuckDB catalog at {catalog} (run `envfactory materialize` first)", file=sys.stderr)
         return 2
-    con = duckdb.connect(catalog, read_only=True)
+    con = connect(catalog, read_only=True, home=home)
     try:
         relation = con.sql(args.query)
         if relation is None:
@@ -399,6 +478,26 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(handler=_materialize)
     # parsed by envfactory_dagster.serve (see main); listed here for `envfactory --help`
     commands.add_parser("serve", help="serve registry environments to agents (`envfactory serve mcp --help`)")
+    submit = commands.add_parser(
+        "submit", help="queue one run per domain on a running deployment (deploy/cluster.sh) and wait"
+    )
+    submit.add_argument("--domain", action="append", help="a domain partition (repeatable; default: all)")
+    submit.add_argument(
+        "--select",
+        help="a Dagster asset selection, e.g. '*verified_envs' (it and its upstream; default: all)",
+    )
+    submit.add_argument(
+        "--webserver",
+        default=os.environ.get("ENVFACTORY_WEBSERVER", "http://127.0.0.1:3000"),
+        help="the deployment's Dagster webserver (default $ENVFACTORY_WEBSERVER or http://127.0.0.1:3000)",
+    )
+    submit.add_argument("--no-wait", action="store_true", help="print the run ids and return")
+    submit.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait for the runs")
+    submit.set_defaults(handler=_submit)
+    catalog = commands.add_parser(
+        "catalog", help="(re)build the DuckDB catalog's views from the data home and print its path"
+    )
+    catalog.set_defaults(handler=_catalog)
     audit = commands.add_parser("audit", help="print the world-quality figures of each domain partition")
     audit.add_argument("--domain", action="append", help="a domain partition (repeatable; default: all)")
     audit.add_argument("--recompute", action="store_true", help="measure from verified_envs, not stored rows")

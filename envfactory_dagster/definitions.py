@@ -1,6 +1,10 @@
 """The one assembly point of the code location: assets, checks, resources, jobs, schedule, sensor.
 
 `workspace.yaml` loads `defs` from here; the CLI calls `build_definitions` with its own options.
+`deploy/workspace.yaml` loads `cluster_definitions`: the same definitions whose steps run on Celery
+workers (deploy/README.md); on Kubernetes the chart's code server loads `k8s_definitions`, each step
+a Kubernetes Job (deploy/kubernetes/). They are modules of their own: a module holds one code
+location, which `dagster-webserver -m envfactory_dagster.definitions` finds without an attribute.
 Domain partitions are the sub-folders of the resource catalog when the code location loads
 (reload the code location in the UI after adding a domain folder).
 """
@@ -61,6 +65,7 @@ def build_definitions(
     gold_flows: list[str] | None = None,
     code_version_overrides: dict[str, str] | None = None,
     require_license: bool = False,
+    executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """The code location for a resource directory and data directory (defaults: the environment's).
 
@@ -70,7 +75,8 @@ def build_definitions(
     scored against (default `$ENVFACTORY_GOLD_FLOWS`). `code_version_overrides` (module name ->
     source) stands for a code change when tests compute the stages' code versions.
     `require_license`: a resource without a stated licence fails its partition's ingest (default:
-    recorded as 'unknown', a warning).
+    recorded as 'unknown', a warning). `executor` runs every job's steps (default: Dagster's
+    multiprocess executor; `execute_in_process` and `materialize()` run in-process regardless).
     """
     resources_directory = resources_directory or resources_dir()
     home = home or envfactory_home()
@@ -86,6 +92,7 @@ def build_definitions(
         description="Every stage for a domain partition: what the CLI runs and the UI backfills.",
     )
     return dg.Definitions(
+        executor=executor,
         assets=[build_resource_files_asset(partitions, resources_directory), *all_assets],
         jobs=[job],
         schedules=[build_daily_schedule(job, partitions)],

@@ -31,9 +31,12 @@ def resources_dir(environ: dict[str, str] | None = None) -> Path:
 
 
 def catalog_path(home: str) -> str:
-    """The DuckDB catalog file. For an object-store home it is kept locally (DuckDB needs a file)."""
+    """The DuckDB catalog file. For an object-store home it is a local file per home URL
+    (`~/.envfactory/remote/<scheme>/<bucket>/<prefix>/catalog.duckdb`): DuckDB needs a file, and
+    the catalog holds only views over the home's URLs."""
     if "://" in home:
-        return str(Path(DEFAULT_HOME).expanduser() / "catalog.duckdb")
+        scheme, rest = home.split("://", 1)
+        return str(Path(DEFAULT_HOME).expanduser() / "remote" / scheme / rest.strip("/") / "catalog.duckdb")
     return str(Path(home) / "catalog.duckdb")
 
 

@@ -14,6 +14,7 @@ from envfactory_dagster.catalog.columns import documented_columns
 from envfactory_dagster.catalog.summaries import asset_summary
 from envfactory_dagster.lineage import CODE_VERSION
 from envfactory_dagster.storage.duckdb_catalog import ensure_views
+from envfactory_dagster.storage.object_store import is_url
 from envfactory_dagster.storage.partition_store import PartitionStore
 
 PREVIEW_ROWS = 5
@@ -22,6 +23,10 @@ PREVIEW_CELL_CHARS = 60
 
 class ParquetPartitionIOManager(dg.ConfigurableIOManager):
     """Writes `<home>/<asset>/domain=<partition>/data.parquet` and keeps one DuckDB view per asset.
+
+    For an object-store home (`s3://…`) the views are not touched here: steps may run on other
+    machines, whose local catalog nobody reads; `envfactory catalog` (run at the end of
+    `envfactory materialize` / `submit`) builds the catalog from the bucket's listing.
 
     Stamps the run lineage columns (`dagster_run_id`, `code_version`, `created_at`) on every row,
     so ids computed by the core stay reproducible while each row still names the run that wrote it.
@@ -44,9 +49,10 @@ class ParquetPartitionIOManager(dg.ConfigurableIOManager):
         frame["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         store = self._store()
         path = store.write(asset, domain, frame)
-        ensure_views(self.catalog_path, {asset: store.glob(asset)})
-        if asset in ANALYST_INPUTS:
-            ensure_analyst_views(self.catalog_path)
+        if not is_url(self.home):
+            ensure_views(self.catalog_path, {asset: store.glob(asset)})
+            if asset in ANALYST_INPUTS:
+                ensure_analyst_views(self.catalog_path)
         rows_per_domain = {d: _parquet_metadata(store, asset, d).num_rows for d in store.domains(asset)}
         summary = asset_summary(asset, obj, rows_per_domain)
         context.add_output_metadata(

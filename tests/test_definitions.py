@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from envfactory_dagster.definitions import ALL_ASSETS_JOB, build_definitions, defs
 from tests.conftest import BUNDLED_CATALOG, REALWORLD
@@ -43,3 +44,17 @@ def test_schedule_requests_one_run_per_domain(tmp_path: Path) -> None:
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert sorted(r.partition_key for r in requests) == DOMAINS
     assert len({r.run_key for r in requests}) == len(DOMAINS)
+
+
+def test_cluster_code_locations_run_steps_on_their_executors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/workspace.yaml's `cluster_definitions` (Celery) and the chart's `k8s_definitions`
+    (Kubernetes Jobs) hold the same assets as `defs`; only the executor differs."""
+    from envfactory_dagster import cluster_definitions, k8s_definitions
+
+    monkeypatch.setenv("ENVFACTORY_CELERY_BROKER", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("ENVFACTORY_CELERY_BACKEND", "redis://127.0.0.1:6379/1")
+    keys = defs.resolve_asset_graph().get_all_asset_keys()
+    for built, executor in ((cluster_definitions.defs(), "celery"), (k8s_definitions.defs(), "k8s")):
+        dg.Definitions.validate_loadable(built)
+        assert built.resolve_asset_graph().get_all_asset_keys() == keys
+        assert built.resolve_job_def(ALL_ASSETS_JOB).executor_def.name == executor

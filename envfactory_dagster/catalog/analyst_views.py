@@ -99,14 +99,15 @@ def readme_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
-def ensure_analyst_views(catalog_file: str) -> list[str]:
+def ensure_analyst_views(catalog_file: str, home: str | None = None) -> list[str]:
     """Create or replace README, catalog_columns and each analyst view whose inputs exist; returns
-    the analyst views present."""
-    import duckdb
+    the analyst views present. `home`: an object-store data home the asset views read (its
+    filesystem is registered, so binding a view over them reads `s3://` offline)."""
+    from envfactory_dagster.storage.duckdb_catalog import connect
 
     Path(catalog_file).parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{catalog_file}.lock", timeout=60):
-        con = duckdb.connect(catalog_file)
+        con = connect(catalog_file, read_only=False, home=home)
         try:
             con.execute(_values_view("README", ("name", "what", "example"), readme_rows()))
             columns = [

@@ -5,8 +5,9 @@ and pandas read an asset over all partitions with one glob. A write goes to a te
 the same directory and is renamed over the old one: a reader sees the old or the new version,
 never half of one, and a writer killed mid-write (even with SIGKILL) leaves the previous version
 in place. Partitions live in different directories, so writers of different partitions never
-touch each other's files. `home` may be an fsspec URL (through universal-pathlib); there the
-rename is the filesystem's `mv`.
+touch each other's files. `home` may be an fsspec URL such as `s3://bucket/prefix` (through
+universal-pathlib): object stores have no rename, but a PUT replaces an object whole, so the file
+is serialized in memory and uploaded in one call (storage/object_store.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from envfactory_dagster.storage.object_store import STORAGE_OPTIONS, is_url, put_bytes
+
 PARTITION_COLUMN = "domain"
 DATA_FILE = "data.parquet"
 
@@ -26,14 +29,14 @@ DATA_FILE = "data.parquet"
 class PartitionStore:
     def __init__(self, home: str) -> None:
         self.home = home
-        self._local = "://" not in home
+        self._local = not is_url(home)
 
     def _root(self):  # Path for local homes, UPath for URLs
         if self._local:
             return Path(self.home)
         from upath import UPath
 
-        return UPath(self.home)
+        return UPath(self.home, **STORAGE_OPTIONS)
 
     def asset_dir(self, asset: str):
         return self._root() / asset
@@ -49,19 +52,19 @@ class PartitionStore:
         """Write one partition atomically; returns its path."""
         table = pa.Table.from_pandas(frame, preserve_index=False)
         final = self.partition_path(asset, domain)
+        if not self._local:
+            buffer = pa.BufferOutputStream()
+            pq.write_table(table, buffer)
+            put_bytes(str(final), buffer.getvalue().to_pybytes())
+            return str(final)
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.parent / f".{DATA_FILE}.{uuid.uuid4().hex}.tmp"
         try:
-            if self._local:
-                with open(temp, "wb") as handle:
-                    pq.write_table(table, handle)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, final)
-            else:
-                with temp.open("wb") as handle:
-                    pq.write_table(table, handle)
-                temp.fs.mv(temp.path, final.path)
+            with open(temp, "wb") as handle:
+                pq.write_table(table, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, final)
         finally:
             if temp.exists():
                 temp.unlink()
@@ -87,3 +90,10 @@ class PartitionStore:
             for p in root.iterdir()
             if p.name.startswith(prefix) and (p / DATA_FILE).exists()
         )
+
+    def assets(self) -> list[str]:
+        """The assets that have at least one materialized partition under the home."""
+        root = self._root()
+        if not root.exists():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and self.domains(p.name))
