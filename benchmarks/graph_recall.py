@@ -11,7 +11,8 @@ commit this work started from) loaded from git into this process. Figures per se
 `querygen.graph.gold_flows`): parameter-level recall (over all gold edges, and over those whose
 two ends the environments kept), tool-level prerequisite recall, precision within each
 request's tools (beside it, the same figure for a graph that is exactly the union of the gold
-pairs: what a graph built without the requests scores at full pair recall), gold sequences
+pairs: what a graph built without the requests scores at full pair recall; and for the graph with
+its mutual edges ordered by the gold: what any rule ordering them could reach), gold sequences
 `validate_chain` accepts / the sampler can draw, tool -> tool out-degree, build seconds. Then the
 precision-only trade: the new graph without its weak evidence (value roles, text similarity,
 one-word names; `graph.matching.is_weak`), its recall and precision beside the full graph's.
@@ -54,6 +55,7 @@ FIGURES = (
     ("pair_recall", "tool-level recall (distinct gold tool pairs)"),
     ("precision", "precision within request tool sets"),
     ("precision_union_of_gold", "  the same for the union of all gold pairs (ceiling)"),
+    ("precision_oriented_by_gold", "  the same, mutual edges kept in the gold's direction only"),
     ("precision_forward", "precision within request tool sets, earlier -> later calls"),
     ("precision_union_of_gold_forward", "  the same for the union of all gold pairs (ceiling)"),
     ("valid_share", "gold sequences validate_chain accepts"),

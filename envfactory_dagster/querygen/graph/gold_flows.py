@@ -25,6 +25,9 @@ Figures (all over the covered requests, distinct gold edges where said):
   for all of them: a flow one request uses is a false positive in another that calls the same two
   tools without it (or in the other order). This is the precision such a graph has while it keeps
   every gold pair (a ceiling at full pair recall, not for a graph that drops gold pairs);
+  `precision_oriented_by_gold`: the graph's precision when each two tools that feed each other
+  keep only the direction the gold uses (when it uses just one), at unchanged recall: what any
+  rule that orders mutual edges could reach;
 - `valid_share`: gold sequences `validate_chain` accepts; `producible_share`: those that are
   also connected by graph edges wherever the gold says a call feeds another (what the
   topology-aware sampler needs to draw them).
@@ -224,6 +227,11 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
             union.setdefault(a, set()).add(b)
     tp, predicted, tp_forward, predicted_forward = _precision_counts(successors, request_sets)
     union_counts = _precision_counts(union, request_sets)
+    oriented = {
+        a: {b for b in bs if b in union.get(a, set()) or a not in union.get(b, set())}
+        for a, bs in successors.items()
+    }
+    oriented_counts = _precision_counts(oriented, request_sets)
     found = sum(edges.values())
     return {
         "requests": len(requests),
@@ -244,6 +252,7 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         "precision_forward": _share(tp_forward, predicted_forward),
         "precision_union_of_gold": _share(union_counts[0], union_counts[1]),
         "precision_union_of_gold_forward": _share(union_counts[2], union_counts[3]),
+        "precision_oriented_by_gold": _share(oriented_counts[0], oriented_counts[1]),
         "gold_sequences": sequences,
         "valid_share": _share(valid, sequences),
         "producible_share": _share(producible, sequences),
