@@ -10,8 +10,12 @@ and by the baseline's, the `querygen/tool_graph.py` of `--baseline-ref` (default
 commit this work started from) loaded from git into this process. Figures per set (see
 `querygen.graph.gold_flows`): parameter-level recall (over all gold edges, and over those whose
 two ends the environments kept), tool-level prerequisite recall, precision within each
-request's tools, gold sequences `validate_chain` accepts / the sampler can draw, tool -> tool
-out-degree, build seconds.
+request's tools (beside it, the same figure for a graph that is exactly the union of the gold
+pairs: what a graph built without the requests scores at full pair recall; and for the graph with
+its mutual edges ordered by the gold: what any rule ordering them could reach), gold sequences
+`validate_chain` accepts / the sampler can draw, tool -> tool out-degree, build seconds. Then the
+precision-only trade: the new graph without its weak evidence (value roles, text similarity,
+one-word names; `graph.matching.is_weak`), its recall and precision beside the full graph's.
 Run: `.venv/bin/python benchmarks/graph_recall.py [--gold-dir DIR] [--baseline-ref REF] [-v]`.
 """
 
@@ -37,7 +41,8 @@ from envfactory_dagster.querygen.graph.gold_flows import (
     link_catalog,
     load_gold_flows,
 )
-from envfactory_dagster.querygen.graph.model import ToolGraph
+from envfactory_dagster.querygen.graph.matching import is_weak
+from envfactory_dagster.querygen.graph.model import ToolGraph, tool_of
 from envfactory_dagster.querygen.tool_graph import build_tool_graph
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,10 +54,14 @@ FIGURES = (
     ("prerequisite_recall", "tool-level prerequisite recall (dependent calls)"),
     ("pair_recall", "tool-level recall (distinct gold tool pairs)"),
     ("precision", "precision within request tool sets"),
+    ("precision_union_of_gold", "  the same for the union of all gold pairs (ceiling)"),
+    ("precision_oriented_by_gold", "  the same, mutual edges kept in the gold's direction only"),
     ("precision_forward", "precision within request tool sets, earlier -> later calls"),
+    ("precision_union_of_gold_forward", "  the same for the union of all gold pairs (ceiling)"),
     ("valid_share", "gold sequences validate_chain accepts"),
     ("producible_share", "gold sequences the sampler can draw"),
 )
+TRADE_FIGURES = ("param_recall", "prerequisite_recall", "precision")
 
 
 def baseline_module(ref: str) -> ModuleType:
@@ -78,6 +87,26 @@ def baseline_graph(baseline: ModuleType, registry: list[dict[str, Any]]) -> Tool
     """The baseline builder's edges with this tree's lookups (the samplers' interface moved on)."""
     old = baseline.build_tool_graph(registry)
     return ToolGraph.from_graph(old.graph, list(old.envs.values()), domain=old.domain)
+
+
+def without_weak_edges(tg: ToolGraph, *, mutual_only: bool = False) -> ToolGraph:
+    """The graph without its weak `feeds` edges (`mutual_only`: only those between two tools
+    that feed each other, the symmetry no document orders), and without the tool -> tool edges
+    only they made: points of the precision-only trade."""
+    g = tg.graph.copy()
+    weak = [
+        (o, i)
+        for o, i, a in g.edges(data=True)
+        if a["kind"] == "feeds"
+        and is_weak(a["provenance"], a["score"])
+        and (not mutual_only or g.has_edge(tool_of(i), tool_of(o)))
+    ]
+    g.remove_edges_from(weak)
+    fed = {(tool_of(o), tool_of(i)) for o, i, a in g.edges(data=True) if a["kind"] == "feeds"}
+    g.remove_edges_from(
+        [(a, b) for a, b, x in g.edges(data=True) if x["kind"] == "precedes" and (a, b) not in fed]
+    )
+    return ToolGraph.from_graph(g, list(tg.envs.values()), domain=tg.domain)
 
 
 def out_degree(graph: Any) -> float:
@@ -132,6 +161,19 @@ def main() -> None:
         degrees = [out_degree(graphs[name]) for name in ("baseline", "new")]
         print(f"{'median tool -> tool out-degree':<62} {degrees[0]:>9.1f} {degrees[1]:>9.1f}")
         print(f"{'graph build seconds':<62} {seconds['baseline']:>9.2f} {seconds['new']:>9.2f}")
+        trade = {
+            "new_no_weak_mutual": evaluate_gold_flows(
+                without_weak_edges(graphs["new"], mutual_only=True), requests
+            ),
+            "new_strong_only": evaluate_gold_flows(without_weak_edges(graphs["new"]), requests),
+        }
+        print(f"{'precision-only trade: the new graph, weak evidence dropped':<62}", end="")
+        print(f" {'none':>9} {'mutual':>9} {'all':>9}")
+        for key, label in FIGURES:
+            if key not in TRADE_FIGURES:
+                continue
+            cells = [figures["new"][key]] + [t[key] for t in trade.values()]
+            print(f"  {label:<60}" + "".join(f" {c:>9.3f}" for c in cells))
         if args.verbose:
             for line in figures["new"]["missed_param_edges"]:
                 print(f"  missed: {line}")
@@ -139,7 +181,7 @@ def main() -> None:
             name: {key: figures[name][key] for key, _ in FIGURES}
             | {"median_out_degree": out_degree(graphs[name])}
             for name in graphs
-        }
+        } | {name: {key: t[key] for key, _ in FIGURES} for name, t in trade.items()}
     print("\n" + json.dumps(summary, indent=1))
 
 

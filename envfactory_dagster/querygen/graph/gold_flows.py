@@ -20,6 +20,14 @@ Figures (all over the covered requests, distinct gold edges where said):
   tool edge from one of their gold producers (`pair_recall`: the same over distinct tool pairs);
 - `precision`: tool -> tool edges among each request's tools that are gold pairs of it (micro;
   `precision_forward`: the same over edges from an earlier call's tool to a later one's);
+  `precision_union_of_gold` (`..._forward`): the same figures for a graph that is exactly the
+  union of all requests' gold tool pairs. A graph built without the requests holds one edge set
+  for all of them: a flow one request uses is a false positive in another that calls the same two
+  tools without it (or in the other order). This is the precision such a graph has while it keeps
+  every gold pair (a ceiling at full pair recall, not for a graph that drops gold pairs);
+  `precision_oriented_by_gold`: the graph's precision when each two tools that feed each other
+  keep only the direction the gold uses (when it uses just one), at unchanged recall: what any
+  rule that orders mutual edges could reach;
 - `valid_share`: gold sequences `validate_chain` accepts; `producible_share`: those that are
   also connected by graph edges wherever the gold says a call feeds another (what the
   topology-aware sampler needs to draw them).
@@ -148,7 +156,8 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
     present: dict[GoldEdge, bool] = {}  # both ends exist as graph nodes
     dependent = found_dependent = 0
     pairs: dict[tuple[str, str], bool] = {}
-    tp = predicted = tp_forward = predicted_forward = 0
+    # per covered request: its tools, each tool's first call, its gold pairs (for the union figure)
+    request_sets: list[tuple[set[str], dict[str, int], set[tuple[str, str]]]] = []
     valid = producible = sequences = covered = 0
     missed: list[str] = []
     for request in requests:
@@ -195,13 +204,7 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         for position, ts in enumerate(tools):
             for t in ts:
                 first.setdefault(t, position)
-        for a in in_request:
-            for b in successors.get(a, set()) & in_request - {a}:
-                predicted += 1
-                tp += (a, b) in gold_pairs
-                if first[a] < first[b]:  # an edge the request's order could have used
-                    predicted_forward += 1
-                    tp_forward += (a, b) in gold_pairs
+        request_sets.append((in_request, first, gold_pairs))
         chain_tools = [ts[0] for ts in tools if ts]
         if len(chain_tools) >= 2:
             sequences += 1
@@ -218,6 +221,17 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
             ok = not validate_chain(chain, tg, max_envs=max(3, len(envs)))
             valid += ok
             producible += ok and all(b in successors.get(a, set()) for a, b in gold_pairs if a != b)
+    union: dict[str, set[str]] = {}
+    for _, _, gold_pairs in request_sets:
+        for a, b in gold_pairs:
+            union.setdefault(a, set()).add(b)
+    tp, predicted, tp_forward, predicted_forward = _precision_counts(successors, request_sets)
+    union_counts = _precision_counts(union, request_sets)
+    oriented = {
+        a: {b for b in bs if b in union.get(a, set()) or a not in union.get(b, set())}
+        for a, bs in successors.items()
+    }
+    oriented_counts = _precision_counts(oriented, request_sets)
     found = sum(edges.values())
     return {
         "requests": len(requests),
@@ -236,6 +250,9 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         "predicted_pairs_in_requests": predicted,
         "precision": _share(tp, predicted),
         "precision_forward": _share(tp_forward, predicted_forward),
+        "precision_union_of_gold": _share(union_counts[0], union_counts[1]),
+        "precision_union_of_gold_forward": _share(union_counts[2], union_counts[3]),
+        "precision_oriented_by_gold": _share(oriented_counts[0], oriented_counts[1]),
         "gold_sequences": sequences,
         "valid_share": _share(valid, sequences),
         "producible_share": _share(producible, sequences),
@@ -247,6 +264,25 @@ def evaluate_gold_flows(tg: Any, requests: Sequence[GoldRequest]) -> dict[str, A
         ),
         "missed_prerequisites": missed,
     }
+
+
+def _precision_counts(
+    successors: Mapping[str, set[str]],
+    request_sets: Sequence[tuple[set[str], Mapping[str, int], set[tuple[str, str]]]],
+) -> tuple[int, int, int, int]:
+    """(true, predicted, true forward, predicted forward) tool -> tool edges among each request's
+    tools (its tools, each one's first call, its gold pairs); forward: from an earlier call's
+    tool to a later one's, an edge the request's order could have used."""
+    tp = predicted = tp_forward = predicted_forward = 0
+    for in_request, first, gold_pairs in request_sets:
+        for a in in_request:
+            for b in successors.get(a, set()) & in_request - {a}:
+                predicted += 1
+                tp += (a, b) in gold_pairs
+                if first[a] < first[b]:
+                    predicted_forward += 1
+                    tp_forward += (a, b) in gold_pairs
+    return tp, predicted, tp_forward, predicted_forward
 
 
 def _feeds(tg: Any, index: _GraphIndex, producer: str, path: str, consumer: str, param: str) -> bool:
