@@ -28,6 +28,11 @@ Figures (all over the covered requests, distinct gold edges where said):
   `precision_oriented_by_gold`: the graph's precision when each two tools that feed each other
   keep only the direction the gold uses (when it uses just one), at unchanged recall: what any
   rule that orders mutual edges could reach;
+  Acceptance reads `precision_forward`. An edge from a later call's tool to an earlier one's claims
+  a flow the request cannot show or refute (the later call had not run when the earlier one did),
+  yet all-pairs `precision` counts it wrong: that is why even the union of the gold pairs scores
+  0.81 on NESTFUL glaive, and why 0.6 all-pairs is out of reach there for any rule that reads only
+  the documents (the glaive test says what was tried). Both figures are printed;
 - `valid_share`: gold sequences `validate_chain` accepts; `producible_share`: those that are
   also connected by graph edges wherever the gold says a call feeds another (what the
   topology-aware sampler needs to draw them).
