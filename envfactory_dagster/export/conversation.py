@@ -24,7 +24,7 @@ report is the reply, never the LLM's: the outcome is what the environment did).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -112,12 +112,17 @@ def persona_reply(question: str, known: Mapping[str, Any]) -> str:
     return DECLINE
 
 
-def withheld_value(trajectory: Trajectory) -> tuple[int, int, str, str] | None:
+def withheld_value(
+    trajectory: Trajectory, user_steps: Collection[tuple[int, int]] = ()
+) -> tuple[int, int, str, str] | None:
     """(turn, call, argument, value) of the first user-typed text value written once, quoted, in its
-    turn's message and passed by no other call of the trajectory (so the answer is the only source)."""
+    turn's message and passed by no other call of the trajectory (so the answer is the only source).
+    Calls in `user_steps` (turn, call) are the user's own (export/user_actions.py): nothing to ask."""
     passed = [v for t in trajectory.turns for c in t.calls for v in c.arguments.values()]
     for turn in trajectory.turns:
         for index, call in enumerate(turn.calls):
+            if (turn.index, index) in user_steps:
+                continue
             for argument, value in call.arguments.items():
                 source = call.argument_sources.get(argument)
                 if (
@@ -135,10 +140,15 @@ def withheld_value(trajectory: Trajectory) -> tuple[int, int, str, str] | None:
 
 
 def clarify(
-    trajectory: Trajectory, *, seed: int, gateway: Any = None
+    trajectory: Trajectory,
+    *,
+    seed: int,
+    gateway: Any = None,
+    user_steps: Collection[tuple[int, int]] = (),
 ) -> tuple[Clarification | None, list[str]]:
-    """The clarifying exchange of a trajectory (None when no value can be withheld) and problems."""
-    found = withheld_value(trajectory)
+    """The clarifying exchange of a trajectory (None when no value can be withheld) and problems;
+    `user_steps`: calls the user performs, whose values are not asked for."""
+    found = withheld_value(trajectory, user_steps)
     if found is None:
         return None, []
     turn, call, argument, value = found

@@ -220,9 +220,8 @@ def trajectory_tasks(
                     turn=t,
                 )
             )
-        if not gold_calls:  # only the user acts: nothing for the policy to do but ask
-            counts["turns_with_only_user_steps"] += 1
-            continue
+        # only the user acts: the policy's task is to ask (no trace; the state shows the step)
+        counts["tasks_with_only_user_steps"] += not gold_calls
         end = replay.turn_states[t + 1] if t + 1 < len(trajectory.turns) else replay.final_states
         tasks.append(
             RLTask(
@@ -283,12 +282,16 @@ def build_rl_tasks(
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
         lookalikes = sorted({tag for e in trajectory.env_ids for tag in tags.get(e, [])})
-        clarification = clarify(trajectory, seed=trajectory.seed)[0] if conversational else None
-        clarifications = [clarification] if clarification is not None else []
         user_specs = user_only_specs(envs_of_task) if conversational else {}
         actions = (
             user_actions(trajectory, user_specs, training_tool_names(envs_of_task)) if user_specs else {}
         )
+        clarification = (
+            clarify(trajectory, seed=trajectory.seed, user_steps=actions.keys())[0]
+            if conversational
+            else None
+        )
+        clarifications = [clarification] if clarification is not None else []
         tasks = trajectory_tasks(
             row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications, actions
         )
@@ -309,7 +312,7 @@ def build_rl_tasks(
         ),
         "tasks_with_user_steps": sum(1 for r in rows if r["user_calls_json"] != "[]"),
         "turns_cut_for_user_only_tools": counts["turns_cut_for_user_only_tools"],
-        "turns_with_only_user_steps": counts["turns_with_only_user_steps"],
+        "tasks_with_only_user_steps": counts["tasks_with_only_user_steps"],
         **answer_metrics,
     }
     return rows, errors, metrics

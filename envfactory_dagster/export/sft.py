@@ -155,7 +155,9 @@ def build_sft_rows(
                 turn_answers = turn_answers[:first]
         clarifications: list[Clarification] = []
         if conversational:
-            clarification, problems = clarify(trajectory, seed=trajectory.seed, gateway=gateway)
+            clarification, problems = clarify(
+                trajectory, seed=trajectory.seed, gateway=gateway, user_steps=actions.keys()
+            )
             simulator_problems += problems
             clarifications = [clarification] if clarification is not None else []
         messages, turn_starts = conversation(
