@@ -21,7 +21,7 @@ the policy's calls, and the outcome is the user's reply.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,9 +119,26 @@ def ask_text(call: GoldCall, tool: ToolSpec, *, seed: str) -> str:
     return text
 
 
-def outcome_reply(output: Mapping[str, Any], hidden: Sequence[str] = ()) -> str:
-    """The user's report of what the step did: identifiers first, then other plain values of the
-    result (never a value in `hidden`, the secrets); a refusal's message when it failed."""
+def changed_fields(call: GoldCall) -> set[str]:
+    """The fields the recorded call changed (its state diff)."""
+    return {
+        field
+        for diff in call.state_diff.values()
+        for change in (diff.get("changed") or {}).values()
+        for field in change
+    }
+
+
+def _is_status(name: str) -> bool:
+    return name in ("status", "state") or name.endswith(("_status", "_state"))
+
+
+def outcome_reply(
+    output: Mapping[str, Any], hidden: Sequence[str] = (), changed: Collection[str] = ()
+) -> str:
+    """The user's report of what the step did: identifiers, then the fields it `changed` and any
+    status, then other plain values of the result (never a value in `hidden`, the secrets); a
+    refusal's message when it failed."""
     error = output.get("error")
     if isinstance(error, Mapping):
         return f"I tried, but it didn't work: {error.get('message') or error.get('code') or 'an error'}."
@@ -134,7 +151,10 @@ def outcome_reply(output: Mapping[str, Any], hidden: Sequence[str] = ()) -> str:
         if isinstance(value, str | int | float | bool) and str(value) not in hidden
     ]
     ids = [(n, v) for n, v in scalars if n == "id" or n.endswith("_id")]
-    others = [(n, v) for n, v in scalars if (n, v) not in ids]
+    others = sorted(
+        ((n, v) for n, v in scalars if (n, v) not in ids),
+        key=lambda item: not (item[0] in changed or _is_status(item[0])),
+    )
     shown = ids + others[: max(0, MAX_REPLY_FIELDS - len(ids))]
     if not shown:
         return "Done, it went through."
@@ -163,7 +183,7 @@ def user_actions(
                 evidence=tool.performed_by.evidence,
                 secret_inputs=list(secrets),
                 ask=ask_text(call, tool, seed=f"{trajectory.seed}:{trajectory.id}:{turn.index}:{index}"),
-                reply=outcome_reply(call.output, secret_values(call, secrets)),
+                reply=outcome_reply(call.output, secret_values(call, secrets), changed_fields(call)),
             )
     return actions
 

@@ -284,3 +284,41 @@ def test_a_conversational_rl_task_has_the_simulated_user_run_the_step(commerce_w
         all(r["user_calls_json"] == "[]" for r in plain)
         and plain_metrics["turns_cut_for_user_only_tools"] > 0
     )
+
+
+async def test_the_verl_interaction_runs_the_users_step_on_the_shared_rollout(
+    commerce_with_a_user_step,
+) -> None:
+    from envfactory_dagster.export.verl_export import INTERACTION_NAME, verl_records
+    from envfactory_dagster.serve.trainer_tools import RolloutTable
+    from envfactory_dagster.serve.verl_interaction import CLOSING, EnvFactoryUserInteraction
+
+    refined, registry, envs, _, _ = commerce_with_a_user_step
+    rows, _, _ = build_rl_tasks(refined, registry, conversational=True)
+    row = next(r for r in rows if r["user_calls_json"] != "[]")
+    task = rl_task_from_row(row)
+    [record] = verl_records([row])
+    assert json.loads(record["extra_info"]["user_calls"]) == json.loads(row["user_calls_json"])
+    assert [json.loads(t)["function"]["name"] for t in record["extra_info"]["user_tools"]] == [
+        task.user_calls[0].name
+    ]
+    table = RolloutTable(envs, tasks_by_id={row["id"]: row})
+    interaction = EnvFactoryUserInteraction({"name": INTERACTION_NAME, "table": table})
+    request = await interaction.start_interaction(
+        "req-user-step", **record["extra_info"]["interaction_kwargs"]
+    )
+    rollout = table.rollouts[request]
+    messages = list(task.messages)
+    golds = iter(task.gold_calls)
+    for position in range(len(task.gold_calls) + 1):
+        if position == task.user_calls[0].position:
+            messages.append({"role": "assistant", "content": f"Could you {task.user_calls[0].label} for me?"})
+            done, reply, _, _ = await interaction.generate_response(request, messages)
+            assert not done and reply.startswith("Done.") and len(rollout.user_calls) == 1
+            messages.append({"role": "user", "content": reply})
+        else:
+            gold = next(golds)
+            rollout.call(gold.name, json.loads(json.dumps(gold.arguments)))
+    messages.append({"role": "assistant", "content": "All done."})
+    done, reply, score, _ = await interaction.generate_response(request, messages)
+    assert (done, reply, score) == (True, CLOSING, 1.0)
