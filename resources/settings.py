@@ -22,7 +22,8 @@ class EnvFactorySettings(dg.ConfigurableResource):
         default=False,
         description="SFT conversations where the user leaves out a value only they know, the assistant "
         "asks for it and a user simulator answers (offline: from the persona's values; llm: the "
-        "user_simulator role).",
+        "user_simulator role); steps only the user can do (user-only tools) are asked for and run "
+        "by the simulated user. Off: exports end before a trajectory's first user-only step.",
     )
     max_resource_bytes: int = Field(
         default=5 * 1024 * 1024,

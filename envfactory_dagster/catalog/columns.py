@@ -105,6 +105,12 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "write_tool_count": None,
         "entity_count": None,
         "spec_json": None,
+        "user_only_tools_json": (
+            "json",
+            "User-only tools (run by the user in conversational mode, left out of the assistant's tools): "
+            "[{tool, rule, evidence, secret_inputs}]; rule `mark` = the document's `x-performed-by: user`, "
+            "`secret_input_heuristic` = an offline heuristic (a required input is a secret the user holds).",
+        ),
         "world_id": None,
         "service": None,
         "source_write_operations": ("int64", "Write operations in the source document."),
@@ -170,6 +176,7 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "source": None,
         "code_sha256": None,
         "spec_json": None,
+        "user_only_tools_json": ("json", "As env_specs.user_only_tools_json."),
         "seed_state_json": None,
         "tool_count": None,
         "write_tool_count": None,
@@ -388,6 +395,15 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "answer_backend": ("string", "What wrote the closing answers: template or llm."),
         "model": None,
         "prompt_version": None,
+        "user_tools_json": (
+            "json",
+            "OpenAI definitions of the tools only the user runs (not in tools_json; envgen/user_only.py).",
+        ),
+        "user_actions_json": (
+            "json",
+            "Conversational mode: the user-performed steps [{turn, call, tool, label, rule, evidence, "
+            "secret_inputs, ask, reply}]: the assistant's request and the user's report of the outcome.",
+        ),
         "clarifications_json": (
             "json",
             "Conversational mode: the assistant's clarifying questions, the simulated user's answers, and "
@@ -423,6 +439,15 @@ ASSET_COLUMNS: dict[str, dict[str, str | tuple[str, str] | None]] = {
         "user_knows_json": (
             "json",
             "Conversational mode: values only the user knows, which the policy must ask the simulator for.",
+        ),
+        "user_tools_json": (
+            "json",
+            "OpenAI definitions of the tools only the user runs (never in tools_json; envgen/user_only.py).",
+        ),
+        "user_calls_json": (
+            "json",
+            "Conversational mode: the turn's user-performed steps [{name, arguments, env_id, turn, position, "
+            "label, secret_inputs}]; the user simulator runs one when the policy's message names its label.",
         ),
     },
     "task_difficulty": {

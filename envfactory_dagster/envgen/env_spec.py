@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 FieldType = Literal["string", "integer", "number", "boolean", "array", "object"]
 ToolKind = Literal["read", "write"]
@@ -112,6 +112,21 @@ class BusinessRule(BaseModel):
     value: Any = None  # the value written (a status), or the status field written
 
 
+class PerformedBy(BaseModel):
+    """Who runs a tool when it is not the assistant, and why (envgen/user_only.py).
+
+    `rule`: "mark" (the document says so: `x-performed-by: user`) or "secret_input_heuristic" (an
+    offline heuristic: a required input is a secret the user holds, such as a one-time code);
+    `evidence`: the field that decided, in words a user can check against the document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: Literal["user"] = "user"
+    rule: Literal["mark", "secret_input_heuristic"]
+    evidence: str
+    secret_inputs: list[str] = Field(default_factory=list)  # inputs the assistant must never see
+
+
 class ToolSpec(BaseModel):
     """One tool: a method of the environment class."""
 
@@ -131,6 +146,16 @@ class ToolSpec(BaseModel):
     transition: StateTransition | None = None
     rules: list[BusinessRule] = Field(default_factory=list)  # inferred business rules (write tools)
     source_operation_id: str | None = None
+    # set only for a tool the user runs (physical action, a secret); stored only when set, so the
+    # spec of every other tool (and its content id) is what it was before the field existed
+    performed_by: PerformedBy | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_performer(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if data.get("performed_by") is None:
+            data.pop("performed_by", None)
+        return data
 
 
 class EnvSpec(BaseModel):

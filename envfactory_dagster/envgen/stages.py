@@ -22,6 +22,7 @@ from envfactory_dagster.envgen.env_spec import EnvSpec
 from envfactory_dagster.envgen.lookalike import lookalike_tags
 from envfactory_dagster.envgen.sandbox import SandboxPolicy
 from envfactory_dagster.envgen.spec_inference import EnvSpecError, build_env_spec
+from envfactory_dagster.envgen.user_only import mark_user_only_tools, user_only_tools
 from envfactory_dagster.envgen.verification import MIN_TESTS_PER_TOOL, VerificationReport, verify_batch
 from envfactory_dagster.envgen.worlds import (
     environment_spec,
@@ -42,6 +43,7 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
     share the entities inferred from all of the service's operations, so they share one state."""
     specs_by_resource = {r["id"]: NormalizedSpec.model_validate_json(r["spec_json"]) for r in resources}
     rows, rejects = [], []
+    marking_problems: list[str] = []
     worlds = group_worlds(proposals, specs_by_resource)
     for world in worlds:
         try:
@@ -50,7 +52,10 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
             rejects += [_reject(p, "env_specs", f"world {world.service}: {exc}") for p in world.proposals]
             continue
         for proposal in world.proposals:
-            spec = environment_spec(world_spec, world, proposal)
+            spec, problems = mark_user_only_tools(
+                environment_spec(world_spec, world, proposal), specs_by_resource
+            )
+            marking_problems += problems
             if not spec.tools:
                 rejects.append(_reject(proposal, "env_specs", f"{spec.class_name}: no tool left"))
                 continue
@@ -73,8 +78,20 @@ def env_spec_rows(proposals: Rows, resources: Rows) -> tuple[Rows, Rows, dict[st
         "worlds": len(worlds),
         "environments_per_world": dict(sorted(Counter(len(w.proposals) for w in worlds).items())),
         **_tool_stats(rows),
+        **_user_only_stats(rows),
+        "user_only_mark_problems": marking_problems[:5],
     }
     return rows, rejects, metrics
+
+
+def _user_only_stats(rows: Rows) -> dict[str, int]:
+    """User-only tools by ground: the document's mark, or the secret-input heuristic."""
+    marked = [t for r in rows for t in json.loads(r["user_only_tools_json"])]
+    return {
+        "user_only_tools": len(marked),
+        "user_only_by_mark": sum(t["rule"] == "mark" for t in marked),
+        "user_only_by_secret_input_heuristic": sum(t["rule"] == "secret_input_heuristic" for t in marked),
+    }
 
 
 def invalid_tool_schemas(spec: EnvSpec) -> list[str]:
@@ -130,6 +147,7 @@ def spec_row(
         "write_tool_count": sum(t.kind == "write" for t in spec.tools),
         "entity_count": len(spec.entities),
         "spec_json": spec_json,
+        "user_only_tools_json": canonical_json(user_only_tools(spec)),
         "world_id": spec.world_id,
         "service": spec.service,
         "source_write_operations": None,
@@ -265,6 +283,7 @@ def verified_env_rows(
                 "source": code["source"],
                 "code_sha256": code["code_sha256"],
                 "spec_json": spec_row_["spec_json"],
+                "user_only_tools_json": spec_row_.get("user_only_tools_json") or "[]",
                 "seed_state_json": code["seed_state_json"],
                 "tool_count": len(spec.tools),
                 "write_tool_count": sum(t.kind == "write" for t in spec.tools),

@@ -13,6 +13,10 @@ starts only where a call needs the one before it.
 Tool results are the text a model sees at serving time (`observation_text`). An assistant call
 leaves out an optional argument the user never stated whose omission gives the same output and
 state change (`shown_arguments`): the data must not teach filters nobody asked for.
+
+A user-performed step (conversational mode, export/user_actions.py) is no call of the assistant's:
+its place holds the assistant's request and the user's report of the outcome; calls of the same
+level keep their recorded order around it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 from envfactory_dagster.export.conversation import Clarification
 from envfactory_dagster.export.export_audit import identifier_values
+from envfactory_dagster.export.user_actions import UserAction, secret_values, withhold_secrets
 from envfactory_dagster.lineage import canonical_json
 from envfactory_dagster.querygen.masking import SAME_OUTCOME
 from envfactory_dagster.querygen.replay import Replay, exported_name_of
@@ -41,7 +46,8 @@ SYSTEM_PROMPT = (
 CONVERSATIONAL_SYSTEM_PROMPT = (
     "You are a helpful assistant that can use tools. Complete the user's requests by calling the tools "
     "with JSON arguments; look up what the tools can tell you, ask the user only for what only they "
-    "know, reuse earlier results, and reply briefly when done."
+    "know, ask them to do the steps only they can do (on their own device, in person, or with a secret "
+    "you must not see), reuse earlier results, and reply briefly when done."
 )
 OrderCheck = Callable[[int, list[int]], bool]
 
@@ -146,56 +152,88 @@ def trajectory_messages(
     answers: Sequence[str],
     order_ok: OrderCheck,
     clarifications: Sequence[Clarification] = (),
+    user_actions: Mapping[tuple[int, int], UserAction] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """(OpenAI messages, index of each turn's user message). `names`: (env_id, tool) -> exported
     name; `answers`: each turn's closing text; `order_ok(turn, order)`: see `turn_order_check`;
     `clarifications`: turns whose user message leaves a value out, then the assistant's question
-    and the user's answer (conversational mode, with its system prompt)."""
+    and the user's answer; `user_actions`: (turn, call) -> a step the user performs (both
+    conversational mode, with its system prompt)."""
     asked = {c.turn: c for c in clarifications}
-    system = CONVERSATIONAL_SYSTEM_PROMPT if clarifications else SYSTEM_PROMPT
+    actions = user_actions or {}
+    system = CONVERSATIONAL_SYSTEM_PROMPT if clarifications or actions else SYSTEM_PROMPT
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     turn_starts = []
     for t, turn in enumerate(trajectory.turns):
         turn_starts.append(len(messages))
         clarification = asked.get(turn.index)
+        secrets = [
+            value
+            for (at, i), action in actions.items()
+            if at == turn.index
+            for value in secret_values(turn.calls[i], action.secret_inputs)
+        ]
         if clarification is None:
-            messages.append({"role": "user", "content": turn.query})
+            messages.append({"role": "user", "content": withhold_secrets(turn.query, secrets)})
         else:
             messages += [
-                {"role": "user", "content": clarification.opening},
+                {"role": "user", "content": withhold_secrets(clarification.opening, secrets)},
                 {"role": "assistant", "content": clarification.question},
-                {"role": "user", "content": clarification.answer},
+                {"role": "user", "content": withhold_secrets(clarification.answer, secrets)},
             ]
         shown = "\n".join(m["content"] for m in messages if m.get("content"))
         said = "\n".join(m["content"] for m in messages if m["role"] == "user")
         needs = call_dependencies(turn, shown)
-        for group in call_groups(needs, lambda order, t=t: order_ok(t, order)):
-            messages.append(
-                {
-                    "role": "assistant",
-                    "content": "",
-                    "tool_calls": [
-                        {
-                            "id": call_id(t, i),
-                            "type": "function",
-                            "function": {
-                                "name": names[(turn.calls[i].env_id, turn.calls[i].tool)],
-                                "arguments": json.dumps(
-                                    shown_arguments(turn.calls[i], said), ensure_ascii=False
-                                ),
-                            },
-                        }
-                        for i in group
-                    ],
-                }
-            )
-            messages.extend(
-                {
-                    "role": "tool",
-                    "tool_call_id": call_id(t, i),
-                    "content": observation_text(turn.calls[i].output),
-                }
-                for i in group
-            )
+        for level in call_groups(needs, lambda order, t=t: order_ok(t, order)):
+            for group in _runs_around_user_steps(level, turn.index, actions):
+                action = actions.get((turn.index, group[0]))
+                if action is not None:
+                    messages += [
+                        {"role": "assistant", "content": action.ask},
+                        {"role": "user", "content": action.reply},
+                    ]
+                    continue
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": "",
+                        "tool_calls": [
+                            {
+                                "id": call_id(t, i),
+                                "type": "function",
+                                "function": {
+                                    "name": names[(turn.calls[i].env_id, turn.calls[i].tool)],
+                                    "arguments": json.dumps(
+                                        shown_arguments(turn.calls[i], said), ensure_ascii=False
+                                    ),
+                                },
+                            }
+                            for i in group
+                        ],
+                    }
+                )
+                messages.extend(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call_id(t, i),
+                        "content": observation_text(turn.calls[i].output),
+                    }
+                    for i in group
+                )
         messages.append({"role": "assistant", "content": answers[t]})
     return messages, turn_starts
+
+
+def _runs_around_user_steps(
+    group: list[int], turn: int, actions: Mapping[tuple[int, int], UserAction]
+) -> list[list[int]]:
+    """The calls of one level as messages: each user-performed step alone, the assistant's calls
+    between them together, in the level's (checked) order."""
+    if not any((turn, i) in actions for i in group):
+        return [group]
+    runs: list[list[int]] = []
+    for i in group:
+        if (turn, i) in actions or not runs or (turn, runs[-1][0]) in actions:
+            runs.append([])
+        runs[-1].append(i)
+    return runs

@@ -16,17 +16,20 @@ the problem is reported.
 The end of a conversation: with a `judge` model configured, the judge (prompt `conversation_end`)
 reads the conversation and says whether it is over; offline, it is over once the gold state is
 reached (`conversation_ending`, which names who decided). `UserSimulator` plays the user of a
-served conversational task (Gym environment, verl interaction) with the same rules.
+served conversational task (Gym environment, verl interaction) with the same rules, and runs the
+task's user-performed steps when the assistant asks for them (export/user_actions.py; the step's
+report is the reply, never the LLM's: the outcome is what the environment did).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from envfactory_dagster.export.user_actions import UserActionRunner
 from envfactory_dagster.querygen.surface import contains_token, field_label, is_literal_in
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 
@@ -109,12 +112,17 @@ def persona_reply(question: str, known: Mapping[str, Any]) -> str:
     return DECLINE
 
 
-def withheld_value(trajectory: Trajectory) -> tuple[int, int, str, str] | None:
+def withheld_value(
+    trajectory: Trajectory, user_steps: Collection[tuple[int, int]] = ()
+) -> tuple[int, int, str, str] | None:
     """(turn, call, argument, value) of the first user-typed text value written once, quoted, in its
-    turn's message and passed by no other call of the trajectory (so the answer is the only source)."""
+    turn's message and passed by no other call of the trajectory (so the answer is the only source).
+    Calls in `user_steps` (turn, call) are the user's own (export/user_actions.py): nothing to ask."""
     passed = [v for t in trajectory.turns for c in t.calls for v in c.arguments.values()]
     for turn in trajectory.turns:
         for index, call in enumerate(turn.calls):
+            if (turn.index, index) in user_steps:
+                continue
             for argument, value in call.arguments.items():
                 source = call.argument_sources.get(argument)
                 if (
@@ -132,10 +140,15 @@ def withheld_value(trajectory: Trajectory) -> tuple[int, int, str, str] | None:
 
 
 def clarify(
-    trajectory: Trajectory, *, seed: int, gateway: Any = None
+    trajectory: Trajectory,
+    *,
+    seed: int,
+    gateway: Any = None,
+    user_steps: Collection[tuple[int, int]] = (),
 ) -> tuple[Clarification | None, list[str]]:
-    """The clarifying exchange of a trajectory (None when no value can be withheld) and problems."""
-    found = withheld_value(trajectory)
+    """The clarifying exchange of a trajectory (None when no value can be withheld) and problems;
+    `user_steps`: calls the user performs, whose values are not asked for."""
+    found = withheld_value(trajectory, user_steps)
     if found is None:
         return None, []
     turn, call, argument, value = found
@@ -257,7 +270,9 @@ class UserSimulator:
     conversation is over.
 
     `known`: what the user may tell (an RL task's `user_knows`); `goal`: what they want (the task's
-    user messages). The reply is the `user_simulator` role's when it answers for it and its answer
+    user messages); `user_calls` (the task's) with `run_tool(name, arguments)`: the steps the user
+    performs on the rollout's environments when the assistant's message asks for one. The reply is
+    that step's outcome; else the `user_simulator` role's when it answers for it and its answer
     names no tool, else the persona's (`persona_reply`); the ending is `conversation_ending`'s, and
     the conversation is over after `max_replies` replies in any case.
     """
@@ -271,8 +286,11 @@ class UserSimulator:
         stage: str = "serve",
         max_replies: int = 3,
         tool_names: Iterable[str] = (),
+        user_calls: Sequence[Mapping[str, Any]] = (),
+        run_tool: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.known = dict(known)
+        self.actions = UserActionRunner(user_calls, run_tool) if user_calls and run_tool else None
         self.goal = goal
         self.gateway = gateway
         self.stage = stage
@@ -295,7 +313,8 @@ class UserSimulator:
             return None
         self.replies += 1
         last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "assistant"), "")
-        return self._llm_reply(messages) or persona_reply(last, self.known)
+        performed = self.actions.reply(last) if self.actions is not None else None
+        return performed or self._llm_reply(messages) or persona_reply(last, self.known)
 
     def _llm_reply(self, messages: Sequence[Mapping[str, Any]]) -> str | None:
         from envfactory_dagster.llm.errors import BudgetExceeded, LLMOutputError, LLMProviderError

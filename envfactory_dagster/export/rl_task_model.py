@@ -20,6 +20,13 @@ Conversational mode (export/conversation.py): the task of a turn whose user left
 at that opening message, and `user_knows` holds what the user simulator may tell; the Gym
 environment answers the policy's questions from it (serve/gym_env.py), so the gold calls are
 reachable only by asking. Other tasks have an empty `user_knows`.
+
+User-performed steps (export/user_actions.py): a turn's call of a tool only the user can run is
+not a gold call of the policy's; it is in `user_calls` (with its place among the turn's calls and
+its secret inputs), the tool is in `user_tools`, not in `tools`, and the task's user simulator
+runs the call on the rollout's environments when the policy asks for the step
+(`UserActionRunner`), so `gold_final_states` hold its effect. Non-conversational exports have
+no task at or after a turn with such a step.
 """
 
 from __future__ import annotations
@@ -66,6 +73,20 @@ class RLGoldCall(BaseModel):
     turn: int
 
 
+class RLUserCall(BaseModel):
+    """A call the user performs when the policy asks for it (conversational tasks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # training name
+    arguments: dict[str, Any]  # as the user runs it, secret inputs included (never shown to the policy)
+    env_id: str
+    turn: int
+    position: int  # index among the turn's recorded calls (gold calls fill the other places, in order)
+    label: str  # the action in words; the policy's message must name it
+    secret_inputs: list[str] = Field(default_factory=list)
+
+
 class RLTask(BaseModel):
     """One row of `rl_tasks` (nested values stored as JSON in Parquet; see rl_tasks.py)."""
 
@@ -88,6 +109,8 @@ class RLTask(BaseModel):
     resource_ids: list[str] = Field(default_factory=list)
     lookalike_tags: list[str] = Field(default_factory=list)
     user_knows: dict[str, Any] = Field(default_factory=dict)  # conversational: field words -> value
+    user_tools: list[dict[str, Any]] = Field(default_factory=list)  # OpenAI defs of the user's tools
+    user_calls: list[RLUserCall] = Field(default_factory=list)  # conversational: steps the user runs
     seed: int = 0
     backend: Literal["template", "llm"] = "template"
     model: str | None = None

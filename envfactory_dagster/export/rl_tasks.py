@@ -8,7 +8,12 @@ boundary are rebuilt from the trajectory's record (`replay.recorded_replay`: no 
 or a presentation setting whose omission keeps every later-read value). The stored row is checked
 against the record (`gold_reward_on_record`): its gold calls, scored with the state the record's
 diffs give from the row's own initial states, must reach reward 1.0. `replay_rl_task` executes a
-task's gold calls for users who want that.
+task's gold calls (and the user's steps, in their places) for users who want that.
+
+User-only tools (envgen/user_only.py) are never in a task's `tools`. Conversational mode: their
+calls are the user's (`user_calls`, run by the simulator when asked; export/user_actions.py);
+otherwise no task is made at or after the first turn with such a call
+(`turns_cut_for_user_only_tools`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from typing import Any
 
 from envfactory_dagster.export.conversation import Clarification, clarify, known_values
 from envfactory_dagster.export.reward import RewardBreakdown, score_rollout
-from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask
+from envfactory_dagster.export.rl_task_model import RewardSpec, RLGoldCall, RLTask, RLUserCall
 from envfactory_dagster.export.sft import answer_jobs, conversation, training_tool_names, training_tools
 from envfactory_dagster.export.turn_answers import write_answers
+from envfactory_dagster.export.user_actions import UserAction, first_user_turn, user_actions, user_only_specs
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.quality.guards import RowGuard
 from envfactory_dagster.querygen.replay import (
@@ -47,6 +53,8 @@ JSON_COLUMNS = (
     "gold_final_states",
     "reward_spec",
     "user_knows",
+    "user_tools",
+    "user_calls",
 )
 STATE_COLUMNS = ("initial_states", "gold_final_states")
 
@@ -118,14 +126,19 @@ def replay_rl_task(
 
 
 def score_gold_calls(task: RLTask, toolset: Toolset) -> RewardBreakdown:
-    """Run the task's gold calls on `toolset` (holding the task's initial states) and score them."""
+    """Run the task's gold calls on `toolset` (holding the task's initial states), the user's steps
+    in their places, and score them (the user's steps are not the policy's calls)."""
     calls, refused = [], []
-    for gold in task.gold_calls:
+    users = {u.position: u for u in task.user_calls}
+    golds = iter(task.gold_calls)
+    for position in range(len(task.gold_calls) + len(users)):
+        step: RLGoldCall | RLUserCall = users[position] if position in users else next(golds)
         try:
-            toolset.call(gold.name, json.loads(json.dumps(gold.arguments)))
+            toolset.call(step.name, json.loads(json.dumps(step.arguments)))
         except ToolError as exc:  # a refused call is well-formed; the state component shows its effect
-            refused.append(f"{gold.name}: {exc}")
-        calls.append({"name": gold.name, "arguments": gold.arguments})
+            refused.append(f"{step.name}: {exc}")
+        if isinstance(step, RLGoldCall):
+            calls.append({"name": step.name, "arguments": step.arguments})
     breakdown = score_rollout(task, calls, toolset.snapshot_states())  # scoring only reads them
     breakdown.details["refused"] = refused
     return breakdown
@@ -154,22 +167,47 @@ def trajectory_tasks(
     lookalike_tags: list[str],
     counts: Counter[str],
     clarifications: Sequence[Clarification] = (),
+    actions: Mapping[tuple[int, int], UserAction] | None = None,
 ) -> list[RLTask]:
     """The RL tasks of one trajectory: one per turn that makes calls. A clarified turn's task ends
-    at the user's opening (the value left out) and knows what the user simulator may tell."""
+    at the user's opening (the value left out) and knows what the user simulator may tell.
+    `actions` (conversational mode): the user-performed steps; without them, no task is made at
+    or after the first turn that calls a user-only tool."""
     names = training_tool_names(envs)
     replay = recorded_replay(trajectory)
-    messages, turn_starts = conversation(trajectory, envs, answers, replay, clarifications)
+    actions = actions or {}
+    messages, turn_starts = conversation(trajectory, envs, answers, replay, clarifications, actions)
     clarified = {c.turn for c in clarifications}
     knows = known_values(trajectory) if clarified else {}
     tools = training_tools(envs)
+    user_specs = user_only_specs(envs)
+    user_tools = training_tools(envs, user_only=True) if user_specs else []
+    last = len(trajectory.turns)
+    if user_specs and not actions:
+        last = first_user_turn(trajectory, user_specs)
+        last = len(trajectory.turns) if last is None else last
+        counts["turns_cut_for_user_only_tools"] += len(trajectory.turns) - last
     tasks = []
-    for t, turn in enumerate(trajectory.turns):
+    for t, turn in enumerate(trajectory.turns[:last]):
         if not turn.calls:
             counts["turns_without_calls"] += 1
             continue
-        gold_calls = []
-        for call in turn.calls:
+        gold_calls, user_calls = [], []
+        for position, call in enumerate(turn.calls):
+            action = actions.get((turn.index, position))
+            if action is not None:
+                user_calls.append(
+                    RLUserCall(
+                        name=action.tool,
+                        arguments=call.arguments,
+                        env_id=call.env_id,
+                        turn=t,
+                        position=position,
+                        label=action.label,
+                        secret_inputs=action.secret_inputs,
+                    )
+                )
+                continue
             masked = list(call.masked_arguments)
             counts["masked_arguments"] += len(masked)
             counts["argument_slots"] += len(call.arguments)
@@ -182,6 +220,8 @@ def trajectory_tasks(
                     turn=t,
                 )
             )
+        # only the user acts: the policy's task is to ask (no trace; the state shows the step)
+        counts["tasks_with_only_user_steps"] += not gold_calls
         end = replay.turn_states[t + 1] if t + 1 < len(trajectory.turns) else replay.final_states
         tasks.append(
             RLTask(
@@ -203,6 +243,8 @@ def trajectory_tasks(
                 resource_ids=list(row.get("resource_ids") or []),
                 lookalike_tags=lookalike_tags,
                 user_knows=knows if turn.index in clarified else {},
+                user_tools=user_tools,
+                user_calls=user_calls,
                 seed=trajectory.seed,
                 backend=trajectory.backend,
                 model=trajectory.model,
@@ -240,10 +282,18 @@ def build_rl_tasks(
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
         lookalikes = sorted({tag for e in trajectory.env_ids for tag in tags.get(e, [])})
-        clarification = clarify(trajectory, seed=trajectory.seed)[0] if conversational else None
+        user_specs = user_only_specs(envs_of_task) if conversational else {}
+        actions = (
+            user_actions(trajectory, user_specs, training_tool_names(envs_of_task)) if user_specs else {}
+        )
+        clarification = (
+            clarify(trajectory, seed=trajectory.seed, user_steps=actions.keys())[0]
+            if conversational
+            else None
+        )
         clarifications = [clarification] if clarification is not None else []
         tasks = trajectory_tasks(
-            row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications
+            row, trajectory, envs_of_task, turn_answers, spec, lookalikes, counts, clarifications, actions
         )
         encoded_states: dict[tuple, str] = {}  # `tasks` holds the keyed tables alive while it is used
         for task in tasks:
@@ -257,7 +307,12 @@ def build_rl_tasks(
         "turns_without_calls": counts["turns_without_calls"],
         "median_gold_calls": gold_counts[len(gold_counts) // 2] if rows else 0,
         "tasks_with_history": sum(1 for r in rows if r["turn"] > 0),
-        "conversational_tasks": sum(1 for r in rows if r["user_knows_json"] != "{}"),
+        "conversational_tasks": sum(
+            1 for r in rows if r["user_knows_json"] != "{}" or r["user_calls_json"] != "[]"
+        ),
+        "tasks_with_user_steps": sum(1 for r in rows if r["user_calls_json"] != "[]"),
+        "turns_cut_for_user_only_tools": counts["turns_cut_for_user_only_tools"],
+        "tasks_with_only_user_steps": counts["tasks_with_only_user_steps"],
         **answer_metrics,
     }
     return rows, errors, metrics

@@ -8,6 +8,13 @@ teach a model to guess ids: the row keeps the turns before it (none left: an err
 names follow one rule in every row (`<ClassName>__<tool>`). Writers: OpenAI JSONL, ShareGPT for
 LLaMA-Factory (with its `dataset_info.json` entry), and Parquet per split with `messages` / `tools`
 as structured columns (see training_parquet.py).
+
+User-only tools (envgen/user_only.py) are not in a row's `tools` (the assistant cannot run them);
+they are listed in `user_tools_json`. Conversational mode turns each of their calls into a
+user-performed step (export/user_actions.py, recorded in `user_actions_json`); otherwise a row
+keeps the turns before the first such step (`turns_cut_for_user_only_tools`). A row none of whose
+user or assistant messages may show a secret input of a user step keeps the turns before the first
+that does (`turns_cut_for_secret_leaks`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,14 @@ from envfactory_dagster.export.chat_messages import trajectory_messages, turn_or
 from envfactory_dagster.export.conversation import Clarification, clarify, conversation_ending
 from envfactory_dagster.export.export_audit import unseen_ids
 from envfactory_dagster.export.turn_answers import AnswerJob, tool_kinds, write_answers
+from envfactory_dagster.export.user_actions import (
+    UserAction,
+    first_user_turn,
+    leaked_secret,
+    secret_values,
+    user_actions,
+    user_only_specs,
+)
 from envfactory_dagster.lineage import canonical_json, content_id
 from envfactory_dagster.querygen.replay import (
     EnvironmentRows,
@@ -43,9 +58,16 @@ def training_tool_names(envs: list[VerifiedEnvironment]) -> dict[tuple[str, str]
     return {target: name for name, target in exported_tool_names(envs, "always").items()}
 
 
-def training_tools(envs: list[VerifiedEnvironment]) -> list[dict[str, Any]]:
-    """The OpenAI `tools` list of a trajectory's environments, under the training names."""
-    return Toolset(envs, qualify="always").openai_tools()
+def training_tools(envs: list[VerifiedEnvironment], *, user_only: bool = False) -> list[dict[str, Any]]:
+    """The OpenAI `tools` list of a trajectory's environments, under the training names: the
+    assistant's tools, or (`user_only=True`) the tools only the user runs (envgen/user_only.py)."""
+    names = training_tool_names(envs)
+    users = {names[key] for key in user_only_specs(envs)}
+    return [
+        t
+        for t in Toolset(envs, qualify="always").openai_tools()
+        if (t["function"]["name"] in users) == user_only
+    ]
 
 
 def conversation(
@@ -54,9 +76,11 @@ def conversation(
     answers: list[str],
     replay: Replay | None = None,
     clarifications: Sequence[Clarification] = (),
+    actions: Mapping[tuple[int, int], UserAction] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """(messages, index of each turn's user message). A changed call order is checked from the
-    recorded turn states (`replay`, rebuilt from the record when omitted and needed)."""
+    recorded turn states (`replay`, rebuilt from the record when omitted and needed); `actions`:
+    the user-performed steps (conversational mode)."""
     cache: dict[str, Any] = {}
 
     def order_ok(turn: int, order: list[int]) -> bool:
@@ -64,7 +88,9 @@ def conversation(
             cache["check"] = turn_order_check(trajectory, envs, replay or recorded_replay(trajectory))
         return cache["check"](turn, order)
 
-    return trajectory_messages(trajectory, training_tool_names(envs), answers, order_ok, clarifications)
+    return trajectory_messages(
+        trajectory, training_tool_names(envs), answers, order_ok, clarifications, actions
+    )
 
 
 def answer_jobs(
@@ -97,44 +123,74 @@ def build_sft_rows(
     leaves a value out, the assistant asks, a user simulator answers; export/conversation.py),
     recorded in `clarifications_json`.
     Columns: id, trajectory_id, domain, chain_id, env_ids, resource_ids, seed, split, pool,
-    messages_json, tools_json, clarifications_json, n_turns, n_calls, n_call_messages, backend,
-    answer_backend, model, prompt_version.
+    messages_json, tools_json, user_tools_json, user_actions_json, clarifications_json, n_turns,
+    n_calls, n_call_messages, backend, answer_backend, model, prompt_version.
     """
     jobs, errors = answer_jobs(refined, environments_by_id(envs), STAGE)
     answers, answer_metrics = write_answers([job for _, job, _ in jobs], backend=backend, gateway=gateway)
     tools_of: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # tool lists depend only on the envs
     rows = []
-    cut_turns = 0
+    cut_turns = cut_for_user_tools = cut_for_secrets = 0
     simulator_problems: list[str] = []
     for (row, job, envs_of_task), turn_answers in zip(jobs, answers, strict=True):
         trajectory = job.trajectory
+        user_tools = user_only_specs(envs_of_task)
+        actions: dict[tuple[int, int], UserAction] = {}
+        if user_tools and conversational:
+            actions = user_actions(trajectory, user_tools, training_tool_names(envs_of_task))
+        elif user_tools:  # the assistant cannot run these tools: keep the turns before the first
+            first = first_user_turn(trajectory, user_tools)
+            if first == 0:
+                errors.append(
+                    {
+                        "trajectory_id": trajectory.id,
+                        "stage": STAGE,
+                        "reason": "turn 0 needs a tool only the user can run (not conversational mode)",
+                    }
+                )
+                continue
+            if first is not None:
+                cut_for_user_tools += len(trajectory.turns) - first
+                trajectory = trajectory.model_copy(update={"turns": trajectory.turns[:first]})
+                turn_answers = turn_answers[:first]
         clarifications: list[Clarification] = []
         if conversational:
-            clarification, problems = clarify(trajectory, seed=trajectory.seed, gateway=gateway)
+            clarification, problems = clarify(
+                trajectory, seed=trajectory.seed, gateway=gateway, user_steps=actions.keys()
+            )
             simulator_problems += problems
             clarifications = [clarification] if clarification is not None else []
         messages, turn_starts = conversation(
-            trajectory, envs_of_task, turn_answers, clarifications=clarifications
+            trajectory, envs_of_task, turn_answers, clarifications=clarifications, actions=actions
         )
         env_key = tuple(trajectory.env_ids)
         if env_key not in tools_of:
             tools_of[env_key] = training_tools(envs_of_task)
         guessed = unseen_ids(messages, tools_of[env_key])
-        if guessed:  # the gold calls skip the look-up that would show this id: keep the turns before
-            bad_turn = max(t for t, start in enumerate(turn_starts) if start < guessed[0]["message"])
-            cut_turns += len(turn_starts) - bad_turn
+        secrets = [
+            v
+            for (t, i), a in actions.items()
+            for v in secret_values(trajectory.turns[t].calls[i], a.secret_inputs)
+        ]
+        leak = leaked_secret(messages, secrets)
+        bad_message = min(
+            [g["message"] for g in guessed[:1]] + ([leak] if leak is not None else []), default=None
+        )
+        if bad_message is not None:  # keep the turns before the first id no message showed, or a secret
+            bad_turn = max(t for t, start in enumerate(turn_starts) if start <= bad_message)
+            if guessed and guessed[0]["message"] == bad_message:
+                cut_turns += len(turn_starts) - bad_turn
+                reason = f"turn 0 passes {guessed[0]['value']!r}, which no message shows before"
+            else:
+                cut_for_secrets += len(turn_starts) - bad_turn
+                reason = "turn 0 shows a secret input of a user-performed step"
             if bad_turn == 0:
-                errors.append(
-                    {
-                        "trajectory_id": trajectory.id,
-                        "stage": STAGE,
-                        "reason": f"turn 0 passes {guessed[0]['value']!r}, which no message shows before",
-                    }
-                )
+                errors.append({"trajectory_id": trajectory.id, "stage": STAGE, "reason": reason})
                 continue
             messages = messages[: turn_starts[bad_turn]]
             trajectory = trajectory.model_copy(update={"turns": trajectory.turns[:bad_turn]})
             clarifications = [c for c in clarifications if c.turn < bad_turn]
+            actions = {k: a for k, a in actions.items() if a.turn < bad_turn}
         if clarifications:  # the recorded conversation reaches the gold state: does the judge agree?
             ending, problems = conversation_ending(
                 messages,
@@ -158,6 +214,10 @@ def build_sft_rows(
                 "pool": row.get("pool", "sft"),
                 "messages_json": canonical_json(messages),
                 "tools_json": canonical_json(tools_of[env_key]),
+                "user_tools_json": canonical_json(
+                    training_tools(envs_of_task, user_only=True) if user_tools else []
+                ),
+                "user_actions_json": canonical_json([a.model_dump(mode="json") for a in actions.values()]),
                 "clarifications_json": canonical_json([c.model_dump(mode="json") for c in clarifications]),
                 "n_turns": len(trajectory.turns),
                 "n_calls": sum(len(t.calls) for t in trajectory.turns),
@@ -173,6 +233,10 @@ def build_sft_rows(
         "sft_rows": len(rows),
         "errors": len(errors),
         "turns_cut_for_unseen_ids": cut_turns,
+        "turns_cut_for_user_only_tools": cut_for_user_tools,
+        "turns_cut_for_secret_leaks": cut_for_secrets,
+        "rows_with_user_steps": sum(r["user_actions_json"] != "[]" for r in rows),
+        "user_steps": sum(len(json.loads(r["user_actions_json"])) for r in rows),
         "call_messages": sum(r["n_call_messages"] for r in rows),
         "calls": sum(r["n_calls"] for r in rows),
         "clarified_rows": sum(r["clarifications_json"] != "[]" for r in rows),

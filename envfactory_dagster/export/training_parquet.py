@@ -78,6 +78,8 @@ VERL_SCHEMA = pa.schema(
                     ("initial_states", JSON),
                     ("gold_final_states", JSON),
                     ("reward_spec", JSON),
+                    ("user_tools", pa.list_(JSON)),
+                    ("user_calls", JSON),
                 ]
             ),
         ),

@@ -203,7 +203,8 @@ def output_facts(call: GoldCall, query: str, *, wrote: bool) -> list[Fact]:
 
 
 def turn_facts(turn: Turn, kinds: Mapping[tuple[str, str], str]) -> list[Fact]:
-    """Facts of a turn in call order; `kinds`: (env_id, tool) -> "read" | "write".
+    """Facts of a turn in call order; `kinds`: (env_id, tool) -> "read" | "write" | "user" (a
+    user-performed step: no fact, the user reported it).
 
     A read is a look-up (left out when the turn has other facts) when it is not one of the turn's
     `targets` (the calls the user asked for; without recorded targets: when a later call of the
@@ -216,6 +217,8 @@ def turn_facts(turn: Turn, kinds: Mapping[tuple[str, str], str]) -> list[Fact]:
     }
     facts, lookups = [], []
     for index, call in enumerate(turn.calls):
+        if kinds.get((call.env_id, call.tool)) == "user":  # the user did it and said so
+            continue
         written = diff_facts(call)
         if written:
             facts.extend(written)
@@ -265,6 +268,11 @@ OPENERS = {
     "write": ("", "", "", "Done. ", "All set. ", "Sure. ", "OK, taken care of. "),
     "read": ("", "", "", "Here's what I found. ", "Sure. ", "I looked it up. "),
 }
+USER_STEP_THANKS = (
+    "Thanks for taking care of that.",
+    "Great, thanks for doing that.",
+    "Thanks, that's done then.",
+)
 CLOSERS = ("", "", "", " Anything else?", " Let me know if you need more.", " Want me to do anything else?")
 WRITE_FACTS = ("created", "changed", "removed", "unchanged")
 CHANGE_STYLES = (
@@ -326,6 +334,8 @@ def template_answer(turn: Turn, kinds: Mapping[tuple[str, str], str], *, seed_ke
     """The offline closing answer of `turn` (deterministic for a seed key)."""
     rng = random.Random(int(sha256_hex(f"{seed_key}:{turn.index}")[:16], 16))
     facts = turn_facts(turn, kinds)
+    if not facts and any(kinds.get((c.env_id, c.tool)) == "user" for c in turn.calls):
+        return rng.choice(USER_STEP_THANKS)
     if not facts:
         return rng.choice(("I checked, but there was nothing to report.", "Nothing came back for that."))
     sentences = [render_fact(f, rng) for f in facts[:MAX_FACTS]]
@@ -394,8 +404,12 @@ def llm_answer_variables(turn: Turn, names: Mapping[tuple[str, str], str]) -> di
 
 
 def tool_kinds(envs: Sequence[Any]) -> dict[tuple[str, str], str]:
-    """(env_id, tool) -> "read" | "write" over the environments of a trajectory."""
-    return {(env.env_id, name): tool.kind for env in envs for name, tool in env.env_class.TOOLS.items()}
+    """(env_id, tool) -> "read" | "write" over the environments of a trajectory, or "user" for a
+    tool only the user runs (envgen/user_only.py): the user reports its outcome, so the closing
+    answer does not claim it."""
+    kinds = {(env.env_id, name): tool.kind for env in envs for name, tool in env.env_class.TOOLS.items()}
+    kinds.update({(env.env_id, t.name): "user" for env in envs for t in env.spec.tools if t.performed_by})
+    return kinds
 
 
 @dataclass

@@ -15,8 +15,11 @@ Columns verl reads (volcengine/verl@b178a3cd `verl/utils/dataset/rl_dataset.py`,
   conversational task and ends the others at the assistant's first answer;
 - `agent_name: "tool_agent"`: verl's multi-turn tool rollout.
 Also in `extra_info`: split, pool, task id, trajectory id, turn, env ids, the tools, initial and
-gold final states and the reward spec (all a reward function needs to rebuild the task); `split`
-and `pool` are top-level columns too, and each split is its own file.
+gold final states and the reward spec (all a reward function needs to rebuild the task), and the
+user's side of a conversational task: `user_tools` (tools only the user runs; never in `tools`)
+and `user_calls` (the steps the interaction runs for the user when the policy asks; see
+export/user_actions.py); `split` and `pool` are top-level columns too, and each split is its own
+file.
 """
 
 from __future__ import annotations
@@ -82,6 +85,8 @@ def verl_records(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                     "initial_states": row["initial_states_json"],
                     "gold_final_states": row["gold_final_states_json"],
                     "reward_spec": row["reward_spec_json"],
+                    "user_tools": [canonical_json(t) for t in json.loads(row.get("user_tools_json") or "[]")],
+                    "user_calls": row.get("user_calls_json") or "[]",
                 },
                 "agent_name": AGENT_NAME,
                 "split": split,

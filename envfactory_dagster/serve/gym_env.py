@@ -20,7 +20,10 @@ without calls goes to the user simulator (`conversation.UserSimulator`), whose r
 a field the message names, or a refusal; the `user_simulator` role's answer when `gateway` has a
 model for it) is the next observation. The episode ends at a message the end-of-conversation judge
 (the `judge` role) calls over, or, offline, once the gold state is reached; and after
-`MAX_USER_REPLIES` replies in any case. `info["endings"]` lists each decision and who made it.
+`MAX_USER_REPLIES` replies in any case. A task with `user_calls` (steps only the user can do,
+export/user_actions.py) is conversational too: a message that asks for a step has the simulated
+user run it on the episode's environments (`Rollout.user_call`, not a call of the policy's) and
+report the outcome. `info["endings"]` lists each decision and who made it.
 Tool errors and malformed calls are observations, never exceptions; `info` counts them.
 
 A task is parsed and its states validated on its first reset only (`rollout.TaskCache`, by task
@@ -98,8 +101,10 @@ class ToolUseEnv(gymnasium.Env):
                 gateway=self.gateway,
                 max_replies=MAX_USER_REPLIES,
                 tool_names=[t["function"]["name"] for t in task_of.tools],
+                user_calls=[c.model_dump() for c in task_of.user_calls],
+                run_tool=self.rollout.user_call,
             )
-            if task_of.user_knows
+            if task_of.user_knows or task_of.user_calls
             else None
         )
         return self._observation(), self._info()

@@ -12,7 +12,8 @@ Rules every shape inherits:
   observation, and it is not executed;
 - each rollout owns its environment instances (loaded from the task's initial states), so two
   rollouts of the same task share nothing;
-- tool names are the training names (`<ClassName>__<tool>`), as in the exported tasks.
+- tool names are the training names (`<ClassName>__<tool>`), as in the exported tasks;
+- a tool only the user can run (the task's `user_tools`) is refused with `user_only_tool`.
 
 Trainers reset the same tasks many times (n rollouts per prompt, epochs): `TaskCache` parses and
 validates a task once (`PreparedTask`: the RLTask, its environments, validated state snapshots and
@@ -113,6 +114,8 @@ class Rollout:
         self.calls: list[dict[str, Any]] = []  # well-formed calls, in order, as {name, arguments}
         self.malformed_calls = 0
         self.tool_errors = 0
+        self.user_calls: list[dict[str, Any]] = []  # steps the simulated user ran (not the policy's)
+        self.user_tool_names = {t["function"]["name"] for t in self.task.user_tools}
 
     def call(self, name: Any, arguments: Any) -> tuple[dict[str, Any], bool]:
         """Execute one call; returns (observation, ok). Never raises for anything the policy sends."""
@@ -124,11 +127,24 @@ class Rollout:
                 return error.to_dict(), False
             name, arguments = parsed[0]
         self.calls.append({"name": name, "arguments": arguments})
+        if name in self.user_tool_names:  # a step only the user can do: the policy must ask for it
+            self.tool_errors += 1
+            message = "only the user can do this step; ask them to do it"
+            return ToolError("user_only_tool", message).to_dict(), False
         try:
             return self.toolset.call(name, arguments), True
         except ToolError as error:
             self.tool_errors += 1
             return error.to_dict(), False
+
+    def user_call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Run a step the user performs (a conversational task's `user_calls`) on this rollout's
+        environments: the state changes, but it is not a call of the policy's (not scored as one)."""
+        self.user_calls.append({"name": name, "arguments": arguments})
+        try:
+            return self.toolset.call(name, arguments)
+        except ToolError as error:
+            return error.to_dict()
 
     def final_states(self) -> dict[str, dict[str, Any]]:
         return self.toolset.dump_states()

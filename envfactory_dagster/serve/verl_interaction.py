@@ -17,7 +17,8 @@ The verl export writes `interaction_kwargs = {"name": "envfactory_user", "task_i
 `start_interaction` opens the task's rollout in the process's `RolloutTable` under the request
 id; the task's tools (`trainer_tools.VerlEnvironmentTool`) run their calls on that same rollout,
 so the interaction sees the state the calls made. A conversational task (non-empty
-`user_knows`) is answered by `conversation.UserSimulator` (the persona offline; the
+`user_knows` or `user_calls`: steps only the user can do, which the simulated user runs on the
+same rollout when the assistant asks) is answered by `conversation.UserSimulator` (the persona offline; the
 `user_simulator` and `judge` roles when `config["llm"]` configures a model) until the conversation
 is over; any other task ends at the assistant's first answer. `turn_score` is the rollout's reward
 so far (`score_rollout`), so verl's `turn_scores` end with the episode's reward.
@@ -83,8 +84,10 @@ class EnvFactoryUserInteraction:
                 stage="verl_interaction",
                 max_replies=MAX_USER_REPLIES,
                 tool_names=[t["function"]["name"] for t in rl_task.tools],
+                user_calls=[c.model_dump() for c in rl_task.user_calls],
+                run_tool=self.table.rollouts[instance_id].user_call,
             )
-            if rl_task.user_knows
+            if rl_task.user_knows or rl_task.user_calls
             else None
         )
         return instance_id
