@@ -148,7 +148,8 @@ def mention_once(texts: list[str], references: list[tuple[str, str]]) -> list[st
     seen: set[str] = set()
     out = []
     for text in texts:
-        for phrase, noun in sorted(set(references), key=lambda r: -len(r[0])):
+        # longest phrase first; ties by text, not by set order (which varies with the hash seed)
+        for phrase, noun in sorted(set(references), key=lambda r: (-len(r[0]), r)):
             if not noun or phrase not in text:
                 continue
             if phrase in seen:

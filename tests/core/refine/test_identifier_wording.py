@@ -4,7 +4,10 @@ entity of the field they stand for and are mentioned once per sentence."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 from envfactory_dagster.querygen.trajectory_model import Trajectory
 from envfactory_dagster.refine.grounding import GroundingProof
@@ -149,3 +152,24 @@ def test_values_from_one_output_share_one_mention() -> None:
         lambda heads, anchor, labelled: compose(" and ".join(heads), anchor, labelled),
     )
     assert texts == ["the quote and recipient of the transfer you just created", 'reference "simple"']
+
+
+def test_a_repeated_mention_is_worded_the_same_whatever_the_hash_seed() -> None:
+    # two nouns for one phrase ("parent item", "item"): set order alone decided which one a later
+    # mention took, so partitions run in spawned workers differed from run to run
+    code = (
+        "from envfactory_dagster.refine.template_refiner import mention_once\n"
+        "print(mention_once(['show the item \"Draft\"', 'then delete the item \"Draft\"'],"
+        " [('the item \"Draft\"', 'parent item'), ('the item \"Draft\"', 'item')]))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(4)
+    }
+    assert len(outputs) == 1, outputs
