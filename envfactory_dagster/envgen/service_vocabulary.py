@@ -130,6 +130,12 @@ class ServiceVocabulary:
     def free_text(self, rng: random.Random, entity: EntitySpec, field_words: set[str], person: str) -> str:
         """A sentence of the service's own vocabulary in the voice the field suggests."""
         a, b = self.phrase(rng, entity), self.phrase(rng)
+        for _ in range(3):  # "the reply for the reply" says nothing: draw the second phrase again
+            if b != a:
+                break
+            b = self.phrase(rng)
+        if b == a:
+            b = self.spec.title
         if field_words & {"reason", "explanation", "failure", "cause"}:
             templates = ["{A} did not match the {b}.", "Requested because of the {b}.", "{A} issue."]
         elif field_words & {"note", "notes", "comment", "comments", "memo", "remarks", "feedback"}:

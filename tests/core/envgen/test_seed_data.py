@@ -84,3 +84,12 @@ def test_titles_are_made_of_subject_matter_not_tool_verbs_or_the_entity_name() -
             assert set(lowered) - set(words(entity.name)), f"{title!r} only names the entity"
             first, _, second = title.lower().partition(" for ")
             assert first != second, title
+
+
+def test_free_text_never_pairs_a_phrase_with_itself() -> None:
+    vocabulary = ServiceVocabulary(EXAMPLE_SPEC)
+    for entity in EXAMPLE_SPEC.entities:
+        for seed in range(200):
+            text = vocabulary.free_text(random.Random(seed), entity, {"note"}, "Ada").lower()
+            pairs = re.findall(r"the (\w+(?: \w+)?) (?:for|with|against|after) the (\w+(?: \w+)?)", text)
+            assert all(a != b for a, b in pairs), text
