@@ -2,16 +2,19 @@
 2 workers (throughput ratio, per-worker peak memory), then a catalog N times the bundled one (steps,
 wall time) to show how cost grows with work.
 
-    python benchmarks/scale_out.py [--domain D]... [--multiplier 4] [--skip-multiplied]
+    python benchmarks/scale_out.py [--domain D]... [--multiplier 4] [--skip-multiplied] [--home local]
 
-Everything runs on 127.0.0.1 and is stopped at the end: moto's S3 server (the data home is
-`s3://…`), and per configuration a fresh `deploy/cluster.sh` deployment (Redis, Postgres,
-webserver, daemon, N Celery workers with one task at a time each). Runs are submitted through the
-webserver's GraphQL API, one per domain, all at once; wall time is from the first submission to
-the last run's end. Worker memory: the proportional set size (PSS: shared pages split between the
-processes sharing them) of each worker's process group, sampled every 0.5 s. The 2-worker run of
-the bundled catalog is the baseline of the multiplied catalog (same deployment shape, same run).
-Needs the `cluster` extra, moto, and Debian's redis-server and postgresql (deploy/cluster.sh install).
+Everything runs on 127.0.0.1 and is stopped at the end: moto's S3 server (the data home is `s3://…`;
+with `--home local` a directory every worker of this machine shares instead, so the figures leave
+out moto, a Python server that stands in for a remote store and takes its CPU from the same two
+cores as the workers), and per configuration a fresh `deploy/cluster.sh` deployment (Redis,
+Postgres, webserver, daemon, N Celery workers with one task at a time each). Runs are submitted
+through the webserver's GraphQL API, one per domain, all at once; wall time is from the first
+submission to the last run's end. Worker memory: the proportional set size (PSS: shared pages split
+between the processes sharing them) of each worker's process group, sampled every 0.5 s. The
+2-worker run of the bundled catalog is the baseline of the multiplied catalog (same deployment
+shape, same run). Needs the `cluster` extra, moto, and Debian's redis-server and postgresql
+(deploy/cluster.sh install).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,10 +141,14 @@ def multiplied_catalog(source: Path, domains: list[str], times: int, target: Pat
 
 
 def compare_workers(
-    workers: int, resources_dir: Path, domains: list[str], s3_env: dict[str, str], failed: list[str]
+    workers: int,
+    resources_dir: Path,
+    domains: list[str],
+    s3_env: dict[str, str],
+    failed: list[str],
+    home: str,
 ) -> tuple[float, int]:
     """Run every domain on a deployment with `workers` workers; print and return (wall s, steps)."""
-    home = f"s3://{BUCKET}/workers_{workers}"
     with (
         deployment(workers, resources_dir, home, s3_env) as (url, state),
         WorkerMemory(state, workers) as memory,
@@ -159,6 +166,7 @@ def main() -> int:
     parser.add_argument("--domain", action="append", help="domains of the bundled catalog (default: all)")
     parser.add_argument("--multiplier", type=int, default=4, help="copies of the catalog for the growth run")
     parser.add_argument("--skip-multiplied", action="store_true", help="only the 1 vs 2 worker comparison")
+    parser.add_argument("--home", choices=("s3", "local"), default="s3", help="the data home (see above)")
     args = parser.parse_args()
     # SIGTERM ends the run through the `finally` blocks, which stop the deployment and moto.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -166,19 +174,26 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="envfactory-bench-"))
     base = scratch / "catalog_x1"
     multiplied_catalog(BUNDLED_RESOURCES_DIR, domains, 1, base)
+    where = "s3:// home on moto" if args.home == "s3" else "a local home shared by the workers"
     print(f"scale-out: {len(domains)} domains ({', '.join(domains)}), Celery executor, Postgres instance, "
-          f"s3:// home on moto; {os.cpu_count()} cores", flush=True)  # fmt: skip
+          f"{where}; {os.cpu_count()} cores", flush=True)  # fmt: skip
+
+    def home_of(name: str) -> str:
+        return f"s3://{BUCKET}/{name}" if args.home == "s3" else str(scratch / "homes" / name)
+
     failed: list[str] = []
     try:
-        with s3_server(BUCKET) as s3_env:
-            figures = {workers: compare_workers(workers, base, domains, s3_env, failed) for workers in (1, 2)}
+        with s3_server(BUCKET) if args.home == "s3" else nullcontext({}) as s3_env:
+            figures = {
+                n: compare_workers(n, base, domains, s3_env, failed, home_of(f"workers_{n}")) for n in (1, 2)
+            }
             (wall_1, steps_1), (wall_2, steps_2) = figures[1], figures[2]
             ratio = (steps_2 / wall_2) / (steps_1 / wall_1)
             print(f"throughput 2 workers / 1 worker: {ratio:.2f}x  (target >= 1.6x on 2 cores)")
             if not args.skip_multiplied:
                 grown = scratch / f"catalog_x{args.multiplier}"
                 names = multiplied_catalog(BUNDLED_RESOURCES_DIR, domains, args.multiplier, grown)
-                with deployment(2, grown, f"s3://{BUCKET}/catalog_x{args.multiplier}", s3_env) as (url, _):
+                with deployment(2, grown, home_of(f"catalog_x{args.multiplier}"), s3_env) as (url, _):
                     wall_n, steps_n, not_ok = run_all(url, names)
                 failed += not_ok
                 print("catalog growth, 2 workers:")
