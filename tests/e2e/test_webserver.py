@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,38 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from envfactory_dagster.webserver_client import LAUNCH_RUN, graphql
 from tests.conftest import BUNDLED_CATALOG, REALWORLD
+from tests.local_s3 import free_port
 
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
 RUN_STATUS = "query Status($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        payload = json.loads(response.read())
-    assert "errors" not in payload, payload["errors"]
-    return payload["data"]
 
 
 @pytest.mark.skipif(not (REALWORLD / "utilities").is_dir(), reason="needs ../shared/realworld")
@@ -64,6 +36,7 @@ def test_launch_partition_run_through_graphql(tmp_path: Path) -> None:
         "ENVFACTORY_RESOURCES_DIR": str(REALWORLD),
     }
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "dagster_webserver", "-m", "envfactory_dagster.definitions",
          "-h", "127.0.0.1", "-p", str(port)],
@@ -79,7 +52,7 @@ def test_launch_partition_run_through_graphql(tmp_path: Path) -> None:
                 assert server.poll() is None, "webserver exited"
                 assert time.monotonic() < deadline, "webserver did not answer in 90 s"
                 time.sleep(0.5)
-        location = graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
+        location = graphql(url, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
         params = {
             "selector": {
                 "repositoryLocationName": location,
@@ -89,14 +62,14 @@ def test_launch_partition_run_through_graphql(tmp_path: Path) -> None:
             },
             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "utilities"}]},
         }
-        launched = graphql(port, LAUNCH_RUN, {"params": params})["launchRun"]
+        launched = graphql(url, LAUNCH_RUN, {"params": params})["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
         status = None
         while status not in {"SUCCESS", "FAILURE", "CANCELED"}:
             assert time.monotonic() < deadline + 120, f"run still {status}"
             time.sleep(1)
-            status = graphql(port, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
+            status = graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
         assert status == "SUCCESS"
         assert (tmp_path / "home" / "authentic_resources" / "domain=utilities" / "data.parquet").exists()
     finally:
@@ -158,15 +131,16 @@ def test_ui_shows_the_cli_runs_checks_and_catalog(full_run: Path) -> None:
     domains = sorted(p.name for p in BUNDLED_CATALOG.iterdir() if p.is_dir())
     assert not list(Path.cwd().glob(".tmp_dagster_home_*"))
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     server = start_ui(port, full_run)
     try:
         wait_for_webserver(port, server)
-        runs = graphql(port, RUNS)["runsOrError"]["results"]
+        runs = graphql(url, RUNS)["runsOrError"]["results"]
         partitions = sorted(
             tag["value"] for run in runs for tag in run["tags"] if tag["key"] == "dagster/partition"
         )
         assert partitions == domains and {run["status"] for run in runs} == {"SUCCESS"}
-        nodes = [n for n in graphql(port, ASSET_NODES)["assetNodes"] if n["isMaterializable"]]
+        nodes = [n for n in graphql(url, ASSET_NODES)["assetNodes"] if n["isMaterializable"]]
         versions_by_stage: dict[str, set[str]] = {}
         for node in nodes:
             name = node["assetKey"]["path"][-1]
@@ -178,7 +152,7 @@ def test_ui_shows_the_cli_runs_checks_and_catalog(full_run: Path) -> None:
             versions_by_stage.setdefault(node["opNames"][0], set()).add(node["opVersion"])
             for check in node["assetChecksOrError"].get("checks", [])[:2]:
                 executions = graphql(
-                    port, CHECK_EXECUTIONS, {"key": {"path": [name]}, "check": check["name"]}
+                    url, CHECK_EXECUTIONS, {"key": {"path": [name]}, "check": check["name"]}
                 )["assetCheckExecutions"]
                 assert sorted(e["partition"] for e in executions) == domains, (name, check)
         assert len(nodes) >= 17
