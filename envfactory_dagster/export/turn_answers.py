@@ -83,7 +83,8 @@ def words_of(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").lower()
 
 
-# snake_case or long UPPER_CASE words without digits: enum values (ids carry digits: `ord_0001`)
+# snake_case or long UPPER_CASE words without digits: enum values. Narrower than
+# language_quality.is_identifier_value, which also takes ids (`ord_0001`): those stay verbatim.
 ENUM_WORDS = re.compile(r"[A-Za-z]+(?:_[A-Za-z]+)+|[A-Z]{4,}")
 
 

@@ -12,6 +12,7 @@ from envfactory_dagster.envgen.stages import registry_for_domain
 from envfactory_dagster.querygen.query_templates import query_leaks_tool_name
 from envfactory_dagster.querygen.replay import replay_matches_record
 from envfactory_dagster.querygen.tool_chains import (
+    DrawTally,
     compare_samplers,
     random_walk_chains,
     sample_chains,
@@ -90,6 +91,10 @@ def test_chains_are_seeded_valid_and_beat_the_random_walk(graph) -> None:
     assert sum(c.valid for c in walks) < sum(c.valid for c in chains)
     figures = compare_samplers(graph, seed=3, n_chains=100)
     assert figures["topology_valid_multistep"] > figures["random_walk_valid_multistep"]
+    # the asset counts the draws sampling made instead of drawing them again: the same figures
+    tally = DrawTally(100)
+    sample_chains(graph, seed=3, n_chains=100, tally=tally)
+    assert compare_samplers(graph, seed=3, n_chains=100, topology=tally) == figures
 
 
 def test_trajectories_execute_replay_and_state_their_values(envs, graph, tmp_path) -> None:
