@@ -95,6 +95,8 @@ def test_chains_are_seeded_valid_and_beat_the_random_walk(graph) -> None:
     tally = DrawTally(100)
     sample_chains(graph, seed=3, n_chains=100, tally=tally)
     assert compare_samplers(graph, seed=3, n_chains=100, topology=tally) == figures
+    for sampler in ("topology", "random_walk"):  # every draw counted once, none twice
+        assert sum(figures[f"{sampler}_calls_distribution"].values()) == 100
 
 
 def test_trajectories_execute_replay_and_state_their_values(envs, graph, tmp_path) -> None:
