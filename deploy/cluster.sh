@@ -232,7 +232,7 @@ start() {
 
   local i
   for i in $(seq 1 "$WORKERS"); do
-    (cd "$REPO" && launch "worker-$i" "$BIN/dagster-celery" worker start -A dagster_celery.app \
+    (cd "$REPO" && launch "worker-$i" "$BIN/dagster-celery" worker start -A envfactory_dagster.cluster_worker \
       -y "$STATE/celery.yaml" -n "w$i" -- --concurrency=1)
   done
   (cd "$REPO/deploy" && launch webserver "$BIN/dagster-webserver" -w workspace.yaml -h 127.0.0.1 -p "$WEB_PORT")

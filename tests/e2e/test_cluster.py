@@ -282,3 +282,44 @@ def test_duckdb_catalog_of_the_bucket_counts_the_same_rows(
     for row in local_rows:
         line = next(line for line in printed.splitlines() if f" {row[0]} " in line)
         assert [str(value) for value in row] == line.replace("│", " ").split(), line
+
+
+def test_the_cluster_instance_reuses_its_database_connections(
+    cluster: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deploy/dagster.yaml's storages keep their connections (envfactory_dagster/cluster_storage.py);
+    dagster-postgres's own open one per query, which the same reads show."""
+    import sqlalchemy
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
+
+    from envfactory_dagster.cluster_storage import PooledPostgresEventLogStorage, PooledPostgresRunStorage
+    from envfactory_dagster.cluster_worker import worker_instance
+
+    for key in (
+        "DAGSTER_HOME",
+        "DAGSTER_PG_USERNAME",
+        "DAGSTER_PG_PASSWORD",
+        "DAGSTER_PG_HOST",
+        "DAGSTER_PG_PORT",
+    ):
+        monkeypatch.setenv(key, cluster[key])
+    monkeypatch.setenv("DAGSTER_PG_DB", cluster["DAGSTER_PG_DB"])
+
+    def connections_for_reads(run_storage: object, event_storage: object) -> int:
+        opened = []
+        for storage in (run_storage, event_storage):
+            sqlalchemy.event.listen(storage._engine, "connect", lambda *_: opened.append(1))
+        for _ in range(10):
+            run_storage.get_runs(limit=1)
+            event_storage.get_latest_materialization_events([dg.AssetKey("ingest")])
+        return len(opened)
+
+    instance = dg.DagsterInstance.get()  # built from $DAGSTER_HOME/dagster.yaml, as every cluster process
+    assert isinstance(instance.run_storage, PooledPostgresRunStorage)
+    assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
+    assert connections_for_reads(instance.run_storage, instance.event_log_storage) <= 2
+    url = instance.run_storage.postgres_url
+    unpooled = PostgresRunStorage(url), PostgresEventLogStorage(url)
+    assert connections_for_reads(*unpooled) >= 20  # one or more per read
+    # a Celery worker process keeps one instance for every step it runs
+    assert worker_instance(instance.get_ref()) is worker_instance(instance.get_ref())
