@@ -64,6 +64,17 @@ query Run($runId: ID!) {
   }
 }
 """
+# While waiting only the statuses are asked for, all runs in one query: `RUN`'s step stats read each
+# run's event log, which costs the webserver and the database as much as a step's own writes.
+RUN_STATUSES = """
+query Statuses($runIds: [String]) {
+  runsOrError(filter: {runIds: $runIds}) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on PythonError { message }
+  }
+}
+"""
 
 
 class WebserverError(RuntimeError):
@@ -196,22 +207,36 @@ def run_info(url: str, run_id: str) -> RunInfo:
     return RunInfo(run_id, run["status"], tags.get("dagster/partition"), seconds, len(run["stepStats"]))
 
 
+def run_statuses(url: str, run_ids: list[str]) -> dict[str, str]:
+    """The status of each run (one query for all of them)."""
+    runs = graphql(url, RUN_STATUSES, {"runIds": run_ids})["runsOrError"]
+    if runs["__typename"] != "Runs":
+        raise WebserverError(f"runs {run_ids}: {runs}")
+    statuses = {run["runId"]: run["status"] for run in runs["results"]}
+    if missing := [run_id for run_id in run_ids if run_id not in statuses]:
+        raise WebserverError(f"the webserver knows no run {', '.join(missing)}")
+    return statuses
+
+
 def wait_for_runs(url: str, run_ids: list[str], timeout_s: float, poll_s: float = 2.0) -> list[RunInfo]:
-    """Poll until every run has finished (SUCCESS, FAILURE or CANCELED); raises past `timeout_s`."""
+    """Poll until every run has finished (SUCCESS, FAILURE or CANCELED), then describe each one;
+    raises past `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     pending: dict[str, str] = dict.fromkeys(run_ids, "unknown")
     while True:
         try:
-            infos = [run_info(url, run_id) for run_id in run_ids]
+            statuses = run_statuses(url, run_ids)
         except WebserverError as error:
             # A webserver busy beside the runs may miss a poll (its 30 s timeout): ask again later.
             # Errors in an answer are not transient.
             if not isinstance(error.__cause__, OSError) or time.monotonic() > deadline:
                 raise
         else:
-            if all(info.status in TERMINAL_STATUSES for info in infos):
-                return infos
-            pending = {info.run_id: info.status for info in infos if info.status not in TERMINAL_STATUSES}
+            pending = {
+                run_id: status for run_id, status in statuses.items() if status not in TERMINAL_STATUSES
+            }
+            if not pending:
+                return [run_info(url, run_id) for run_id in run_ids]
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs not finished after {timeout_s:.0f} s: {pending}")
         time.sleep(poll_s)

@@ -9,16 +9,16 @@ from envfactory_dagster.webserver_client import RunInfo, WebserverError, wait_fo
 
 
 def answers(*outcomes: object):
-    """A stand-in for run_info that raises or returns each outcome in turn."""
+    """A stand-in for run_statuses that raises or returns each outcome in turn."""
     queue = list(outcomes)
 
-    def run_info(url: str, run_id: str) -> RunInfo:
+    def run_statuses(url: str, run_ids: list[str]) -> dict[str, str]:
         outcome = queue.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    return run_info
+    return run_statuses
 
 
 def busy() -> WebserverError:
@@ -28,21 +28,34 @@ def busy() -> WebserverError:
 
 
 def test_a_poll_the_busy_webserver_misses_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    started = RunInfo("r1", "STARTED", "finance", None, 3)
     done = RunInfo("r1", "SUCCESS", "finance", 9.0, 13)
-    monkeypatch.setattr(webserver_client, "run_info", answers(started, busy(), done))
+    described = []
+    monkeypatch.setattr(
+        webserver_client, "run_statuses", answers({"r1": "STARTED"}, busy(), {"r1": "SUCCESS"})
+    )
+    monkeypatch.setattr(webserver_client, "run_info", lambda url, run_id: described.append(run_id) or done)
     assert wait_for_runs("http://127.0.0.1:1", ["r1"], timeout_s=60, poll_s=0) == [done]
+    assert described == ["r1"]  # the full description (step stats) once, when the run has ended
+
+
+def test_runs_the_webserver_does_not_know_are_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    graphql, _ = graphql_answers(
+        {"runsOrError": {"__typename": "Runs", "results": [{"runId": "r1", "status": "QUEUED"}]}}
+    )
+    monkeypatch.setattr(webserver_client, "graphql", graphql)
+    with pytest.raises(WebserverError, match="no run r2"):
+        webserver_client.run_statuses("http://127.0.0.1:1", ["r1", "r2"])
 
 
 def test_an_error_in_the_answer_is_raised_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     refused = WebserverError("webserver answered with errors: no run r1")
-    monkeypatch.setattr(webserver_client, "run_info", answers(refused))
+    monkeypatch.setattr(webserver_client, "run_statuses", answers(refused))
     with pytest.raises(WebserverError, match="no run r1"):
         wait_for_runs("http://127.0.0.1:1", ["r1"], timeout_s=60, poll_s=0)
 
 
 def test_a_webserver_that_never_answers_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(webserver_client, "run_info", answers(*(busy() for _ in range(3))))
+    monkeypatch.setattr(webserver_client, "run_statuses", answers(*(busy() for _ in range(3))))
     with pytest.raises(WebserverError, match="no answer"):
         wait_for_runs("http://127.0.0.1:1", ["r1"], timeout_s=0, poll_s=0)
 
