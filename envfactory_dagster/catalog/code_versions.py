@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import re
 import types
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache
@@ -136,6 +137,34 @@ def _module_digest(module: str) -> str:
     return sha256_hex(path.read_bytes()) if path else "missing"
 
 
+# Import statements, found by their text rather than by parsing the module: every process that
+# loads the definitions (each run's orchestrator, each worker) computes the versions, and `ast.parse`
+# of the whole project took ~1 s of it. A statement starts a line (any indentation: lazy imports
+# count); a parenthesized name list may span lines. A match inside a string only adds a module,
+# which at worst widens a version; tests/catalog/test_code_versions.py checks the result equals the
+# parsed one on every project module.
+IMPORT_STATEMENT = re.compile(
+    r"^[ \t]*(?:import[ \t]+(?P<modules>[\w. \t,]+)"
+    r"|from[ \t]+(?P<base>\.*[\w.]*)[ \t]+import[ \t]+(?:\((?P<grouped>[^)]*)\)|(?P<names>[\w. \t,*]+)))",
+    re.MULTILINE,
+)
+
+
+def imported_names(source: str) -> Iterator[tuple[int, str | None, list[str]]]:
+    """(relative level, module, names) of each `from module import names` statement, and
+    (0, None, modules) of each `import modules` statement, in `source`."""
+    for match in IMPORT_STATEMENT.finditer(source):
+        if match["modules"] is not None:
+            yield 0, None, [part.split()[0] for part in match["modules"].split(",") if part.strip()]
+            continue
+        base = match["base"]
+        level = len(base) - len(base.lstrip("."))
+        listed = match["grouped"] if match["grouped"] is not None else match["names"]
+        names = [line.split("#")[0] for line in listed.splitlines()]
+        aliases = [part.split()[0] for part in ",".join(names).split(",") if part.strip()]
+        yield level, base[level:] or None, aliases
+
+
 @cache
 def _direct_imports(module: str) -> frozenset[str]:
     path = _module_file(module)
@@ -143,20 +172,18 @@ def _direct_imports(module: str) -> frozenset[str]:
         return frozenset()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = _absolute(node.module, node.level, package)
-            found.add(base)
-            # `from pkg import submodule` names a module, not just an attribute. Only project
-            # packages are looked up: find_spec imports the parents of what it finds, so asking about
-            # `great_expectations.x.y` would import great_expectations (seconds) in every process
-            # that loads the definitions.
-            if _is_project(base):
-                found.update(
-                    f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}")
-                )
+    for level, base_module, names in imported_names(path.read_text(encoding="utf-8")):
+        if base_module is None and level == 0:
+            found.update(names)
+            continue
+        base = _absolute(base_module, level, package)
+        found.add(base)
+        # `from pkg import submodule` names a module, not just an attribute. Only project
+        # packages are looked up: find_spec imports the parents of what it finds, so asking about
+        # `great_expectations.x.y` would import great_expectations (seconds) in every process
+        # that loads the definitions.
+        if _is_project(base):
+            found.update(f"{base}.{name}" for name in names if _module_file(f"{base}.{name}"))
     return frozenset(name for name in found if _is_project(name) and _module_file(name))
 
 
