@@ -11,18 +11,22 @@ cores as the workers), and per configuration a fresh `deploy/cluster.sh` deploym
 Postgres, webserver, daemon, N Celery workers with one task at a time each). Runs are submitted
 through the webserver's GraphQL API, one per domain, all at once; wall time is from the first
 submission to the last run's end. Worker memory: the proportional set size (PSS: shared pages split
-between the processes sharing them) of each worker's process group, sampled every 0.5 s. The
-2-worker run of the bundled catalog is the baseline of the multiplied catalog (same deployment
-shape, same run). Needs the `cluster` extra, moto, and Debian's redis-server and postgresql
-(deploy/cluster.sh install).
+between the processes sharing them) of each worker's process group, sampled every second; beside it
+the CPU seconds each part of the deployment used (see ClusterSampler), to show what the workers
+share the two cores with. Baseline of the ratio: the machine's own, a pure-Python loop in 1 and 2
+processes (no I/O, nothing shared), measured in the same invocation. The 2-worker run of the
+bundled catalog is the baseline of the multiplied catalog (same deployment shape, same run).
+Needs the `cluster` extra, moto, and Debian's redis-server and postgresql (deploy/cluster.sh install).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,47 +52,136 @@ BUCKET = "envfactory-bench"
 MIB = 1024 * 1024
 
 
-def group_pss_bytes(pgid: int) -> int:
-    """Sum of the PSS of every process in a process group (from /proc)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # field 5 of /proc/PID/stat is the process group; the command name (2) may hold spaces
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            rollup = (entry / "smaps_rollup").read_text()
-        except (OSError, IndexError, ValueError):
-            continue
-        for line in rollup.splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1]) * 1024
-    return total
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+SAMPLE_EVERY_S = 1.0  # the sampler reads every process of the machine: its own CPU counts as `other`
 
 
-class WorkerMemory:
-    """Samples each worker's process-group PSS in a thread; keeps the peak per worker."""
+def process_stat(pid: str) -> tuple[int, int, float, float]:
+    """(parent pid, process group, CPU seconds used by the process, CPU seconds of its children that
+    ended and were waited for) from /proc/PID/stat."""
+    # the command name (field 2) may hold spaces: split after its closing parenthesis
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    own = (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+    children = (int(fields[13]) + int(fields[14])) / TICKS_PER_SECOND
+    return int(fields[1]), int(fields[2]), own, children
 
-    def __init__(self, state: Path, workers: int) -> None:
-        pid_files = {f"w{i}": state / "run" / f"worker-{i}.pid" for i in range(1, workers + 1)}
-        self.pgids = {name: int(path.read_text()) for name, path in pid_files.items()}
-        self.peak = dict.fromkeys(self.pgids, 0)
+
+def pss_bytes(pid: str) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def process_role(pid: str, group: str) -> str:
+    """The deployment's role of a process: its recorded process group, with the code servers
+    (`dagster api grpc`) and the run orchestrators they start (one per run) told apart."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return group
+    if b"spawn_main" in command and group == "daemon":
+        return "run orchestrators"
+    if b"grpc" in command:
+        return "code servers"
+    return group
+
+
+class ClusterSampler:
+    """Samples every process of this machine each second: the peak PSS (proportional set size:
+    shared pages split between the processes sharing them) of each Celery worker's process group,
+    and the CPU seconds each role of the deployment used while sampling.
+
+    Roles: the recorded process groups (workers, daemon, webserver, redis, postgres), code servers,
+    run orchestrators; a process outside them has its parent's role (a Postgres backend starts a
+    session of its own), else `other` (this benchmark, moto). CPU is read from the processes alive
+    at the end: their own, plus that of their children which ended (the kernel adds it to the parent
+    that waits for them; it counts for the role those children had), so a short-lived process such
+    as a Postgres backend per connection is counted in full."""
+
+    def __init__(self, state: Path) -> None:
+        self.groups = {int(path.read_text()): path.stem for path in (state / "run").glob("*.pid")}
+        self.workers = sorted(name for name in self.groups.values() if name.startswith("worker-"))
+        self.peak = dict.fromkeys(self.workers, 0)
+        self._first: dict[str, tuple[float, float]] = {}  # pid -> (own, children) CPU when first seen
+        self._last: dict[str, tuple[float, float]] = {}  # pid -> the same at its last sample
+        self._roles: dict[str, str] = {}
+        self._child_roles: dict[str, str] = {}  # pid -> the role of its children
+        self._alive: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _sample(self) -> None:
-        while not self._stop.wait(0.5):
-            for name, pgid in self.pgids.items():
-                self.peak[name] = max(self.peak[name], group_pss_bytes(pgid))
+    def _sample_once(self, first: bool) -> None:
+        pss = dict.fromkeys(self.workers, 0)
+        alive = set()
+        for entry in sorted(Path("/proc").iterdir(), key=lambda e: (len(e.name), e.name)):  # parents first
+            pid = entry.name
+            if not pid.isdigit():
+                continue
+            try:
+                ppid, pgid, own, children = process_stat(pid)
+                if pgid in self.groups and self.groups[pgid] in pss:
+                    pss[self.groups[pgid]] += pss_bytes(pid)
+            except (OSError, IndexError, ValueError):
+                continue
+            alive.add(pid)
+            group = self.groups.get(pgid) or self._roles.get(str(ppid), "other")
+            if pid not in self._roles or group in ("daemon", "webserver"):
+                # a forked process shows its parent's command until it executes its own: ask again
+                self._roles[pid] = process_role(pid, group)
+            if pid not in self._first:
+                # born while sampling: everything it used counts
+                self._first[pid] = (own, children) if first else (0.0, 0.0)
+            self._child_roles[str(ppid)] = self._roles[pid]
+            self._last[pid] = (own, children)
+        self._alive = alive
+        for name, total in pss.items():
+            self.peak[name] = max(self.peak[name], total)
 
-    def __enter__(self) -> WorkerMemory:
+    def _sample(self) -> None:
+        self._sample_once(first=True)
+        while not self._stop.wait(SAMPLE_EVERY_S):
+            self._sample_once(first=False)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds per role used while sampling, largest first."""
+        totals: dict[str, float] = {}
+        for pid in self._alive:
+            (own_0, children_0), (own, children) = self._first[pid], self._last[pid]
+            role = self._roles[pid]
+            totals[role] = totals.get(role, 0.0) + own - own_0
+            child_role = self._child_roles.get(pid, role)
+            totals[child_role] = totals.get(child_role, 0.0) + children - children_0
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def __enter__(self) -> ClusterSampler:
         self._thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def spin(iterations: int) -> int:
+    total = 0
+    for i in range(iterations):
+        total += i * i % 7
+    return total
+
+
+def bare_scaling(iterations: int = 30_000_000, repeats: int = 3) -> float:
+    """Throughput of 2 processes over 1 running the same pure-Python loop (median of `repeats`):
+    what this machine's two cores give work that shares nothing."""
+    context = multiprocessing.get_context("fork")
+
+    def seconds(processes: int) -> float:
+        started = time.perf_counter()
+        with context.Pool(processes) as pool:
+            pool.map(spin, [iterations] * processes)
+        return time.perf_counter() - started
+
+    return statistics.median(2 * seconds(1) / seconds(2) for _ in range(repeats))
 
 
 @contextmanager
@@ -151,13 +244,19 @@ def compare_workers(
     """Run every domain on a deployment with `workers` workers; print and return (wall s, steps)."""
     with (
         deployment(workers, resources_dir, home, s3_env) as (url, state),
-        WorkerMemory(state, workers) as memory,
+        ClusterSampler(state) as sampler,
     ):
         wall, steps, not_ok = run_all(url, domains)
     failed += not_ok
-    peaks = ", ".join(f"{name} {peak / MIB:.0f}" for name, peak in memory.peak.items())
+    peaks = ", ".join(f"{name} {peak / MIB:.0f}" for name, peak in sampler.peak.items())
     print(f"  {workers} worker(s): {steps} steps in {wall:7.1f} s ({60 * steps / wall:5.1f} steps/min); "
           f"peak PSS per worker (MiB): {peaks}", flush=True)  # fmt: skip
+    cpu = sampler.cpu_by_role()
+    print(
+        f"    CPU s by process ({sum(cpu.values()):.0f} of {os.cpu_count() * wall:.0f} the cores had): "
+        + ", ".join(f"{role} {seconds:.0f}" for role, seconds in cpu.items() if seconds >= 0.5),
+        flush=True,
+    )
     return wall, steps
 
 
@@ -189,7 +288,8 @@ def main() -> int:
             }
             (wall_1, steps_1), (wall_2, steps_2) = figures[1], figures[2]
             ratio = (steps_2 / wall_2) / (steps_1 / wall_1)
-            print(f"throughput 2 workers / 1 worker: {ratio:.2f}x  (target >= 1.6x on 2 cores)")
+            print(f"throughput 2 workers / 1 worker: {ratio:.2f}x  (target >= 1.6x on 2 cores); "
+                  f"bare CPU loop, 2 processes / 1: {bare_scaling():.2f}x", flush=True)  # fmt: skip
             if not args.skip_multiplied:
                 grown = scratch / f"catalog_x{args.multiplier}"
                 names = multiplied_catalog(BUNDLED_RESOURCES_DIR, domains, args.multiplier, grown)
