@@ -73,18 +73,16 @@ def pss_bytes(pid: str) -> int:
     return 0
 
 
-def process_role(pid: str, group: str) -> str:
+def process_role(pid: str, group: str, parent_role: str | None) -> str:
     """The deployment's role of a process: its recorded process group, with the code servers
     (`dagster api grpc`) and the run orchestrators they start (one per run) told apart."""
+    if parent_role == "code servers":
+        return "run orchestrators"
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return group
-    if b"spawn_main" in command and group == "daemon":
-        return "run orchestrators"
-    if b"grpc" in command:
-        return "code servers"
-    return group
+    return "code servers" if b"grpc" in command else group
 
 
 class ClusterSampler:
@@ -125,10 +123,11 @@ class ClusterSampler:
             except (OSError, IndexError, ValueError):
                 continue
             alive.add(pid)
-            group = self.groups.get(pgid) or self._roles.get(str(ppid), "other")
+            parent_role = self._roles.get(str(ppid))
+            group = self.groups.get(pgid) or parent_role or "other"
             if pid not in self._roles or group in ("daemon", "webserver"):
                 # a forked process shows its parent's command until it executes its own: ask again
-                self._roles[pid] = process_role(pid, group)
+                self._roles[pid] = process_role(pid, group, parent_role)
             if pid not in self._first:
                 # born while sampling: everything it used counts
                 self._first[pid] = (own, children) if first else (0.0, 0.0)
