@@ -138,11 +138,11 @@ def _module_digest(module: str) -> str:
 
 
 # Import statements, found by their text rather than by parsing the module: every process that
-# loads the definitions (each run's orchestrator, each worker) computes the versions, and `ast.parse`
-# of the whole project took ~1 s of it. A statement starts a line (any indentation: lazy imports
-# count); a parenthesized name list may span lines. A match inside a string only adds a module,
-# which at worst widens a version; tests/catalog/test_code_versions.py checks the result equals the
-# parsed one on every project module.
+# loads the definitions (each run's orchestrator, each worker) computes the versions, and parsing
+# the whole project made importing the definitions take 2.2 s instead of 1.5 s. A statement starts
+# a line (any indentation: lazy imports count); a parenthesized name list may span lines. A match
+# inside a string only adds a module, which at worst widens a version; tests/core/test_code_versions.py
+# checks the scan finds every import parsing finds, and nothing but statements written in strings.
 IMPORT_STATEMENT = re.compile(
     r"^[ \t]*(?:import[ \t]+(?P<modules>[\w. \t,]+)"
     r"|from[ \t]+(?P<base>\.*[\w.]*)[ \t]+import[ \t]+(?:\((?P<grouped>[^)]*)\)|(?P<names>[\w. \t,*]+)))",
