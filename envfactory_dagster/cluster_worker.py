@@ -1,6 +1,7 @@
 """The Celery app of a cluster's workers (`dagster-celery worker start -A envfactory_dagster.cluster_worker`):
 dagster-celery's app and tasks, with one change to the step task: each worker process keeps one
-Dagster instance, with pooled database connections, for every step it runs.
+Dagster instance for every step it runs (its storages pool their connections:
+envfactory_dagster/cluster_storage.py).
 
 Why: dagster-celery's step task opens a new instance per step, and dagster-postgres opens a new
 connection per query outside the webserver (SQLAlchemy's NullPool): every event a step writes is a
@@ -26,26 +27,15 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
-# A connection is kept open between steps; one more may open while it is in use (the run storage
-# and the event storage each hold their own pool). Connections older than an hour are replaced.
-POOL_RECYCLE_S = 3600
-POOL_MAX_OVERFLOW = 1
-
 app = make_app()
 _instances: dict[str, DagsterInstance] = {}  # by serialized InstanceRef (it holds dicts: not hashable)
 
 
 def worker_instance(ref: InstanceRef) -> DagsterInstance:
-    """The instance of `ref` for every step this process runs, holding its database connections.
-
-    Statement timeout 0 (none): a step's writes must not be cut off the way a webserver's reads are."""
+    """The instance of `ref` for every step this process runs (and with it, its kept connections)."""
     key = serialize_value(ref)
     if key not in _instances:
-        instance = DagsterInstance.from_ref(ref)
-        instance.optimize_for_webserver(
-            statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=POOL_MAX_OVERFLOW
-        )
-        _instances[key] = instance
+        _instances[key] = DagsterInstance.from_ref(ref)
     return _instances[key]
 
 
@@ -57,9 +47,7 @@ def execute_plan(self, execute_step_args_packed: dict, executable_dict: dict) ->
     recon_job = ReconstructableJob.from_dict(executable_dict)
     dagster_run = instance.get_run_by_id(execute_step_args.run_id)
     if dagster_run is None:
-        raise ValueError(
-            f"run {execute_step_args.run_id} is not in the instance {execute_step_args.instance_ref}"
-        )
+        raise ValueError(f"run {execute_step_args.run_id} is not in this cluster's Dagster instance")
     step_keys = ", ".join(execute_step_args.step_keys_to_execute or [])
     execution_plan = create_execution_plan(
         recon_job,

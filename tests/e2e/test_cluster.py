@@ -297,13 +297,9 @@ def test_the_cluster_instance_reuses_its_database_connections(
 
     for key in (
         "DAGSTER_HOME",
-        "DAGSTER_PG_USERNAME",
-        "DAGSTER_PG_PASSWORD",
-        "DAGSTER_PG_HOST",
-        "DAGSTER_PG_PORT",
+        *(f"DAGSTER_PG_{part}" for part in ("USERNAME", "PASSWORD", "HOST", "PORT", "DB")),
     ):
         monkeypatch.setenv(key, cluster[key])
-    monkeypatch.setenv("DAGSTER_PG_DB", cluster["DAGSTER_PG_DB"])
 
     def connections_for_reads(run_storage: object, event_storage: object) -> int:
         opened = []
@@ -321,5 +317,6 @@ def test_the_cluster_instance_reuses_its_database_connections(
     url = instance.run_storage.postgres_url
     unpooled = PostgresRunStorage(url), PostgresEventLogStorage(url)
     assert connections_for_reads(*unpooled) >= 20  # one or more per read
-    # a Celery worker process keeps one instance for every step it runs
+    # a Celery worker process keeps one instance, on the pooled storage, for every step it runs
     assert worker_instance(instance.get_ref()) is worker_instance(instance.get_ref())
+    assert isinstance(worker_instance(instance.get_ref()).event_log_storage, PooledPostgresEventLogStorage)
