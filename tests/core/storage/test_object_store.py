@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from envfactory_dagster.storage.duckdb_catalog import connect, query, refresh
 from envfactory_dagster.storage.export_files import export_directory, replace_directory
 from envfactory_dagster.storage.object_store import filesystem
 from envfactory_dagster.storage.partition_store import PartitionStore
-from tests.core.storage.test_partition_store import frame
+from tests.core.storage.test_partition_store import frame, start_writing_forever
 from tests.local_s3 import s3_server
 
 BUCKET = "envfactory-test"
@@ -63,7 +62,7 @@ def test_a_partition_another_process_writes_is_seen_at_once(s3_home: str) -> Non
     store.write("things", "commerce", frame("commerce", 1))
     assert store.domains("things") == ["commerce"]  # lists (and would cache) the asset's prefix
     script = f"from envfactory_dagster.storage.partition_store import PartitionStore\n" \
-             f"from tests.core.storage.test_partition_store import frame\n" \
+             f"from tests.core.storage.test_partition_store import frame, start_writing_forever\n" \
              f"PartitionStore({s3_home!r}).write('things', 'travel', frame('travel', 2))"  # fmt: skip
     subprocess.run([sys.executable, "-c", script], check=True, env=os.environ.copy())
     assert store.domains("things") == ["commerce", "travel"]
@@ -73,18 +72,7 @@ def test_a_partition_another_process_writes_is_seen_at_once(s3_home: str) -> Non
 def test_sigkill_while_uploading_keeps_a_whole_version(s3_home: str) -> None:
     store = PartitionStore(s3_home)
     store.write("things", "travel", frame("travel", 4, "previous"))
-    script = textwrap.dedent(
-        f"""
-        import pandas as pd
-        from envfactory_dagster.storage.partition_store import PartitionStore
-        big = pd.DataFrame({{"id": [str(i) for i in range(2_000_000)], "domain": "travel", "tag": "partial"}})
-        print("writing", flush=True)
-        while True:
-            PartitionStore({s3_home!r}).write("things", "travel", big)
-        """
-    )
-    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert writer.stdout.readline().strip() == "writing"
+    writer = start_writing_forever(s3_home, rows=2_000_000)
     time.sleep(1.5)  # serializing or uploading
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(10)

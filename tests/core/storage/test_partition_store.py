@@ -87,22 +87,29 @@ def test_concurrent_partitions_never_corrupt_each_other(tmp_path: Path) -> None:
         assert len(back) == 214 and set(back["domain"]) == {domain} and set(back["tag"]) == {"r14"}
 
 
-def test_sigkill_while_writing_keeps_the_previous_version(tmp_path: Path) -> None:
-    store = PartitionStore(str(tmp_path))
-    store.write("things", "travel", frame("travel", 4, "previous"))
-    # A writer of a large partition, killed with SIGKILL while it writes.
+def start_writing_forever(home: str, rows: int) -> subprocess.Popen:
+    """A process writing partition things/travel of `rows` rows (tag `partial`) to `home` over and
+    over; returns once it has built the frame and starts writing."""
     script = textwrap.dedent(
         f"""
         import pandas as pd
         from envfactory_dagster.storage.partition_store import PartitionStore
-        big = pd.DataFrame({{"id": [str(i) for i in range(3_000_000)], "domain": "travel", "tag": "partial"}})
+        big = pd.DataFrame({{"id": [str(i) for i in range({rows})], "domain": "travel", "tag": "partial"}})
         print("writing", flush=True)
         while True:
-            PartitionStore({str(tmp_path)!r}).write("things", "travel", big)
+            PartitionStore({home!r}).write("things", "travel", big)
         """
     )
     writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "writing"
+    return writer
+
+
+def test_sigkill_while_writing_keeps_the_previous_version(tmp_path: Path) -> None:
+    store = PartitionStore(str(tmp_path))
+    store.write("things", "travel", frame("travel", 4, "previous"))
+    # A writer of a large partition, killed with SIGKILL while it writes.
+    writer = start_writing_forever(str(tmp_path), rows=3_000_000)
     partition_dir = tmp_path / "things" / "domain=travel"
     deadline = time.monotonic() + 30
     while not any(p.name.endswith(".tmp") for p in partition_dir.iterdir()):  # it is mid-write
