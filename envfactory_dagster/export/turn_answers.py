@@ -107,6 +107,29 @@ def short(value: Any) -> str:
     return f'"{text}"' if " " in text else text
 
 
+# Unit suffixes of field names (`estimated_moving_time_s`, `distance_m`): said after the number
+# ("estimated moving time 203 s"), not as a word of the label ("estimated moving time s 203").
+UNIT_SUFFIXES = {"s": "s", "ms": "ms", "m": "m", "km": "km", "kg": "kg", "pct": "%", "percent": "%"}
+
+
+def unit_split(label: str, value: Any) -> tuple[str, str | None]:
+    """(label without a unit suffix, the unit) for a number whose field words end in a unit."""
+    head, _, last = label.rpartition(" ")
+    if head and last in UNIT_SUFFIXES and isinstance(value, int | float) and not isinstance(value, bool):
+        return head, UNIT_SUFFIXES[last]
+    return label, None
+
+
+def with_unit(value: Any, unit: str | None) -> str:
+    return f"{short(value)}{'' if unit == '%' else ' '}{unit}" if unit else short(value)
+
+
+def field_phrase(label: str, value: Any) -> str:
+    """`label value` as the answer says it, a unit after its number."""
+    label, unit = unit_split(label, value)
+    return f"{label} {with_unit(value, unit)}"
+
+
 def label_of(row: Mapping[str, Any]) -> str | None:
     for name in LABEL_FIELDS:
         value = row.get(name)
@@ -304,7 +327,7 @@ def plural(entity: str) -> str:
 
 
 def render_fact(fact: Fact, rng: random.Random) -> str:
-    fields = ", ".join(f"{name} {short(value)}" for name, value in fact.fields)
+    fields = ", ".join(field_phrase(name, value) for name, value in fact.fields)
     values = {
         "entity": fact.entity,
         "Entity": fact.entity[:1].upper() + fact.entity[1:],
@@ -325,9 +348,11 @@ def render_fact(fact: Fact, rng: random.Random) -> str:
         kind = "changed_bare"
     elif kind == "changed":
         style = rng.choice(CHANGE_STYLES)
-        values["changes"] = "; ".join(
-            style.format(field=f, old=short(old), new=short(new)) for f, old, new in fact.changes
-        )
+        changes = []
+        for label, old, new in fact.changes:
+            head, unit = unit_split(label, new)
+            changes.append(style.format(field=head, old=with_unit(old, unit), new=with_unit(new, unit)))
+        values["changes"] = "; ".join(changes)
     return rng.choice(PHRASES[kind]).format(**values)
 
 

@@ -5,6 +5,7 @@ when its answer passes the check."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,8 +15,11 @@ import pytest
 
 from envfactory_dagster.export.turn_answers import (
     AnswerJob,
+    Fact,
     answer_problems,
+    field_phrase,
     reference,
+    render_fact,
     short,
     template_answer,
     write_answers,
@@ -159,3 +163,17 @@ def test_enum_values_are_said_in_words_and_ids_stay_verbatim() -> None:
     assert reference({"id": "ord_0001", "status": "ready_to_ship"}) == "ord_0001 (ready to ship)"
     assert short("DESK_REJECT") == "desk reject" and short("PENDING") == "pending"
     assert short("ord_0001") == "ord_0001" and short("USD") == "USD"
+
+
+def test_a_unit_suffix_is_said_after_its_number() -> None:
+    fact = Fact(
+        "shown", "route", ref="strava_rou_0007", fields=[("estimated moving time s", 203), ("name s", "x")]
+    )
+    answer = render_fact(fact, random.Random(0))
+    assert "estimated moving time 203 s" in answer and "moving time s" not in answer
+    assert "name s x" in answer  # not a number: the label is left as it is
+    changed = Fact("changed", "route", ref="strava_rou_0007", changes=[("distance m", 3.5, 4)])
+    assert "distance" in render_fact(changed, random.Random(0)) and "4 m" in render_fact(
+        changed, random.Random(0)
+    )
+    assert field_phrase("completion pct", 40) == "completion 40%"
