@@ -9,14 +9,15 @@ Everything runs on 127.0.0.1 and is stopped at the end: moto's S3 server (the da
 with `--home local` a directory every worker of this machine shares instead, so the figures leave
 out moto, a Python server that stands in for a remote store and takes its CPU from the same two
 cores as the workers), and per configuration a fresh `deploy/cluster.sh` deployment (Redis,
-Postgres, webserver, daemon, N Celery workers with one task at a time each). Runs are submitted
-through the webserver's GraphQL API, one per domain, all at once; wall time is from the first
-submission to the last run's end. Worker memory: the proportional set size (PSS: shared pages split
-between the processes sharing them) of each worker's process group, sampled every second; beside it
-the CPU seconds each part of the deployment used (see ClusterSampler), to show what the workers
-share the two cores with. Baseline of the ratio: the machine's own, a pure-Python loop in 1 and 2
-processes (no I/O, nothing shared), measured in the same invocation. The 2-worker run of the
-bundled catalog is the baseline of the multiplied catalog (same deployment shape, same run).
+Postgres, one code server, webserver, daemon, N Celery workers with one task at a time each). Runs
+are submitted through the webserver's GraphQL API, one per domain, all at once; wall time is from
+the first submission to the last run's end. Worker memory: the peak proportional set size (PSS: shared pages
+split between the processes sharing them) of each worker's process group, read whenever its RSS
+grows; beside it the CPU seconds each part of the deployment used (see ClusterSampler), to show
+what the workers share the two cores with. Baseline of the ratio: the machine's own, a
+pure-Python loop in 1 and 2 processes (no I/O, nothing shared), measured in the same invocation.
+The 2-worker run of the bundled catalog is the baseline of the multiplied catalog (same deployment
+shape, same run).
 Needs the `cluster` extra, moto, and Debian's redis-server and postgresql (deploy/cluster.sh install).
 """
 
@@ -54,21 +55,32 @@ MIB = 1024 * 1024
 
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-SAMPLE_EVERY_S = 1.0  # the sampler reads every process of the machine: its own CPU counts as `other`
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_EVERY_S = 1.0
+# Reading PSS walks a process's page tables: 34 ms of CPU for a 1.5 GiB worker, measured. Read every
+# second for each worker process, that took 10-20 s of CPU from the two cores the workers share
+# in a 2-worker run. RSS is free in /proc/PID/stat, so PSS is read only when a worker's RSS has grown
+# this much past its RSS at the last PSS read (peak PSS is then at most this share low).
+PSS_READ_GROWTH = 0.02
 
 
-def process_stat(pid: str) -> tuple[int, int, float, float]:
+def process_stat(pid: str) -> tuple[int, int, float, float, int]:
     """(parent pid, process group, CPU seconds used by the process, CPU seconds of its children that
-    ended and were waited for) from /proc/PID/stat."""
+    ended and were waited for, resident bytes) from /proc/PID/stat."""
     # the command name (field 2) may hold spaces: split after its closing parenthesis
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
     children = (int(fields[13]) + int(fields[14])) / TICKS_PER_SECOND
-    return int(fields[1]), int(fields[2]), own, children
+    return int(fields[1]), int(fields[2]), own, children, int(fields[21]) * PAGE_BYTES
 
 
 def pss_bytes(pid: str) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+    """The process's PSS; 0 if it has ended."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in rollup.splitlines():
         if line.startswith("Pss:"):
             return int(line.split()[1]) * 1024
     return 0
@@ -91,38 +103,45 @@ class ClusterSampler:
     shared pages split between the processes sharing them) of each Celery worker's process group,
     and the CPU seconds each role of the deployment used while sampling.
 
-    Roles: the recorded process groups (workers, daemon, webserver, redis, postgres), code servers,
-    run orchestrators; a process outside them has its parent's role (a Postgres backend starts a
-    session of its own), else `other` (this benchmark, moto). CPU is read from the processes alive
-    at the end: their own, plus that of their children which ended (the kernel adds it to the parent
-    that waits for them; it counts for the role those children had), so a short-lived process such
-    as a Postgres backend per connection is counted in full."""
+    PSS is read when the group's RSS passes, by PSS_READ_GROWTH, what it was at the last read (see
+    there). Roles: the recorded process groups (workers, daemon, webserver, code server, redis,
+    postgres), run orchestrators (started by the code server, one per run), `benchmark` (this
+    process: the sampler and the run polling); a process outside them has its parent's role (a
+    Postgres backend starts a session of its own), else `other` (moto, the rest of the machine).
+    CPU is read from the processes alive at the end: their own, plus that of their children which
+    ended (the kernel adds it to the parent that waits for them; it counts for the role those
+    children had), so a short-lived process such as a Postgres backend per connection is counted
+    in full."""
 
     def __init__(self, state: Path) -> None:
         self.groups = {int(path.read_text()): path.stem for path in (state / "run").glob("*.pid")}
         self.workers = sorted(name for name in self.groups.values() if name.startswith("worker-"))
         self.peak = dict.fromkeys(self.workers, 0)
+        self.pss_reads = 0
+        self._rss_at_read = dict.fromkeys(self.workers, 0)
         self._first: dict[str, tuple[float, float]] = {}  # pid -> (own, children) CPU when first seen
         self._last: dict[str, tuple[float, float]] = {}  # pid -> the same at its last sample
-        self._roles: dict[str, str] = {}
+        self._roles: dict[str, str] = {str(os.getpid()): "benchmark"}
         self._child_roles: dict[str, str] = {}  # pid -> the role of its children
         self._alive: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample_once(self, first: bool) -> None:
-        pss = dict.fromkeys(self.workers, 0)
+        members: dict[str, list[str]] = {name: [] for name in self.workers}
+        rss = dict.fromkeys(self.workers, 0)
         alive = set()
         for entry in sorted(Path("/proc").iterdir(), key=lambda e: (len(e.name), e.name)):  # parents first
             pid = entry.name
             if not pid.isdigit():
                 continue
             try:
-                ppid, pgid, own, children = process_stat(pid)
-                if pgid in self.groups and self.groups[pgid] in pss:
-                    pss[self.groups[pgid]] += pss_bytes(pid)
+                ppid, pgid, own, children, resident = process_stat(pid)
             except (OSError, IndexError, ValueError):
                 continue
+            if self.groups.get(pgid) in rss:
+                members[self.groups[pgid]].append(pid)
+                rss[self.groups[pgid]] += resident
             alive.add(pid)
             parent_role = self._roles.get(str(ppid))
             group = self.groups.get(pgid) or parent_role or "other"
@@ -135,8 +154,11 @@ class ClusterSampler:
             self._child_roles[str(ppid)] = self._roles[pid]
             self._last[pid] = (own, children)
         self._alive = alive
-        for name, total in pss.items():
-            self.peak[name] = max(self.peak[name], total)
+        for name, pids in members.items():
+            if rss[name] > self._rss_at_read[name] * (1 + PSS_READ_GROWTH):
+                self._rss_at_read[name] = rss[name]
+                self.pss_reads += 1
+                self.peak[name] = max(self.peak[name], sum(pss_bytes(pid) for pid in pids))
 
     def _sample(self) -> None:
         self._sample_once(first=True)
@@ -199,6 +221,7 @@ def deployment(workers: int, resources_dir: Path, home: str, s3_env: dict[str, s
         "ENVFACTORY_REDIS_PORT": str(free_port()),
         "ENVFACTORY_PG_PORT": str(free_port()),
         "ENVFACTORY_WEBSERVER_PORT": str(free_port()),
+        "ENVFACTORY_CODE_SERVER_PORT": str(free_port()),
     }
     env.pop("ENVFACTORY_LLM_MODEL", None)
     script = ["bash", str(REPO / "deploy" / "cluster.sh")]
@@ -250,7 +273,7 @@ def compare_workers(
     failed += not_ok
     peaks = ", ".join(f"{name} {peak / MIB:.0f}" for name, peak in sampler.peak.items())
     print(f"  {workers} worker(s): {steps} steps in {wall:7.1f} s ({60 * steps / wall:5.1f} steps/min); "
-          f"peak PSS per worker (MiB): {peaks}", flush=True)  # fmt: skip
+          f"peak PSS per worker (MiB): {peaks} ({sampler.pss_reads} PSS reads)", flush=True)  # fmt: skip
     cpu = sampler.cpu_by_role()
     print(
         f"    CPU s by process ({sum(cpu.values()):.0f} of {os.cpu_count() * wall:.0f} the cores had): "

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # A Dagster cluster on this machine: Redis (the Celery broker), PostgreSQL (the Dagster instance),
-# N Celery workers, dagster-webserver and dagster-daemon. Each process starts in its own session;
+# N Celery workers, one code server, dagster-webserver and dagster-daemon. Each process starts in its own session;
 # `stop` ends each one by the process id recorded at start (its process group), nothing else.
 #
 #   deploy/cluster.sh install              Debian's redis-server and postgresql, if missing
 #   deploy/cluster.sh start [--workers N]  start everything, then print how to use it
 #   deploy/cluster.sh status               which recorded processes are alive
-#   deploy/cluster.sh stop                 stop them (webserver, daemon, workers, Redis, Postgres)
+#   deploy/cluster.sh stop                 stop them (webserver, daemon, code server, workers, Redis,
+#                                          Postgres)
 #
 # Settings (environment):
 #   ENVFACTORY_HOME            the data home every worker shares, e.g. s3://bucket/prefix
@@ -14,6 +15,7 @@
 #   ENVFACTORY_CLUSTER_DIR     state: database files, logs, pids, env file (~/.envfactory/cluster)
 #   ENVFACTORY_WORKERS         Celery workers, one task at a time each (2)
 #   ENVFACTORY_REDIS_PORT / ENVFACTORY_PG_PORT / ENVFACTORY_WEBSERVER_PORT   (6379 / 5432 / 3000)
+#   ENVFACTORY_CODE_SERVER_PORT  the code server's gRPC port (4000)
 #   ENVFACTORY_LLM_POOL_LIMIT  steps that may call the LLM at once, across all workers (4)
 #   ENVFACTORY_LOCATION_TIMEOUT  seconds `start` waits for the code location to load (300)
 #   PYTHON                     the environment's python (the repo's .venv/bin/python)
@@ -25,6 +27,7 @@ WORKERS="${ENVFACTORY_WORKERS:-2}"
 REDIS_PORT="${ENVFACTORY_REDIS_PORT:-6379}"
 PG_PORT="${ENVFACTORY_PG_PORT:-5432}"
 WEB_PORT="${ENVFACTORY_WEBSERVER_PORT:-3000}"
+CODE_PORT="${ENVFACTORY_CODE_SERVER_PORT:-4000}"
 LLM_POOL_LIMIT="${ENVFACTORY_LLM_POOL_LIMIT:-4}"
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 BIN="$(dirname "$PYTHON")"
@@ -32,7 +35,8 @@ export PATH="$BIN:$PATH"  # dagster-celery starts `celery` by name
 PG_USER=envfactory
 PG_DB=dagster
 # Stopped in this order: nothing new is launched while the workers finish, the databases go last.
-SERVICES_STOP_ORDER="webserver daemon worker-* redis postgres"
+# The code server goes with its runs' orchestrators (its children, in its process group).
+SERVICES_STOP_ORDER="webserver daemon code-server worker-* redis postgres"
 
 # The command prefix that runs a PostgreSQL program as its user (setpriv execs: the pid is kept).
 AS_PG=()
@@ -184,6 +188,8 @@ export ENVFACTORY_CELERY_BROKER='redis://127.0.0.1:$REDIS_PORT/0'
 export ENVFACTORY_CELERY_BACKEND='redis://127.0.0.1:$REDIS_PORT/1'
 export ENVFACTORY_HOME='${ENVFACTORY_HOME:-$HOME/.envfactory}'
 export ENVFACTORY_WEBSERVER='http://127.0.0.1:$WEB_PORT'
+export ENVFACTORY_CODE_SERVER_HOST='127.0.0.1'
+export ENVFACTORY_CODE_SERVER_PORT='$CODE_PORT'
 EOF
   )
   # shellcheck disable=SC1091
@@ -230,6 +236,15 @@ start() {
     die "dagster instance migrate failed: $STATE/logs/migrate.log"
   "$BIN/dagster" instance concurrency set llm "$LLM_POOL_LIMIT" >>"$STATE/logs/migrate.log" 2>&1
 
+  # One code server for the webserver and the daemon (deploy/workspace.yaml): left to itself, each
+  # starts its own, and the daemon replaces its one every 60 s (a fresh interpreter importing the
+  # definitions). This one also starts each run's orchestrator. Every run's orchestrator is a fresh
+  # interpreter: the project's bytecode is compiled once here, which a PYTHONDONTWRITEBYTECODE
+  # environment would otherwise redo in each of them.
+  "$PYTHON" -m compileall -q "$REPO/envfactory_dagster" "$REPO/assets" "$REPO/resources" >/dev/null ||
+    say "warning: could not write the project's bytecode (read-only checkout?); each run compiles it"
+  (cd "$REPO" && launch code-server "$BIN/dagster" api grpc -m envfactory_dagster.cluster_definitions \
+    --location-name envfactory -h 127.0.0.1 -p "$CODE_PORT" -d "$REPO" --log-level warning)
   local i
   for i in $(seq 1 "$WORKERS"); do
     (cd "$REPO" && launch "worker-$i" "$BIN/dagster-celery" worker start -A envfactory_dagster.cluster_worker \
@@ -240,9 +255,11 @@ start() {
   for i in $(seq 1 "$WORKERS"); do
     wait_for "worker-$i" 180 grep -q "w$i@.* ready" "$STATE/logs/worker-$i.log"
   done
+  # It listens once it has imported the definitions.
+  wait_for code-server 180 bash -c "echo >/dev/tcp/127.0.0.1/$CODE_PORT"
   wait_for "webserver" 180 http_ok "http://127.0.0.1:$WEB_PORT/server_info"
   wait_for_location "http://127.0.0.1:$WEB_PORT" "${ENVFACTORY_LOCATION_TIMEOUT:-300}"
-  say "$WORKERS worker(s), webserver http://127.0.0.1:$WEB_PORT, daemon; data home $ENVFACTORY_HOME"
+  say "$WORKERS worker(s), code server :$CODE_PORT, webserver http://127.0.0.1:$WEB_PORT, daemon; data home $ENVFACTORY_HOME"
   say "use it from a shell: source $STATE/env"
 }
 

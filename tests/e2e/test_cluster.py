@@ -120,6 +120,7 @@ def cluster(
             "ENVFACTORY_REDIS_PORT": str(free_port()),
             "ENVFACTORY_PG_PORT": str(free_port()),
             "ENVFACTORY_WEBSERVER_PORT": str(free_port()),
+            "ENVFACTORY_CODE_SERVER_PORT": str(free_port()),
             # one `llm` slot for the whole instance: the two runs' LLM steps must take turns
             "ENVFACTORY_LLM_POOL_LIMIT": "1",
         }
