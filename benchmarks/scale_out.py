@@ -62,6 +62,7 @@ SAMPLE_EVERY_S = 1.0
 # in a 2-worker run. RSS is free in /proc/PID/stat, so PSS is read only when a worker's RSS has grown
 # this much past its RSS at the last PSS read (peak PSS is then at most this share low).
 PSS_READ_GROWTH = 0.02
+OTHER_NAMED_FROM_S = 5.0  # CPU seconds of `other` from which its largest users are printed
 
 
 def process_stat(pid: str) -> tuple[int, int, float, float, int]:
@@ -84,6 +85,15 @@ def pss_bytes(pid: str) -> int:
         if line.startswith("Pss:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def process_command(pid: str) -> str:
+    """The start of a process's command line (a kernel thread's name in brackets)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        return command.decode(errors="replace")[:60] or f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"
+    except OSError:
+        return "ended"
 
 
 def process_role(pid: str, group: str, parent_role: str | None) -> str:
@@ -165,16 +175,28 @@ class ClusterSampler:
         while not self._stop.wait(SAMPLE_EVERY_S):
             self._sample_once(first=False)
 
-    def cpu_by_role(self) -> dict[str, float]:
-        """CPU seconds per role used while sampling, largest first."""
-        totals: dict[str, float] = {}
+    def _used(self) -> Iterator[tuple[str, str, float]]:
+        """(role, what, CPU seconds) of each process alive at the end, then of its ended children."""
         for pid in self._alive:
             (own_0, children_0), (own, children) = self._first[pid], self._last[pid]
             role = self._roles[pid]
-            totals[role] = totals.get(role, 0.0) + own - own_0
-            child_role = self._child_roles.get(pid, role)
-            totals[child_role] = totals.get(child_role, 0.0) + children - children_0
+            yield role, pid, own - own_0
+            yield self._child_roles.get(pid, role), f"children of {pid}", children - children_0
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds per role used while sampling, largest first."""
+        totals: dict[str, float] = {}
+        for role, _, seconds in self._used():
+            totals[role] = totals.get(role, 0.0) + seconds
         return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    def largest_other(self, count: int = 3) -> list[tuple[str, float]]:
+        """The largest CPU users counted as `other` (a process, or the ended children of one), each
+        named by its command: what else took the cores."""
+        used = sorted(
+            ((what, seconds) for role, what, seconds in self._used() if role == "other"), key=lambda u: -u[1]
+        )
+        return [(f"{what} ({process_command(what.split()[-1])})", seconds) for what, seconds in used[:count]]
 
     def __enter__(self) -> ClusterSampler:
         self._thread.start()
@@ -198,9 +220,13 @@ def bare_scaling(iterations: int = 30_000_000, repeats: int = 3) -> float:
     context = multiprocessing.get_context("fork")
 
     def seconds(processes: int) -> float:
+        # plain processes: a Pool's exit (terminate) hung once here, a worker waiting on a queue lock
         started = time.perf_counter()
-        with context.Pool(processes) as pool:
-            pool.map(spin, [iterations] * processes)
+        spinners = [context.Process(target=spin, args=(iterations,)) for _ in range(processes)]
+        for spinner in spinners:
+            spinner.start()
+        for spinner in spinners:
+            spinner.join()
         return time.perf_counter() - started
 
     return statistics.median(2 * seconds(1) / seconds(2) for _ in range(repeats))
@@ -280,6 +306,9 @@ def compare_workers(
         + ", ".join(f"{role} {seconds:.0f}" for role, seconds in cpu.items() if seconds >= 0.5),
         flush=True,
     )
+    if cpu.get("other", 0.0) >= OTHER_NAMED_FROM_S:
+        named = "; ".join(f"{what} {seconds:.0f}" for what, seconds in sampler.largest_other())
+        print(f"    other, largest: {named}", flush=True)
     return wall, steps
 
 

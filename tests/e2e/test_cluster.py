@@ -321,3 +321,34 @@ def test_the_cluster_instance_reuses_its_database_connections(
     # a Celery worker process keeps one instance, on the pooled storage, for every step it runs
     assert worker_instance(instance.get_ref()) is worker_instance(instance.get_ref())
     assert isinstance(worker_instance(instance.get_ref()).event_log_storage, PooledPostgresEventLogStorage)
+
+
+LOCATION_METADATA = (
+    "{ workspaceOrError { ... on Workspace { locationEntries { name displayMetadata { key value } } } } }"
+)
+
+
+def test_one_code_server_serves_the_webserver_and_the_daemon(cluster: dict, submitted: list[str]) -> None:
+    """deploy/workspace.yaml points both at the code server cluster.sh starts, which also started the
+    runs: neither starts a code server of its own (the daemon would replace its own every 60 s)."""
+    run_dir = Path(cluster["ENVFACTORY_CLUSTER_DIR"]) / "run"
+    group_of = {
+        int((run_dir / f"{name}.pid").read_text()): name for name in ("webserver", "daemon", "code-server")
+    }
+    code_servers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pgid = int(stat.read_text().rsplit(")", 1)[1].split()[2])
+            command = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # ended while we looked
+        if pgid in group_of and b"api" in command and b"grpc" in command:  # `dagster api grpc`
+            code_servers.append(group_of[pgid])
+    assert code_servers == ["code-server"]
+    entries = graphql(cluster["ENVFACTORY_WEBSERVER"], LOCATION_METADATA)["workspaceOrError"][
+        "locationEntries"
+    ]
+    assert [
+        ({item["key"]: item["value"] for item in entry["displayMetadata"]}.get("port"), entry["name"])
+        for entry in entries
+    ] == [(cluster["ENVFACTORY_CODE_SERVER_PORT"], "envfactory")]
