@@ -98,13 +98,16 @@ def process_command(pid: str) -> str:
 
 def process_role(pid: str, group: str, parent_role: str | None) -> str:
     """The deployment's role of a process: its recorded process group, with the code servers
-    (`dagster api grpc`) and the run orchestrators they start (one per run) told apart."""
+    (`dagster api grpc`), the run orchestrators they start (one per run) and moto's S3 server told
+    apart."""
     if parent_role == "code servers":
         return "run orchestrators"
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return group
+    if b"moto.server" in command:
+        return "moto"
     return "code servers" if b"grpc" in command else group
 
 
@@ -115,9 +118,10 @@ class ClusterSampler:
 
     PSS is read when the group's RSS passes, by PSS_READ_GROWTH, what it was at the last read (see
     there). Roles: the recorded process groups (workers, daemon, webserver, code server, redis,
-    postgres), run orchestrators (started by the code server, one per run), `benchmark` (this
-    process: the sampler and the run polling); a process outside them has its parent's role (a
-    Postgres backend starts a session of its own), else `other` (moto, the rest of the machine).
+    postgres), run orchestrators (started by the code server, one per run), `moto` (the S3 server
+    of `--home s3`), `benchmark` (this process: the sampler and the run polling); a process outside
+    them has its parent's role (a Postgres backend starts a session of its own), else `other` (the
+    rest of the machine).
     CPU is read from the processes alive at the end: their own, plus that of their children which
     ended (the kernel adds it to the parent that waits for them; it counts for the role those
     children had), so a short-lived process such as a Postgres backend per connection is counted
