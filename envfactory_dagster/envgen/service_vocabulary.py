@@ -40,6 +40,8 @@ VERBS = word_set(
     "runs works looks finds reads writes adds removes cancels closes opens sets gets puts holds"
 )
 KEEP_ED = word_set("need speed feed seed bed shed")
+# the words after which a description's first word is its verb ("Rename a watchlist")
+DETERMINERS = word_set("a an the all one every each your its their this that these those some any my our")
 _CLAUSE = re.compile(r"[.;:,()!?\n\"]|\s[-–—]\s")
 MIN_WORD = 3
 
@@ -68,10 +70,12 @@ class ServiceVocabulary:
 
     def __init__(self, spec: EnvSpec) -> None:
         self.spec = spec
-        # the verbs the tools are named by ("submit" of submit_paper, "restore" of restore_item):
-        # descriptions open with them ("Submit a paper"), and as titles they read as filler
-        # ("Deadline for Submit")
-        self.actions = frozenset(ws[0] for t in spec.tools if (ws := words(t.name)))
+        # the verbs the tools are named by ("submit" of submit_paper, "restore" of restore_item)
+        # and the verbs their descriptions open with ("Rename a watchlist" of update_watchlist):
+        # as titles they read as filler ("Deadline for Submit", a watchlist titled "Rename")
+        self.actions = frozenset(ws[0] for t in spec.tools if (ws := words(t.name))) | frozenset(
+            ws[0] for t in spec.tools if len(ws := words(t.description)) > 1 and ws[1] in DETERMINERS
+        )
 
     @cached_property
     def service_phrases(self) -> list[str]:

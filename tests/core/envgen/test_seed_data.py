@@ -86,6 +86,20 @@ def test_titles_are_made_of_subject_matter_not_tool_verbs_or_the_entity_name() -
             assert first != second, title
 
 
+def test_titles_leave_out_the_verb_a_tool_description_opens_with() -> None:
+    # a tool on orders described as "Rename an order" (its name says another verb): "rename" is no
+    # subject matter either, and a title "Rename Review" names nothing
+    order = next(e for e in EXAMPLE_SPEC.entities if e.name == "Order")
+    tool = next(t for t in EXAMPLE_SPEC.tools if t.entity == "Order" and "rename" not in t.name)
+    tools = [
+        t.model_copy(update={"description": "Rename an order"}) if t is tool else t
+        for t in EXAMPLE_SPEC.tools
+    ]
+    vocabulary = ServiceVocabulary(EXAMPLE_SPEC.model_copy(update={"tools": tools}))
+    titles = {vocabulary.title(random.Random(seed), order) for seed in range(200)}
+    assert len(titles) > 5 and not any("rename" in title.lower().split() for title in titles), titles
+
+
 def test_free_text_never_pairs_a_phrase_with_itself() -> None:
     vocabulary = ServiceVocabulary(EXAMPLE_SPEC)
     for entity in EXAMPLE_SPEC.entities:
