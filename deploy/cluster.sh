@@ -86,7 +86,10 @@ launch() {
   local name="$1"
   shift
   alive "$name" && die "$name is already running (pid $(cat "$STATE/run/$name.pid")); run stop first"
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
+  # A script's background command starts with SIGINT and SIGQUIT ignored (no job control), and
+  # Dagster gives SIGTERM SIGINT's handler: the code server and its runs' orchestrators would ignore
+  # `stop`'s SIGTERM until the SIGKILL 30 s later. env restores the default, as in a terminal.
+  setsid env --default-signal=INT,QUIT "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$STATE/run/$name.pid"
 }
 
