@@ -87,11 +87,21 @@ def pss_bytes(pid: str) -> int:
     return 0
 
 
+def command_line(pid: str) -> bytes:
+    """The process's command line, arguments separated by spaces; empty for a kernel thread or a
+    process that has ended."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+    except OSError:
+        return b""
+
+
 def process_command(pid: str) -> str:
     """The start of a process's command line (a kernel thread's name in brackets)."""
+    if command := command_line(pid):
+        return command.decode(errors="replace")[:60]
     try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
-        return command.decode(errors="replace")[:60] or f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"
+        return f"[{Path(f'/proc/{pid}/comm').read_text().strip()}]"
     except OSError:
         return "ended"
 
@@ -102,10 +112,7 @@ def process_role(pid: str, group: str, parent_role: str | None) -> str:
     apart."""
     if parent_role == "code servers":
         return "run orchestrators"
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return group
+    command = command_line(pid)
     if b"moto.server" in command:
         return "moto"
     return "code servers" if b"grpc" in command else group
@@ -159,8 +166,7 @@ class ClusterSampler:
             alive.add(pid)
             parent_role = self._roles.get(str(ppid))
             group = self.groups.get(pgid) or parent_role or "other"
-            if pid not in self._roles or group in ("daemon", "webserver"):
-                # a forked process shows its parent's command until it executes its own: ask again
+            if pid not in self._roles:
                 self._roles[pid] = process_role(pid, group, parent_role)
             if pid not in self._first:
                 # born while sampling: everything it used counts
